@@ -1,0 +1,363 @@
+// Package store keeps the hub's state in one SQLite file: the event log,
+// contacts, and (as later stages arrive) delivery cursors and the outbox.
+//
+// All writes go through one goroutine that commits whatever has queued up in
+// one transaction (group commit): under load many webhook requests share one
+// fsync, and SQLite never sees two writers. Reads use a separate pool, which
+// WAL mode lets run beside the writer.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrClosed is returned for writes queued after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// BusyTimeout is how long SQLite waits for a lock held by another
+	// process (a backup, the sqlite3 shell) before failing.
+	BusyTimeout time.Duration
+	// MaxBatch caps the write requests one transaction takes, so one commit
+	// never holds the writer for long.
+	MaxBatch int
+	// Synchronous is SQLite's synchronous pragma: "full" (default) makes a
+	// commit survive power loss, "normal" only a crash of the process.
+	Synchronous string
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+}
+
+// Store is the SQLite-backed state of the hub. It is safe for concurrent use.
+type Store struct {
+	path   string
+	writer *sql.DB
+	reader *sql.DB
+	now    func() time.Time
+
+	queue    chan *writeReq
+	maxBatch int
+	closing  chan struct{}
+	done     chan struct{}
+	closeMu  sync.RWMutex // held for reading while queueing, so Close cannot race a send
+	closed   bool
+
+	notifyMu sync.Mutex
+	notify   chan struct{}
+}
+
+// writeReq is one caller's share of a group commit.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
+// Open opens (creating if needed) the SQLite file at path, applies pending
+// migrations and starts the writer.
+func Open(path string, opt Options) (*Store, error) {
+	if opt.BusyTimeout <= 0 {
+		opt.BusyTimeout = 5 * time.Second
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 256
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	syncMode := strings.ToUpper(opt.Synchronous)
+	switch syncMode {
+	case "":
+		syncMode = "FULL"
+	case "FULL", "NORMAL":
+	default:
+		return nil, fmt.Errorf("store: synchronous %q: want full or normal", opt.Synchronous)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: create directory for %s: %w (check store.path and the permissions of its directory)", path, err)
+		}
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", strconv.FormatInt(opt.BusyTimeout.Milliseconds(), 10))
+	q.Set("_foreign_keys", "on")
+	q.Set("_synchronous", syncMode)
+	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never
+	// fails half-way with SQLITE_BUSY on its first write.
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+
+	writer, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	if err := writer.Ping(); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := migrate(writer, opt.Now); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
+	}
+
+	rq := url.Values{}
+	rq.Set("_busy_timeout", strconv.FormatInt(opt.BusyTimeout.Milliseconds(), 10))
+	rq.Set("_query_only", "true")
+	reader, err := sql.Open("sqlite3", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
+	}
+	reader.SetMaxOpenConns(4)
+
+	s := &Store{
+		path:     path,
+		writer:   writer,
+		reader:   reader,
+		now:      opt.Now,
+		queue:    make(chan *writeReq, 1024),
+		maxBatch: opt.MaxBatch,
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		notify:   make(chan struct{}),
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+// Path is the SQLite file the store uses.
+func (s *Store) Path() string { return s.path }
+
+// Close commits what is queued, stops the writer and closes the file.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.closeMu.Unlock()
+	<-s.done
+	return errors.Join(s.reader.Close(), s.writer.Close())
+}
+
+// Write runs fn inside the next group commit and returns once that commit
+// is durable. fn's changes are rolled back alone if fn fails; they are lost
+// with everyone else's if the commit itself fails. fn must not block on
+// anything but the transaction.
+func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.queue <- req:
+		s.closeMu.RUnlock()
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	// Once queued, wait for the outcome even if ctx ends: the caller must
+	// not report failure for something that may still commit.
+	return <-req.done
+}
+
+// Changed returns a channel that is closed at the next commit that added
+// events. Loops that follow the log wait on it instead of polling.
+func (s *Store) Changed() <-chan struct{} {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	return s.notify
+}
+
+func (s *Store) signalChanged() {
+	s.notifyMu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+func (s *Store) writeLoop() {
+	defer close(s.done)
+	batch := make([]*writeReq, 0, s.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case req := <-s.queue:
+			batch = append(batch, req)
+		case <-s.closing:
+			// Drain what was queued before Close; nobody can queue now.
+			for {
+				select {
+				case req := <-s.queue:
+					batch = append(batch, req)
+					if len(batch) == s.maxBatch {
+						s.commit(batch)
+						batch = batch[:0]
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				s.commit(batch)
+			}
+			return
+		}
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case req := <-s.queue:
+				batch = append(batch, req)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch of write requests in one transaction, each inside its
+// own savepoint so that one failing request does not undo the others.
+func (s *Store) commit(batch []*writeReq) {
+	errs := make([]error, len(batch))
+	finish := func(commitErr error) {
+		for i, req := range batch {
+			if errs[i] == nil {
+				errs[i] = commitErr
+			}
+			req.done <- errs[i]
+		}
+	}
+	tx, err := s.writer.Begin()
+	if err != nil {
+		finish(fmt.Errorf("store: begin: %w", err))
+		return
+	}
+	ran := 0
+	for i, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+			errs[i] = fmt.Errorf("store: savepoint: %w", err)
+			continue
+		}
+		if err := req.fn(tx); err != nil {
+			errs[i] = err
+			if _, rerr := tx.Exec("ROLLBACK TO w"); rerr != nil {
+				// The transaction is unusable; fail everyone.
+				tx.Rollback()
+				finish(fmt.Errorf("store: rollback to savepoint: %w", rerr))
+				return
+			}
+		} else {
+			ran++
+		}
+		if _, err := tx.Exec("RELEASE w"); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("store: release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		finish(fmt.Errorf("store: commit: %w", err))
+		return
+	}
+	finish(nil)
+	if ran > 0 {
+		s.signalChanged()
+	}
+}
+
+// Ping checks that the store can commit a write, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO heartbeat (id, at) VALUES (1, ?)
+			ON CONFLICT(id) DO UPDATE SET at = excluded.at`, s.now().UnixMilli())
+		return err
+	})
+}
+
+func migrate(db *sql.DB, now func() time.Time) error {
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	var current int
+	if err := db.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return err
+	}
+	for _, name := range names {
+		base := filepath.Base(name)
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with a number", base)
+		}
+		if version <= current {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+		if _, err := tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			version, base, now().UnixMilli()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// IsFull reports whether err is SQLite's disk-full error, so callers can say
+// so instead of a generic failure.
+func IsFull(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
+}
