@@ -27,11 +27,24 @@ func (s *Store) Append(ctx context.Context, events []sdk.Event) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	// Encode before queueing, on the caller's goroutine: the writer is the
+	// one place that cannot run in parallel. The conversation id and seq
+	// are columns, merged back on read.
+	bodies := make([][]byte, len(events))
+	for i := range events {
+		ev := events[i]
+		ev.Seq, ev.ConversationID, ev.Route = 0, "", nil
+		b, err := json.Marshal(&ev)
+		if err != nil {
+			return 0, fmt.Errorf("store: encode event %s: %w", ev.ID, err)
+		}
+		bodies[i] = b
+	}
 	var added int
 	err := s.Write(ctx, func(tx *sql.Tx) error {
 		added = 0
 		for i := range events {
-			ok, err := appendEvent(tx, &events[i], s.now())
+			ok, err := s.appendEvent(tx, &events[i], bodies[i])
 			if err != nil {
 				return fmt.Errorf("store: append event %s: %w", events[i].ID, err)
 			}
@@ -47,46 +60,44 @@ func (s *Store) Append(ctx context.Context, events []sdk.Event) (int, error) {
 	return added, nil
 }
 
-// appendEvent inserts ev unless its id is already in the log.
-func appendEvent(tx *sql.Tx, ev *sdk.Event, now time.Time) (bool, error) {
-	var exists int
-	err := tx.QueryRow(`SELECT 1 FROM events WHERE id = ?`, ev.ID).Scan(&exists)
-	if err == nil {
-		return false, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return false, err
-	}
-	var contactKey, phoneID sql.NullString
+// appendEvent inserts ev unless its id is already in the log, then records
+// its contact. It runs on the writer goroutine.
+func (s *Store) appendEvent(tx *sql.Tx, ev *sdk.Event, body []byte) (bool, error) {
+	var phoneID, contactKey sql.NullString
 	if ev.Business != nil && ev.Business.PhoneNumberID != "" {
 		phoneID = sql.NullString{String: ev.Business.PhoneNumberID, Valid: true}
 	}
+	var key string
+	known := false
 	if ev.Contact != nil && ev.Contact.Key() != "" {
-		key, err := upsertContact(tx, ev, now)
-		if err != nil {
+		var err error
+		if key, known, err = s.contacts.resolve(tx, ev.Contact.UserID, ev.Contact.WAID); err != nil {
 			return false, fmt.Errorf("contact: %w", err)
 		}
 		contactKey = sql.NullString{String: key, Valid: true}
-		if phoneID.Valid {
-			ev.ConversationID = ConversationID(phoneID.String, key)
+	}
+	conv := ""
+	if key != "" && phoneID.Valid {
+		conv = ConversationID(phoneID.String, key)
+	}
+	var seq int64
+	err := tx.QueryRow(`INSERT INTO events
+		(id, type, occurred_at, received_at, contact_key, conversation_id, phone_number_id, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING seq`,
+		ev.ID, ev.Type, ev.OccurredAt.UnixMilli(), ev.ReceivedAt.UnixMilli(),
+		contactKey, nullString(conv), phoneID, body).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil // a duplicate: its contact was recorded the first time
+	}
+	if err != nil {
+		return false, err
+	}
+	if key != "" {
+		if err := s.recordContact(tx, key, known, ev); err != nil {
+			return false, fmt.Errorf("contact: %w", err)
 		}
 	}
-	ev.Seq = 0
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return false, err
-	}
-	res, err := tx.Exec(`INSERT INTO events
-		(id, type, occurred_at, received_at, contact_key, conversation_id, phone_number_id, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		ev.ID, ev.Type, ev.OccurredAt.UnixMilli(), ev.ReceivedAt.UnixMilli(),
-		contactKey, nullString(ev.ConversationID), phoneID, body)
-	if err != nil {
-		return false, err
-	}
-	if ev.Seq, err = res.LastInsertId(); err != nil {
-		return false, err
-	}
+	ev.Seq, ev.ConversationID = seq, conv
 	return true, nil
 }
 
@@ -104,31 +115,28 @@ func isInbound(typ string) bool {
 	return typ == sdk.TypeMessageReceived || typ == sdk.TypeButtonClicked
 }
 
-// upsertContact finds the customer of ev (by user_id first, as WhatsApp asks,
-// then by wa_id), creates them when new, and records what ev tells about
-// them. It returns the contact's key.
-func upsertContact(tx *sql.Tx, ev *sdk.Event, now time.Time) (string, error) {
+// recordContact creates the contact key (when known is false) or records
+// what ev tells about it.
+func (s *Store) recordContact(tx *sql.Tx, key string, known bool, ev *sdk.Event) error {
 	c := ev.Contact
-	key, err := findContact(tx, c.UserID, c.WAID)
-	if err != nil {
-		return "", err
-	}
 	at := ev.OccurredAt.UnixMilli()
-	if key == "" {
-		key = c.Key()
-		_, err := tx.Exec(`INSERT INTO contacts (key, wa_id, user_id, name, username, first_seen_at, updated_at)
+	now := s.now().UnixMilli()
+	if !known {
+		if _, err := tx.Exec(`INSERT INTO contacts (key, wa_id, user_id, name, username, first_seen_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			key, nullString(c.WAID), nullString(c.UserID), c.Name, c.Username, at, now.UnixMilli())
-		if err != nil {
-			return "", err
+			key, nullString(c.WAID), nullString(c.UserID), c.Name, c.Username, at, now); err != nil {
+			return err
 		}
+		s.contacts.add(c.UserID, c.WAID, key)
 	}
+	// Only what the customer sends tells their current number; a status
+	// for a message sent to an old number must not move them back.
 	var inbound any
 	if isInbound(ev.Type) {
 		inbound = at
 	}
-	_, err = tx.Exec(`UPDATE contacts SET
-			wa_id = COALESCE(NULLIF(?, ''), wa_id),
+	if _, err := tx.Exec(`UPDATE contacts SET
+			wa_id = CASE WHEN ? = '' THEN wa_id WHEN wa_id IS NULL OR ? IS NOT NULL THEN ? ELSE wa_id END,
 			user_id = COALESCE(user_id, NULLIF(?, '')),
 			name = COALESCE(NULLIF(?, ''), name),
 			username = COALESCE(NULLIF(?, ''), username),
@@ -136,20 +144,54 @@ func upsertContact(tx *sql.Tx, ev *sdk.Event, now time.Time) (string, error) {
 				ELSE MAX(COALESCE(last_inbound_at, 0), ?) END,
 			updated_at = ?
 		WHERE key = ?`,
-		c.WAID, c.UserID, c.Name, c.Username, inbound, inbound, now.UnixMilli(), key)
-	if err != nil {
-		return "", err
+		c.WAID, inbound, c.WAID, c.UserID, c.Name, c.Username, inbound, inbound, now, key); err != nil {
+		return err
 	}
 	// A changed number moves the customer, not the conversation: later
 	// messages from the new number must find the same contact.
 	if ev.Type == sdk.TypeContactChanged && ev.Message != nil && ev.Message.System != nil && ev.Message.System.NewWAID != "" {
 		if _, err := tx.Exec(`UPDATE contacts SET wa_id = ?, updated_at = ? WHERE key = ?`,
-			ev.Message.System.NewWAID, now.UnixMilli(), key); err != nil {
-			return "", err
+			ev.Message.System.NewWAID, now, key); err != nil {
+			return err
 		}
+		// Which identity leads to which contact has changed.
+		s.contacts.reset()
 	}
-	return key, nil
+	return nil
 }
+
+// contactCache remembers which contact an identity resolved to, so the
+// writer does not look it up for every message of a conversation. Only the
+// writer goroutine uses it, and only the writer changes contacts, so it
+// cannot go stale except through a rolled-back transaction, after which it
+// is reset.
+type contactCache struct {
+	keys map[string]string // userID \x00 waID → key
+}
+
+const contactCacheMax = 100_000
+
+func (c *contactCache) resolve(tx *sql.Tx, userID, waID string) (key string, known bool, err error) {
+	id := userID + "\x00" + waID
+	if key, ok := c.keys[id]; ok {
+		return key, true, nil
+	}
+	key, err = findContact(tx, userID, waID)
+	if err != nil || key == "" {
+		return (&sdk.Contact{UserID: userID, WAID: waID}).Key(), false, err
+	}
+	c.add(userID, waID, key)
+	return key, true, nil
+}
+
+func (c *contactCache) add(userID, waID, key string) {
+	if c.keys == nil || len(c.keys) >= contactCacheMax {
+		c.keys = make(map[string]string)
+	}
+	c.keys[userID+"\x00"+waID] = key
+}
+
+func (c *contactCache) reset() { c.keys = nil }
 
 func findContact(q interface {
 	QueryRow(string, ...any) *sql.Row
@@ -177,6 +219,16 @@ func findContact(q interface {
 			return "", err
 		}
 	}
+	// A contact is keyed by its first identity, which it may since have
+	// left (a changed number): that identity still leads to it.
+	err := q.QueryRow(`SELECT key FROM contacts WHERE key = ?
+		OR (key = ? AND (user_id IS NULL OR ? = '' OR user_id = ?)) LIMIT 1`, userID, waID, userID, userID).Scan(&key)
+	if err == nil {
+		return key, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
 	return "", nil
 }
 
@@ -190,9 +242,12 @@ type EventFilter struct {
 	Type string
 	// Contact is a contact key, wa_id or user_id.
 	Contact string
-	// After returns events with a larger seq, oldest first. Without it the
-	// newest Limit events are returned, still oldest first.
+	// After returns events with a larger seq, oldest first: the way to
+	// page through the log.
 	After int64
+	// Tail returns the newest Limit events instead (still oldest first);
+	// After is then ignored.
+	Tail  bool
 	Limit int
 }
 
@@ -221,12 +276,12 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]sdk.Event, error) 
 		args = append(args, key)
 	}
 	var query string
-	if f.After > 0 {
+	if !f.Tail {
 		where = append(where, "seq > ?")
 		args = append(args, f.After)
-		query = `SELECT seq, body FROM events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq ASC LIMIT ?`
+		query = `SELECT seq, body, route, conversation_id FROM events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq ASC LIMIT ?`
 	} else {
-		query = `SELECT seq, body FROM (SELECT seq, body FROM events WHERE ` + strings.Join(where, " AND ") +
+		query = `SELECT seq, body, route, conversation_id FROM (SELECT seq, body, route, conversation_id FROM events WHERE ` + strings.Join(where, " AND ") +
 			` ORDER BY seq DESC LIMIT ?) ORDER BY seq ASC`
 	}
 	args = append(args, f.Limit)
@@ -248,7 +303,7 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]sdk.Event, error) 
 
 // Event returns one event by id.
 func (s *Store) Event(ctx context.Context, id string) (sdk.Event, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT seq, body FROM events WHERE id = ?`, id)
+	row := s.reader.QueryRowContext(ctx, `SELECT seq, body, route, conversation_id FROM events WHERE id = ?`, id)
 	ev, err := scanEvent(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sdk.Event{}, ErrNotFound
@@ -265,29 +320,37 @@ func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 
 func scanEvent(row interface{ Scan(...any) error }) (sdk.Event, error) {
 	var (
-		seq  int64
-		body []byte
-		ev   sdk.Event
+		seq   int64
+		body  []byte
+		route sql.NullString
+		conv  sql.NullString
+		ev    sdk.Event
 	)
-	if err := row.Scan(&seq, &body); err != nil {
+	if err := row.Scan(&seq, &body, &route, &conv); err != nil {
 		return ev, err
 	}
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return ev, fmt.Errorf("store: event %d: %w", seq, err)
 	}
-	ev.Seq = seq
+	ev.Seq, ev.ConversationID = seq, conv.String
+	if route.Valid {
+		if err := json.Unmarshal([]byte(route.String), &ev.Route); err != nil {
+			return ev, fmt.Errorf("store: route of event %d: %w", seq, err)
+		}
+	}
 	return ev, nil
 }
 
 // Contact is a customer as the store knows them.
 type Contact struct {
-	Key           string     `json:"id"`
-	WAID          string     `json:"wa_id,omitempty"`
-	UserID        string     `json:"user_id,omitempty"`
-	Name          string     `json:"name,omitempty"`
-	Username      string     `json:"username,omitempty"`
-	FirstSeenAt   time.Time  `json:"first_seen_at"`
-	LastInboundAt *time.Time `json:"last_inbound_at,omitempty"`
+	Key           string            `json:"id"`
+	WAID          string            `json:"wa_id,omitempty"`
+	UserID        string            `json:"user_id,omitempty"`
+	Name          string            `json:"name,omitempty"`
+	Username      string            `json:"username,omitempty"`
+	Attributes    map[string]string `json:"attributes"`
+	FirstSeenAt   time.Time         `json:"first_seen_at"`
+	LastInboundAt *time.Time        `json:"last_inbound_at,omitempty"`
 }
 
 func (s *Store) resolveContactKey(ctx context.Context, id string) (string, error) {
@@ -314,9 +377,10 @@ func (s *Store) Contact(ctx context.Context, id string) (Contact, error) {
 		waID, userID sql.NullString
 		firstSeen    int64
 		lastInbound  sql.NullInt64
+		attrs        string
 	)
-	err = s.reader.QueryRowContext(ctx, `SELECT key, wa_id, user_id, name, username, first_seen_at, last_inbound_at
-		FROM contacts WHERE key = ?`, key).Scan(&c.Key, &waID, &userID, &c.Name, &c.Username, &firstSeen, &lastInbound)
+	err = s.reader.QueryRowContext(ctx, `SELECT key, wa_id, user_id, name, username, first_seen_at, last_inbound_at, attributes
+		FROM contacts WHERE key = ?`, key).Scan(&c.Key, &waID, &userID, &c.Name, &c.Username, &firstSeen, &lastInbound, &attrs)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Contact{}, ErrNotFound
 	}
@@ -324,6 +388,8 @@ func (s *Store) Contact(ctx context.Context, id string) (Contact, error) {
 		return Contact{}, fmt.Errorf("store: contact %s: %w", id, err)
 	}
 	c.WAID, c.UserID = waID.String, userID.String
+	c.Attributes = map[string]string{}
+	json.Unmarshal([]byte(attrs), &c.Attributes)
 	c.FirstSeenAt = time.UnixMilli(firstSeen).UTC()
 	if lastInbound.Valid {
 		t := time.UnixMilli(lastInbound.Int64).UTC()

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -63,7 +64,15 @@ type Store struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
+
+	contacts contactCache // writer goroutine only
+
+	commits, writes atomic.Int64
 }
+
+// WriterStats counts group commits and the write requests they carried:
+// writes/commits is the mean batch size.
+func (s *Store) WriterStats() (commits, writes int64) { return s.commits.Load(), s.writes.Load() }
 
 // writeReq is one caller's share of a group commit.
 type writeReq struct {
@@ -105,6 +114,8 @@ func Open(path string, opt Options) (*Store, error) {
 	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never
 	// fails half-way with SQLITE_BUSY on its first write.
 	q.Set("_txlock", "immediate")
+	// The same few statements run for every event: keep them prepared.
+	q.Set("_stmt_cache_size", "64")
 	dsn := "file:" + path + "?" + q.Encode()
 
 	writer, err := sql.Open("sqlite3", dsn)
@@ -126,6 +137,7 @@ func Open(path string, opt Options) (*Store, error) {
 	rq := url.Values{}
 	rq.Set("_busy_timeout", strconv.FormatInt(opt.BusyTimeout.Milliseconds(), 10))
 	rq.Set("_query_only", "true")
+	rq.Set("_stmt_cache_size", "64")
 	reader, err := sql.Open("sqlite3", "file:"+path+"?"+rq.Encode())
 	if err != nil {
 		writer.Close()
@@ -244,59 +256,86 @@ func (s *Store) writeLoop() {
 	}
 }
 
-// commit runs a batch of write requests in one transaction, each inside its
-// own savepoint so that one failing request does not undo the others.
+// commit runs a batch of write requests in one transaction. It first runs
+// them all without savepoints (the common case: nothing fails); if one
+// fails, it rolls back and runs them again, each in its own savepoint, so
+// that one failing request does not undo the others.
 func (s *Store) commit(batch []*writeReq) {
-	errs := make([]error, len(batch))
-	finish := func(commitErr error) {
-		for i, req := range batch {
-			if errs[i] == nil {
-				errs[i] = commitErr
-			}
-			req.done <- errs[i]
-		}
-	}
-	tx, err := s.writer.Begin()
-	if err != nil {
-		finish(fmt.Errorf("store: begin: %w", err))
+	errs, fnFailed, err := s.runBatch(batch, false)
+	// Alone in its batch, a failed request undid only itself.
+	if err == nil && (!fnFailed || len(batch) == 1) {
+		s.finish(batch, errs, nil)
 		return
 	}
-	ran := 0
+	errs, _, err = s.runBatch(batch, true)
+	s.finish(batch, errs, err)
+}
+
+// finish answers every request: its own error, or else the commit's.
+func (s *Store) finish(batch []*writeReq, errs []error, commitErr error) {
+	s.commits.Add(1)
+	s.writes.Add(int64(len(batch)))
+	ran := false
+	for i, req := range batch {
+		if errs[i] == nil {
+			errs[i] = commitErr
+		}
+		if errs[i] == nil {
+			ran = true
+		}
+		req.done <- errs[i]
+	}
+	if ran {
+		s.signalChanged()
+	}
+}
+
+// runBatch runs the requests in one transaction and commits it, unless
+// (without savepoints) a request failed, in which case it rolls back and
+// reports fnFailed. err is a failure of the transaction itself.
+func (s *Store) runBatch(batch []*writeReq, savepoints bool) (errs []error, fnFailed bool, err error) {
+	errs = make([]error, len(batch))
+	tx, err := s.writer.Begin()
+	if err != nil {
+		return errs, false, fmt.Errorf("store: begin: %w", err)
+	}
 	for i, req := range batch {
 		if err := req.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
-			errs[i] = fmt.Errorf("store: savepoint: %w", err)
-			continue
+		if savepoints {
+			if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+				tx.Rollback()
+				return errs, false, fmt.Errorf("store: savepoint: %w", err)
+			}
 		}
 		if err := req.fn(tx); err != nil {
 			errs[i] = err
-			if _, rerr := tx.Exec("ROLLBACK TO w"); rerr != nil {
-				// The transaction is unusable; fail everyone.
+			// What the request cached may have been undone with it.
+			s.contacts.reset()
+			if !savepoints {
 				tx.Rollback()
-				finish(fmt.Errorf("store: rollback to savepoint: %w", rerr))
-				return
+				return errs, true, nil
 			}
-		} else {
-			ran++
+			if _, rerr := tx.Exec("ROLLBACK TO w"); rerr != nil {
+				tx.Rollback()
+				return errs, true, fmt.Errorf("store: rollback to savepoint: %w", rerr)
+			}
 		}
-		if _, err := tx.Exec("RELEASE w"); err != nil {
-			tx.Rollback()
-			finish(fmt.Errorf("store: release savepoint: %w", err))
-			return
+		if savepoints {
+			if _, err := tx.Exec("RELEASE w"); err != nil {
+				tx.Rollback()
+				return errs, false, fmt.Errorf("store: release savepoint: %w", err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
-		finish(fmt.Errorf("store: commit: %w", err))
-		return
+		s.contacts.reset()
+		return errs, false, fmt.Errorf("store: commit: %w", err)
 	}
-	finish(nil)
-	if ran > 0 {
-		s.signalChanged()
-	}
+	return errs, false, nil
 }
 
 // Ping checks that the store can commit a write, for readiness probes.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -163,8 +164,15 @@ func TestStatusDoesNotOpenWindowAndChangedNumberMovesContact(t *testing.T) {
 		Business: &sdk.Business{PhoneNumberID: "pn1"}, Contact: &sdk.Contact{WAID: "1415"},
 		Message: &sdk.Message{ID: "wamid.sys", Type: "system", System: &sdk.System{Type: "user_changed_number", NewWAID: "1499"}}}
 	fromNew := textEvent("n1", "1499", "", "", t0.Add(time.Minute))
-	if _, err := s.Append(ctx, []sdk.Event{status, changed, fromNew}); err != nil {
+	// A late status for a message sent to the old number still finds the
+	// contact, whose key is the old number.
+	lateStatus := status
+	lateStatus.ID = "s2"
+	if _, err := s.Append(ctx, []sdk.Event{status, changed, fromNew, lateStatus}); err != nil {
 		t.Fatal(err)
+	}
+	if ev, err := s.Event(ctx, "s2"); err != nil || ev.ConversationID != ConversationID("pn1", "1415") {
+		t.Errorf("late status to the old number: conversation %q, err %v", ev.ConversationID, err)
 	}
 	c, err := s.Contact(ctx, "1499")
 	if err != nil {
@@ -194,8 +202,9 @@ func TestEventFilter(t *testing.T) {
 		f    EventFilter
 		want []string
 	}{
-		{"newest last, limited", EventFilter{Limit: 3}, []string{"s3", "m4", "s4"}},
-		{"by type", EventFilter{Type: sdk.TypeMessageReceived, Limit: 2}, []string{"m3", "m4"}},
+		{"newest last, limited", EventFilter{Tail: true, Limit: 3}, []string{"s3", "m4", "s4"}},
+		{"by type", EventFilter{Tail: true, Type: sdk.TypeMessageReceived, Limit: 2}, []string{"m3", "m4"}},
+		{"from the start", EventFilter{Limit: 2}, []string{"m0", "s0"}},
 		{"by type glob", EventFilter{Type: "status.*", After: 6}, []string{"s3", "s4"}},
 		{"after seq", EventFilter{After: 8}, []string{"m4", "s4"}},
 	}
@@ -227,7 +236,9 @@ func TestFailingWriteIsRolledBackAlone(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			errs[i] = s.Write(ctx, func(tx *sql.Tx) error {
-				if _, err := appendEvent(tx, ptr(textEvent(fmt.Sprintf("w%d", i), "551", "", "", t0)), t0); err != nil {
+				ev := textEvent(fmt.Sprintf("w%d", i), "551", "", "", t0)
+				body, _ := json.Marshal(ev)
+				if _, err := s.appendEvent(tx, &ev, body); err != nil {
 					return err
 				}
 				if i%2 == 1 {
@@ -248,8 +259,6 @@ func TestFailingWriteIsRolledBackAlone(t *testing.T) {
 		t.Fatalf("%d events kept, want the 5 from successful writes", len(got))
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func TestCloseDrainsQueueAndRefusesLaterWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wahub.db")

@@ -1,0 +1,165 @@
+// Command wahub is the WhatsApp Business integration hub: one binary that
+// serves the webhook, routes events and runs the connector plugins, plus the
+// commands that operate it. Start reading at newRoot.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/wahub/wahub/host/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise the module version or VCS revision is used.
+var version = ""
+
+// Exit statuses of CONTRACT §1.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+// exitError carries the status a command wants, so that main alone decides
+// how the process ends.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(err error) error   { return &exitError{exitUsage, err} }
+func runtimeErr(err error) error { return &exitError{exitRuntime, err} }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		// cobra's own errors: unknown command or flag, wrong arguments.
+		ee = &exitError{exitUsage, err}
+	}
+	fmt.Fprintf(stderr, "wahub: %s\n", oneLine(ee.err))
+	return ee.code
+}
+
+// oneLine keeps the first line of a multi-line error on the status line
+// and the rest indented below it, so the offending key is always first.
+func oneLine(err error) string {
+	msg := strings.TrimSpace(err.Error())
+	return strings.ReplaceAll(msg, "\n", "\n  ")
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	configPath string
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "wahub",
+		Short:         "WhatsApp Business integration hub",
+		Long:          "wahub receives WhatsApp Cloud API webhooks, keeps every event in SQLite, routes it by rules to teams and delivers it to connector plugins.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	defaultConfig := os.Getenv("WAHUB_CONFIG")
+	if defaultConfig == "" {
+		defaultConfig = "connectors.yaml"
+	}
+	root.PersistentFlags().StringVar(&g.configPath, "config", defaultConfig, "configuration file (env WAHUB_CONFIG)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr(err) })
+	root.AddCommand(
+		newServeCmd(g),
+		newCheckCmd(g),
+		newSimulateCmd(g),
+		newVersionCmd(g),
+		newBenchCmd(g),
+	)
+	return root
+}
+
+// loadConfig reads the configuration; every failure is a bad-configuration
+// exit.
+func (g *globals) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(g.configPath, os.Environ())
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return cfg, nil
+}
+
+// newLogger follows log.format: JSON for machines, text on a terminal.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.Log.Format
+	if format == "" || format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "devel-" + s.Value[:12]
+		}
+	}
+	return "devel"
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			fmt.Fprintf(g.stdout, "wahub %s\n", versionString())
+			return nil
+		},
+	}
+}

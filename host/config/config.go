@@ -1,0 +1,288 @@
+// Package config loads and validates connectors.yaml (CONTRACT §3): the
+// file, ${VAR} expansion, WAHUB_ environment overrides, defaults, and every
+// cross-reference between schedules, teams, routes, triggers, subscriptions
+// and connectors. Whatever it returns is ready to use: schedules are parsed,
+// regular expressions compiled, defaults filled in.
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Builtins are the connector plugins that ship inside the wahub binary.
+// Kept sorted: error messages and `wahub plugins` list them in this order.
+var Builtins = []string{"bitrix24", "freshdesk", "hubspot", "slack", "webhook", "zendesk"}
+
+// EventTypes are the event types of CONTRACT §4 other than the open-ended
+// whatsapp.<field> family. Rules naming anything else are typos.
+var EventTypes = []string{
+	"button.clicked",
+	"contact.changed",
+	"message.received",
+	"message.sent",
+	"optin.granted",
+	"optin.revoked",
+	"status.delivered",
+	"status.failed",
+	"status.played",
+	"status.read",
+	"status.sent",
+}
+
+// Config is a loaded, validated connectors.yaml. The koanf tags are the YAML
+// keys; fields tagged "-" are derived from the others during Load.
+type Config struct {
+	// Path is the file the configuration came from ("" for Parse).
+	Path string `koanf:"-" json:"path,omitempty"`
+
+	Server        Server               `koanf:"server" json:"server"`
+	Store         Store                `koanf:"store" json:"store"`
+	Log           Log                  `koanf:"log" json:"log"`
+	WhatsApp      WhatsApp             `koanf:"whatsapp" json:"whatsapp"`
+	Sandbox       bool                 `koanf:"sandbox" json:"sandbox"`
+	SandboxPublic bool                 `koanf:"sandbox_public" json:"sandbox_public"`
+	Schedules     map[string]*Schedule `koanf:"schedules" json:"schedules,omitempty"`
+	Teams         map[string]Team      `koanf:"teams" json:"teams,omitempty"`
+	Routes        []Route              `koanf:"routes" json:"routes,omitempty"`
+	Affinity      Affinity             `koanf:"affinity" json:"affinity"`
+	Triggers      []Trigger            `koanf:"triggers" json:"triggers,omitempty"`
+	Subscriptions []Subscription       `koanf:"subscriptions" json:"subscriptions,omitempty"`
+	Connectors    map[string]Connector `koanf:"connectors" json:"connectors,omitempty"`
+
+	// refs records which ${VAR}s fed which key, so that ServeProblems can
+	// name the variable a user forgot to export.
+	refs map[string][]string
+}
+
+// Server is the HTTP listener and the admin API.
+type Server struct {
+	Listen          string        `koanf:"listen" default:"127.0.0.1:8080" json:"listen"`
+	AdminToken      Secret        `koanf:"admin_token" json:"admin_token"`
+	MaxBodyBytes    int           `koanf:"max_body_bytes" default:"4194304" json:"max_body_bytes"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" default:"15s" json:"shutdown_timeout"`
+}
+
+// Store is the SQLite event log.
+type Store struct {
+	Path        string        `koanf:"path" default:"data/wahub.db" json:"path"`
+	BusyTimeout time.Duration `koanf:"busy_timeout" default:"5s" json:"busy_timeout"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `koanf:"level" default:"info" json:"level"`   // debug, info, warn, error
+	Format string `koanf:"format" default:"auto" json:"format"` // auto, json, text
+}
+
+// WhatsApp is the Cloud API side: webhook verification and outbound policy.
+type WhatsApp struct {
+	// AppSecret holds every secret a webhook signature may be made with; more
+	// than one while rotating. Empty entries are dropped.
+	AppSecret           []Secret `koanf:"app_secret" json:"app_secret,omitempty"`
+	VerifyToken         Secret   `koanf:"verify_token" json:"verify_token"`
+	AccessToken         Secret   `koanf:"access_token" json:"access_token"`
+	APIURL              string   `koanf:"api_url" default:"https://graph.facebook.com/v23.0" json:"api_url"`
+	MessagesPerSecond   float64  `koanf:"messages_per_second" default:"80" json:"messages_per_second"`
+	BlockedCountryCodes []string `koanf:"blocked_country_codes" json:"blocked_country_codes,omitempty"`
+	OptOutKeywords      []string `koanf:"opt_out_keywords" default:"STOP,PARAR,SAIR,CANCELAR" json:"opt_out_keywords"`
+	OptInKeywords       []string `koanf:"opt_in_keywords" default:"START,VOLTAR" json:"opt_in_keywords"`
+	// OptOutPayloads and OptInPayloads are template quick-reply payloads
+	// that mean the same as the keywords.
+	OptOutPayloads []string `koanf:"opt_out_payloads" json:"opt_out_payloads,omitempty"`
+	OptInPayloads  []string `koanf:"opt_in_payloads" json:"opt_in_payloads,omitempty"`
+}
+
+// Team is who handles a routed conversation.
+type Team struct {
+	Connectors []string `koanf:"connectors" json:"connectors"`
+	Schedule   string   `koanf:"schedule" json:"schedule,omitempty"`
+	// AfterHours is the team that takes over while Schedule is closed.
+	AfterHours string `koanf:"after_hours" json:"after_hours,omitempty"`
+}
+
+// Route is one ordered routing rule; the first whose When matches wins.
+type Route struct {
+	Name string     `koanf:"name" json:"name"`
+	When Conditions `koanf:"when" json:"when"`
+	Team string     `koanf:"team" json:"team"`
+}
+
+// Conditions are ANDed; the values inside one condition are ORed. The zero
+// value matches everything.
+type Conditions struct {
+	Event         []string            `koanf:"event" json:"event,omitempty"`
+	Keywords      []string            `koanf:"keywords" json:"keywords,omitempty"`
+	Regex         []string            `koanf:"regex" json:"regex,omitempty"`
+	Button        []string            `koanf:"button" json:"button,omitempty"`
+	Contact       map[string][]string `koanf:"contact" json:"contact,omitempty"`
+	PhoneNumberID []string            `koanf:"phone_number_id" json:"phone_number_id,omitempty"`
+	CountryCode   []string            `koanf:"country_code" json:"country_code,omitempty"`
+	Within        string              `koanf:"within" json:"within,omitempty"`
+	Outside       string              `koanf:"outside" json:"outside,omitempty"`
+	Consent       []string            `koanf:"consent" json:"consent,omitempty"`
+
+	// Regexps are Regex compiled, in the same order.
+	Regexps []*regexp.Regexp `koanf:"-" json:"-"`
+}
+
+// Affinity keeps follow-ups of an open conversation with the team that has it.
+type Affinity struct {
+	IdleTimeout time.Duration `koanf:"idle_timeout" default:"24h" json:"idle_timeout"`
+	// RulesCanMove names the routes allowed to take an open conversation
+	// away from the team that has it.
+	RulesCanMove []string `koanf:"rules_can_move" json:"rules_can_move,omitempty"`
+}
+
+// Trigger fires its actions for every event of a type in On that matches When.
+type Trigger struct {
+	Name    string            `koanf:"name" json:"name"`
+	On      []string          `koanf:"on" json:"on"`
+	When    Conditions        `koanf:"when" json:"when"`
+	Reply   *Reply            `koanf:"reply" json:"reply,omitempty"`
+	Set     map[string]string `koanf:"set" json:"set,omitempty"`
+	Assign  string            `koanf:"assign" json:"assign,omitempty"`
+	Deliver []string          `koanf:"deliver" json:"deliver,omitempty"`
+}
+
+// Reply is an automatic answer: exactly one of Text and Template is set.
+type Reply struct {
+	Text     string    `koanf:"text" json:"text,omitempty"`
+	Template *Template `koanf:"template" json:"template,omitempty"`
+}
+
+// Template is a WhatsApp message template; Components are passed to the
+// Graph API as written.
+type Template struct {
+	Name       string           `koanf:"name" json:"name"`
+	Language   string           `koanf:"language" json:"language"`
+	Components []map[string]any `koanf:"components" json:"components,omitempty"`
+}
+
+// Subscription sends every event of the given types to a connector,
+// whatever the route.
+type Subscription struct {
+	Connector string   `koanf:"connector" json:"connector"`
+	Events    []string `koanf:"events" json:"events"`
+}
+
+// Connector is one configured plugin instance.
+type Connector struct {
+	// Plugin is a name from Builtins or a path to an executable.
+	Plugin string `koanf:"plugin" json:"plugin"`
+	// SHA256 is the lowercase hex digest an external plugin must have.
+	SHA256  string `koanf:"sha256" json:"sha256,omitempty"`
+	Enabled bool   `koanf:"enabled" default:"true" json:"enabled"`
+	// Config is handed to the plugin, which validates it.
+	Config PluginConfig `koanf:"config" json:"config,omitempty"`
+	// RatePerSecond limits deliveries; 0 means unlimited.
+	RatePerSecond float64 `koanf:"rate_per_second" json:"rate_per_second,omitempty"`
+	BatchSize     int     `koanf:"batch_size" default:"100" json:"batch_size"`
+	Retry         Retry   `koanf:"retry" json:"retry"`
+}
+
+// External reports whether the plugin is an executable outside the binary.
+func (c Connector) External() bool { return strings.Contains(c.Plugin, "/") }
+
+// Retry is a connector's delivery retry schedule.
+type Retry struct {
+	MaxAttempts     int           `koanf:"max_attempts" default:"12" json:"max_attempts"`
+	InitialInterval time.Duration `koanf:"initial_interval" default:"1s" json:"initial_interval"`
+	MaxInterval     time.Duration `koanf:"max_interval" default:"30m" json:"max_interval"`
+}
+
+// Error is a configuration problem at one key.
+type Error struct {
+	// Key is the path of the offending key, such as routes[1].team; for a
+	// file that cannot be read or parsed it is the file's path.
+	Key string
+	// Msg says what is wrong and what to do. It never contains a secret.
+	Msg string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "config: " + e.Msg
+	}
+	return "config: " + e.Key + ": " + e.Msg
+}
+
+// Load reads the YAML file at path and returns its validated configuration.
+// environ (like os.Environ()) feeds ${VAR} expansion and WAHUB_ overrides;
+// it is a parameter so that tests do not depend on the process environment.
+// Every error is an *Error, or several joined with errors.Join.
+func Load(path string, environ []string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &Error{Key: path, Msg: "file not found (pass --config FILE or set WAHUB_CONFIG)"}
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &Error{Key: path, Msg: "cannot read: " + err.Error()}
+	}
+	return parse(b, environ, path)
+}
+
+// Parse is Load for a configuration already in memory.
+func Parse(yaml []byte, environ []string) (*Config, error) {
+	return parse(yaml, environ, "")
+}
+
+// BuiltinPlugins returns the sorted names of the built-in plugins.
+func (c *Config) BuiltinPlugins() []string {
+	return append([]string(nil), Builtins...)
+}
+
+// ServeProblems reports what the configuration lacks to serve Meta's
+// webhooks. Load accepts a configuration without them so that commands
+// which do not serve (route --explain, plugins) still work.
+func (c *Config) ServeProblems() []error {
+	var out []error
+	if len(c.WhatsApp.AppSecret) == 0 {
+		out = append(out, &Error{Key: "whatsapp.app_secret", Msg: c.unsetMsg("whatsapp.app_secret",
+			"WHATSAPP_APP_SECRET", "webhook signatures cannot be verified without it; it is the App secret in Meta's App Dashboard › App settings › Basic")})
+	}
+	if c.WhatsApp.VerifyToken.Reveal() == "" {
+		out = append(out, &Error{Key: "whatsapp.verify_token", Msg: c.unsetMsg("whatsapp.verify_token",
+			"WHATSAPP_VERIFY_TOKEN", "Meta's GET handshake cannot succeed without it; it is the Verify token you type in App Dashboard › WhatsApp › Configuration")})
+	}
+	return out
+}
+
+// unsetMsg names the variables that would have filled key: those the file
+// references with ${VAR} if any, else the conventional one.
+func (c *Config) unsetMsg(key, conventional, why string) string {
+	override := envName(key)
+	var vars []string
+	for k, names := range c.refs {
+		if k == key || strings.HasPrefix(k, key+"[") {
+			vars = append(vars, names...)
+		}
+	}
+	if len(vars) == 0 {
+		return "not set; " + why + ". Set it in the file (e.g. " + lastSegment(key) + ": ${" + conventional +
+			"}) or with the environment variable " + override
+	}
+	vars = sortedUnique(vars)
+	return "empty because " + strings.Join(vars, ", ") + " is unset or empty; " + why +
+		". Export " + strings.Join(vars, " or ") + ", or set " + override
+}
+
+func lastSegment(key string) string {
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		return key[i+1:]
+	}
+	return key
+}
+
+// envName is the WAHUB_ variable that overrides key.
+func envName(key string) string {
+	return "WAHUB_" + strings.ToUpper(strings.ReplaceAll(key, ".", "__"))
+}

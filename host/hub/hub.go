@@ -1,0 +1,168 @@
+// Package hub assembles the running hub from its configuration: the store,
+// the HTTP endpoints and (as they arrive) the routing, delivery and outbound
+// stages. host/cmd/wahub's serve command is a thin wrapper around Run.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wahub/wahub/host/admin"
+	"github.com/wahub/wahub/host/config"
+	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/store"
+)
+
+// Hub is one running wahub process.
+type Hub struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    *store.Store
+	registry *prometheus.Registry
+	handler  http.Handler
+	now      func() time.Time
+}
+
+// Options are what tests and the CLI may set beyond the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock every stage uses; tests inject one.
+	Now func() time.Time
+}
+
+// New opens the store and builds the HTTP handler. Close releases them.
+func New(cfg *config.Config, opt Options) (*Hub, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	st, err := store.Open(cfg.Store.Path, store.Options{
+		BusyTimeout: cfg.Store.BusyTimeout,
+		Now:         opt.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		cfg:      cfg,
+		log:      opt.Logger,
+		store:    st,
+		registry: prometheus.NewRegistry(),
+		now:      opt.Now,
+	}
+	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h.handler = h.routes()
+	return h, nil
+}
+
+// Store is the hub's store, for commands that read it directly.
+func (h *Hub) Store() *store.Store { return h.store }
+
+// Handler is the hub's whole HTTP surface.
+func (h *Hub) Handler() http.Handler { return h.handler }
+
+func (h *Hub) routes() http.Handler {
+	secrets := make([][]byte, 0, len(h.cfg.WhatsApp.AppSecret))
+	for _, s := range h.cfg.WhatsApp.AppSecret {
+		secrets = append(secrets, []byte(s.Reveal()))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/whatsapp", &ingest.Handler{
+		Secrets:     secrets,
+		VerifyToken: h.cfg.WhatsApp.VerifyToken.Reveal(),
+		MaxBody:     int64(h.cfg.Server.MaxBodyBytes),
+		Log:         h.store,
+		Now:         h.now,
+		Logger:      h.log.With("component", "ingest"),
+		Metrics:     ingest.NewMetrics(h.registry),
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", h.ready)
+	mux.Handle("/api/v1/", admin.New(h.cfg.Server.AdminToken.Reveal(), h.store, h.log.With("component", "admin")))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{Registry: h.registry}))
+	return mux
+}
+
+// ready reports whether the hub can do its work: the store takes commits
+// (and, once connectors run out of process, each enabled one is running).
+func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	if err := h.store.Ping(ctx); err != nil {
+		checks["store"] = err.Error()
+		ok = false
+	} else {
+		checks["store"] = "ok"
+	}
+	status, code := "ready", http.StatusOK
+	if !ok {
+		status, code = "not ready", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": checks})
+}
+
+// Run serves until ctx ends, then stops taking requests, lets in-flight ones
+// finish (each waits for its commit) and closes the store. ready, if not
+// nil, receives the address the hub listens on.
+func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", h.cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another wahub running? set server.listen)", h.cfg.Server.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           h.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+	}
+	h.log.Info("wahub listening", "addr", ln.Addr().String(), "store", h.store.Path())
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	h.log.Info("shutting down: finishing in-flight requests", "timeout", h.cfg.Server.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), h.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		h.log.Warn("shutdown timeout: closing remaining connections")
+		srv.Close()
+		err = nil
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Close commits what is queued and closes the store.
+func (h *Hub) Close() error {
+	return h.store.Close()
+}

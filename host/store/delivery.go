@@ -1,0 +1,479 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// Delivery states.
+const (
+	StatePending   = "pending"
+	StateDelivered = "delivered"
+	StateSkipped   = "skipped"
+	StateDead      = "dead"
+)
+
+// dispatchCursor is the last seq whose routing decision and deliveries are
+// stored.
+const dispatchCursor = "dispatch"
+
+// Decision is where one event must go.
+type Decision struct {
+	// Route is stored with the event and shown in its JSON; nil when no
+	// route applies (statuses routed only by subscriptions, say).
+	Route *sdk.Route
+	// Connectors get the event, each once.
+	Connectors []string
+}
+
+// DecideFunc decides for one event. It runs inside the store's write
+// transaction, so it must be quick and must not call the store.
+type DecideFunc func(ev *sdk.Event) Decision
+
+// Dispatch takes up to limit events after the dispatch cursor, in log
+// order, and stores for each its decision and one pending delivery per
+// connector, moving the cursor in the same commit. It returns how many
+// events it dispatched (0: the log is caught up). The event passed to
+// decide carries the contact's stored attributes.
+func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int, error) {
+	n := 0
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		n = 0
+		var cursor int64
+		var v string
+		err := tx.QueryRow(`SELECT value FROM cursors WHERE name = ?`, dispatchCursor).Scan(&v)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			if cursor, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return fmt.Errorf("dispatch cursor %q: %w", v, err)
+			}
+		}
+		rows, err := tx.Query(`SELECT e.seq, e.body, e.conversation_id, c.attributes FROM events e
+			LEFT JOIN contacts c ON c.key = e.contact_key
+			WHERE e.seq > ? ORDER BY e.seq LIMIT ?`, cursor, limit)
+		if err != nil {
+			return err
+		}
+		type item struct {
+			ev   sdk.Event
+			conv string
+		}
+		var items []item
+		for rows.Next() {
+			var (
+				seq   int64
+				body  []byte
+				conv  sql.NullString
+				attrs sql.NullString
+				ev    sdk.Event
+			)
+			if err := rows.Scan(&seq, &body, &conv, &attrs); err != nil {
+				rows.Close()
+				return err
+			}
+			if err := json.Unmarshal(body, &ev); err != nil {
+				rows.Close()
+				return fmt.Errorf("event %d: %w", seq, err)
+			}
+			ev.Seq, ev.ConversationID = seq, conv.String
+			if ev.Contact != nil && attrs.Valid && attrs.String != "{}" {
+				json.Unmarshal([]byte(attrs.String), &ev.Contact.Attributes)
+			}
+			key := conv.String
+			if key == "" {
+				key = ev.ID
+			}
+			items = append(items, item{ev, key})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		now := s.now().UnixMilli()
+		for _, it := range items {
+			d := decide(&it.ev)
+			if d.Route != nil {
+				route, err := json.Marshal(d.Route)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Exec(`UPDATE events SET route = ? WHERE seq = ?`, string(route), it.ev.Seq); err != nil {
+					return err
+				}
+			}
+			seen := map[string]bool{}
+			for _, c := range d.Connectors {
+				if seen[c] {
+					continue
+				}
+				seen[c] = true
+				if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at)
+					VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (connector, seq) DO NOTHING`,
+					c, it.ev.Seq, it.conv, now, now, now); err != nil {
+					return err
+				}
+			}
+			cursor = it.ev.Seq
+			n++
+		}
+		if n == 0 {
+			return nil
+		}
+		_, err = tx.Exec(`INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			dispatchCursor, strconv.FormatInt(cursor, 10), now)
+		return err
+	})
+	return n, err
+}
+
+// Delivery is one event due at one connector.
+type Delivery struct {
+	ID           int64
+	Connector    string
+	Conversation string
+	Attempts     int
+	Event        sdk.Event
+}
+
+// Due returns up to limit pending deliveries of connector that may be
+// attempted at now, oldest first, keeping order per conversation: when a
+// conversation's oldest pending delivery is waiting for its retry time, its
+// later ones wait too, while other conversations go ahead.
+func (s *Store) Due(ctx context.Context, connector string, now time.Time, limit int) ([]Delivery, error) {
+	// Scan a window larger than the batch, so that blocked conversations
+	// at the head do not starve the others.
+	rows, err := s.reader.QueryContext(ctx, `SELECT d.id, d.conversation, d.attempts, d.next_at, e.seq, e.body, e.route, e.conversation_id
+		FROM deliveries d JOIN events e ON e.seq = d.seq
+		WHERE d.connector = ? AND d.state = 'pending' ORDER BY d.seq LIMIT ?`, connector, limit*20)
+	if err != nil {
+		return nil, fmt.Errorf("store: due deliveries of %s: %w", connector, err)
+	}
+	defer rows.Close()
+	blocked := map[string]bool{}
+	var out []Delivery
+	nowMs := now.UnixMilli()
+	for rows.Next() && len(out) < limit {
+		var (
+			d      Delivery
+			nextAt int64
+			seq    int64
+			body   []byte
+			route  sql.NullString
+			conv   sql.NullString
+		)
+		if err := rows.Scan(&d.ID, &d.Conversation, &d.Attempts, &nextAt, &seq, &body, &route, &conv); err != nil {
+			return nil, err
+		}
+		if blocked[d.Conversation] {
+			continue
+		}
+		if nextAt > nowMs {
+			blocked[d.Conversation] = true
+			continue
+		}
+		if err := json.Unmarshal(body, &d.Event); err != nil {
+			return nil, fmt.Errorf("store: event %d: %w", seq, err)
+		}
+		d.Event.Seq, d.Event.ConversationID = seq, conv.String
+		if route.Valid {
+			json.Unmarshal([]byte(route.String), &d.Event.Route)
+		}
+		d.Connector = connector
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// NextDue is when connector's earliest pending delivery becomes due; ok is
+// false when nothing is pending.
+func (s *Store) NextDue(ctx context.Context, connector string) (t time.Time, ok bool, err error) {
+	var at sql.NullInt64
+	err = s.reader.QueryRowContext(ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state = 'pending'`, connector).Scan(&at)
+	if err != nil || !at.Valid {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(at.Int64), true, nil
+}
+
+// Attempt is the outcome of one delivery attempt.
+type Attempt struct {
+	DeliveryID int64
+	At         time.Time
+	Duration   time.Duration
+	// Outcome is delivered, retry, failed, skipped, or error (the plugin
+	// could not be reached: the outcome is unknown).
+	Outcome    string
+	Error      string
+	RetryAfter time.Duration
+	// State is the delivery's new state; NextAt when it stays pending.
+	State  string
+	NextAt time.Time
+}
+
+// RecordAttempts stores a batch's outcomes in one commit.
+func (s *Store) RecordAttempts(ctx context.Context, attempts []Attempt) error {
+	if len(attempts) == 0 {
+		return nil
+	}
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		now := s.now().UnixMilli()
+		for _, a := range attempts {
+			var n int
+			if err := tx.QueryRow(`UPDATE deliveries SET attempts = attempts + 1, state = ?, next_at = ?, last_error = ?, updated_at = ?
+				WHERE id = ? RETURNING attempts`, a.State, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID).Scan(&n); err != nil {
+				return fmt.Errorf("delivery %d: %w", a.DeliveryID, err)
+			}
+			if _, err := tx.Exec(`INSERT INTO delivery_attempts (delivery_id, attempt, at, duration_ms, outcome, error, retry_after_ms)
+				VALUES (?, ?, ?, ?, ?, ?, ?)`, a.DeliveryID, n, a.At.UnixMilli(), a.Duration.Milliseconds(), a.Outcome, a.Error, a.RetryAfter.Milliseconds()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeadLetter is an event whose delivery to a connector gave up.
+type DeadLetter struct {
+	EventID   string    `json:"event_id"`
+	Seq       int64     `json:"seq"`
+	Type      string    `json:"type"`
+	Connector string    `json:"connector"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error"`
+	At        time.Time `json:"dead_at"`
+}
+
+// DeadLetters lists dead deliveries, of one connector or all ("").
+func (s *Store) DeadLetters(ctx context.Context, connector string) ([]DeadLetter, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT e.id, e.seq, e.type, d.connector, d.attempts, d.last_error, d.updated_at
+		FROM deliveries d JOIN events e ON e.seq = d.seq
+		WHERE d.state = 'dead' AND (? = '' OR d.connector = ?) ORDER BY d.seq LIMIT 10000`, connector, connector)
+	if err != nil {
+		return nil, fmt.Errorf("store: dead letters: %w", err)
+	}
+	defer rows.Close()
+	out := []DeadLetter{}
+	for rows.Next() {
+		var dl DeadLetter
+		var at int64
+		if err := rows.Scan(&dl.EventID, &dl.Seq, &dl.Type, &dl.Connector, &dl.Attempts, &dl.LastError, &at); err != nil {
+			return nil, err
+		}
+		dl.At = time.UnixMilli(at).UTC()
+		out = append(out, dl)
+	}
+	return out, rows.Err()
+}
+
+// Replay makes dead deliveries of connector pending again with a fresh
+// retry budget: all of them, or those of the given event ids. It returns
+// how many it revived.
+func (s *Store) Replay(ctx context.Context, connector string, eventIDs []string) (int, error) {
+	n := 0
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		now := s.now().UnixMilli()
+		query := `UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?
+			WHERE connector = ? AND state = 'dead'`
+		args := []any{now, now, connector}
+		if len(eventIDs) > 0 {
+			query += ` AND seq IN (SELECT seq FROM events WHERE id IN (?` + strings.Repeat(",?", len(eventIDs)-1) + `))`
+			for _, id := range eventIDs {
+				args = append(args, id)
+			}
+		}
+		res, err := tx.Exec(query, args...)
+		if err != nil {
+			return err
+		}
+		m, err := res.RowsAffected()
+		n = int(m)
+		return err
+	})
+	return n, err
+}
+
+// DeliveryRecord is one connector's delivery of an event, with its attempts.
+type DeliveryRecord struct {
+	Connector string          `json:"connector"`
+	State     string          `json:"state"`
+	Attempts  []AttemptRecord `json:"attempts"`
+	LastError string          `json:"last_error,omitempty"`
+	NextAt    *time.Time      `json:"next_attempt_at,omitempty"`
+}
+
+// AttemptRecord is one stored attempt.
+type AttemptRecord struct {
+	Attempt    int       `json:"attempt"`
+	At         time.Time `json:"at"`
+	DurationMs int64     `json:"duration_ms"`
+	Outcome    string    `json:"outcome"`
+	Error      string    `json:"error,omitempty"`
+	RetryAfter int64     `json:"retry_after_ms,omitempty"`
+}
+
+// EventDeliveries returns every connector's delivery of the event seq.
+func (s *Store) EventDeliveries(ctx context.Context, seq int64) ([]DeliveryRecord, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT d.id, d.connector, d.state, d.last_error, d.next_at,
+		a.attempt, a.at, a.duration_ms, a.outcome, a.error, a.retry_after_ms
+		FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
+		WHERE d.seq = ? ORDER BY d.connector, a.attempt`, seq)
+	if err != nil {
+		return nil, fmt.Errorf("store: deliveries of %d: %w", seq, err)
+	}
+	defer rows.Close()
+	out := []DeliveryRecord{}
+	byID := map[int64]int{}
+	for rows.Next() {
+		var (
+			id                   int64
+			conn, state, lastErr string
+			nextAt               int64
+			attempt              sql.NullInt64
+			at, dur, retryAfter  sql.NullInt64
+			outcome, aerr        sql.NullString
+		)
+		if err := rows.Scan(&id, &conn, &state, &lastErr, &nextAt, &attempt, &at, &dur, &outcome, &aerr, &retryAfter); err != nil {
+			return nil, err
+		}
+		i, ok := byID[id]
+		if !ok {
+			rec := DeliveryRecord{Connector: conn, State: state, LastError: lastErr, Attempts: []AttemptRecord{}}
+			if state == StatePending {
+				t := time.UnixMilli(nextAt).UTC()
+				rec.NextAt = &t
+			}
+			out = append(out, rec)
+			i = len(out) - 1
+			byID[id] = i
+		}
+		if attempt.Valid {
+			out[i].Attempts = append(out[i].Attempts, AttemptRecord{
+				Attempt: int(attempt.Int64), At: time.UnixMilli(at.Int64).UTC(), DurationMs: dur.Int64,
+				Outcome: outcome.String, Error: aerr.String, RetryAfter: retryAfter.Int64,
+			})
+		}
+	}
+	return out, rows.Err()
+}
+
+// ConnectorCounts are a connector's delivery totals.
+type ConnectorCounts struct {
+	Delivered int64 `json:"delivered"`
+	Skipped   int64 `json:"skipped"`
+	Pending   int64 `json:"pending"`
+	Retrying  int64 `json:"retrying"`
+	Dead      int64 `json:"dead"`
+	// OldestPending is when the oldest pending event was received.
+	OldestPending *time.Time `json:"oldest_pending_at,omitempty"`
+	// Cursor is the highest seq up to which every event is settled.
+	Cursor int64 `json:"cursor"`
+}
+
+// ConnectorCounts returns delivery totals per connector.
+func (s *Store) ConnectorCounts(ctx context.Context) (map[string]*ConnectorCounts, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT connector, state, attempts > 0, COUNT(*), MIN(seq), MAX(seq)
+		FROM deliveries GROUP BY connector, state, attempts > 0`)
+	if err != nil {
+		return nil, fmt.Errorf("store: connector counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*ConnectorCounts{}
+	minPending := map[string]int64{}
+	maxSeq := map[string]int64{}
+	for rows.Next() {
+		var (
+			conn, state string
+			tried       bool
+			n, lo, hi   int64
+		)
+		if err := rows.Scan(&conn, &state, &tried, &n, &lo, &hi); err != nil {
+			return nil, err
+		}
+		c := out[conn]
+		if c == nil {
+			c = &ConnectorCounts{}
+			out[conn] = c
+		}
+		switch state {
+		case StateDelivered:
+			c.Delivered += n
+		case StateSkipped:
+			c.Skipped += n
+		case StateDead:
+			c.Dead += n
+		case StatePending:
+			c.Pending += n
+			if tried {
+				c.Retrying += n
+			}
+			if m, ok := minPending[conn]; !ok || lo < m {
+				minPending[conn] = lo
+			}
+		}
+		if hi > maxSeq[conn] {
+			maxSeq[conn] = hi
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for conn, c := range out {
+		if lo, ok := minPending[conn]; ok {
+			c.Cursor = lo - 1
+			var received int64
+			if err := s.reader.QueryRowContext(ctx, `SELECT received_at FROM events WHERE seq = ?`, lo).Scan(&received); err == nil {
+				t := time.UnixMilli(received).UTC()
+				c.OldestPending = &t
+			}
+		} else {
+			c.Cursor = maxSeq[conn]
+		}
+	}
+	return out, nil
+}
+
+// SetPaused records whether a connector's deliveries are paused; it
+// survives restarts.
+func (s *Store) SetPaused(ctx context.Context, connector string, paused bool) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO connector_state (name, paused, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at`,
+			connector, paused, s.now().UnixMilli())
+		return err
+	})
+}
+
+// Paused reports whether a connector's deliveries are paused.
+func (s *Store) Paused(ctx context.Context, connector string) (bool, error) {
+	var p bool
+	err := s.reader.QueryRowContext(ctx, `SELECT paused FROM connector_state WHERE name = ?`, connector).Scan(&p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return p, err
+}
+
+// DispatchCursor is the last dispatched seq.
+func (s *Store) DispatchCursor(ctx context.Context) (int64, error) {
+	var v string
+	err := s.reader.QueryRowContext(ctx, `SELECT value FROM cursors WHERE name = ?`, dispatchCursor).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}

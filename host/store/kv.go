@@ -1,0 +1,159 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// KV is one connector's key-value namespace; it implements sdk.KV for the
+// host callbacks.
+type KV struct {
+	s         *Store
+	namespace string
+}
+
+// KV returns the namespace of a connector.
+func (s *Store) KV(namespace string) *KV { return &KV{s: s, namespace: namespace} }
+
+// Get returns a key's value.
+func (k *KV) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	var v []byte
+	err := k.s.reader.QueryRowContext(ctx, `SELECT value FROM kv WHERE namespace = ? AND key = ?`, k.namespace, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("store: kv get %s/%s: %w", k.namespace, key, err)
+	}
+	return v, true, nil
+}
+
+// Put sets a key's value.
+func (k *KV) Put(ctx context.Context, key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	return k.s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			k.namespace, key, value, k.s.now().UnixMilli())
+		return err
+	})
+}
+
+// CompareAndSwap sets key to new if its value is old (old nil: if absent).
+// It runs in the single writer, so the check and the write are atomic.
+func (k *KV) CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error) {
+	if new == nil {
+		new = []byte{}
+	}
+	swapped := false
+	err := k.s.Write(ctx, func(tx *sql.Tx) error {
+		swapped = false
+		var cur []byte
+		err := tx.QueryRow(`SELECT value FROM kv WHERE namespace = ? AND key = ?`, k.namespace, key).Scan(&cur)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if old != nil {
+				return nil
+			}
+		case err != nil:
+			return err
+		default:
+			if old == nil || !bytes.Equal(cur, old) {
+				return nil
+			}
+		}
+		if _, err := tx.Exec(`INSERT INTO kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			k.namespace, key, new, k.s.now().UnixMilli()); err != nil {
+			return err
+		}
+		swapped = true
+		return nil
+	})
+	return swapped, err
+}
+
+// Delete removes a key.
+func (k *KV) Delete(ctx context.Context, key string) error {
+	return k.s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`DELETE FROM kv WHERE namespace = ? AND key = ?`, k.namespace, key)
+		return err
+	})
+}
+
+// List returns the pairs whose key starts with prefix, in key order (at
+// most 10,000).
+func (k *KV) List(ctx context.Context, prefix string) ([]sdk.KVPair, error) {
+	// A range scan instead of LIKE, so that % and _ in keys mean nothing.
+	rows, err := k.s.reader.QueryContext(ctx, `SELECT key, value FROM kv WHERE namespace = ? AND key >= ? ORDER BY key LIMIT 10000`,
+		k.namespace, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("store: kv list %s/%s: %w", k.namespace, prefix, err)
+	}
+	defer rows.Close()
+	var out []sdk.KVPair
+	for rows.Next() {
+		var p sdk.KVPair
+		if err := rows.Scan(&p.Key, &p.Value); err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(p.Key, prefix) {
+			break
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// SetContactAttributes merges attributes into a customer's (found by
+// user_id or wa_id, created when new); an empty value removes an attribute.
+func (s *Store) SetContactAttributes(ctx context.Context, c sdk.ContactUpdate) error {
+	if c.WAID == "" && c.UserID == "" {
+		return errors.New("store: contact update names no customer: set wa_id or user_id")
+	}
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		key, err := findContact(tx, c.UserID, c.WAID)
+		if err != nil {
+			return err
+		}
+		now := s.now().UnixMilli()
+		if key == "" {
+			key = (&sdk.Contact{WAID: c.WAID, UserID: c.UserID}).Key()
+			if _, err := tx.Exec(`INSERT INTO contacts (key, wa_id, user_id, name, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				key, nullString(c.WAID), nullString(c.UserID), c.Name, now, now); err != nil {
+				return err
+			}
+		}
+		var raw string
+		if err := tx.QueryRow(`SELECT attributes FROM contacts WHERE key = ?`, key).Scan(&raw); err != nil {
+			return err
+		}
+		attrs := map[string]string{}
+		if err := json.Unmarshal([]byte(raw), &attrs); err != nil {
+			attrs = map[string]string{}
+		}
+		for k, v := range c.Attributes {
+			if v == "" {
+				delete(attrs, k)
+			} else {
+				attrs[k] = v
+			}
+		}
+		b, err := json.Marshal(attrs)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE contacts SET attributes = ?, name = COALESCE(NULLIF(?, ''), name), updated_at = ? WHERE key = ?`,
+			string(b), c.Name, now, key)
+		return err
+	})
+}

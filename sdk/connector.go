@@ -1,0 +1,285 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Connector is what a connector plugin implements; Serve runs it.
+//
+// The hub delivers every event at least once: after a crash or a lost
+// answer the same event comes again with the same ID, so a connector must
+// treat Event.ID as an idempotency key (remember what it created, through
+// the Host's KV).
+type Connector interface {
+	// Describe names the connector. It does no I/O.
+	Describe() Info
+	// Configure receives connectors.<name>.config and the Host to call back.
+	// It is called once per process start, before any delivery. It must
+	// reject a bad configuration with an error that names the key and says
+	// what to fix; with cfg.CheckOnly it must only validate.
+	Configure(ctx context.Context, cfg Config, host Host) error
+	// Deliver sends a batch to the external system and returns one Result
+	// per event, in any order. Events of one conversation come in log
+	// order. ctx ends when the hub gives up on the batch; stop then.
+	Deliver(ctx context.Context, events []Event) []Result
+}
+
+// HookHandler is implemented by connectors whose external system calls back
+// (Slack events, Zendesk webhooks): the hub hands them each request to
+// POST /hooks/{connector}. The connector verifies the request itself.
+type HookHandler interface {
+	HandleHook(ctx context.Context, req *HookRequest) (*HookResponse, error)
+}
+
+// Syncer is implemented by connectors that pull changes from their system:
+// the hub calls Sync on the configured interval with the cursor the last
+// call returned ("" the first time), and stores the contact attributes and
+// the next cursor together.
+type Syncer interface {
+	Sync(ctx context.Context, cursor string) (SyncResult, error)
+}
+
+// HealthChecker is implemented by connectors that can tell whether their
+// external system is reachable with the configured credentials.
+type HealthChecker interface {
+	Health(ctx context.Context) error
+}
+
+// Capability names, as Describe reports them to the host.
+const (
+	CapabilityHooks  = "hooks"
+	CapabilitySync   = "sync"
+	CapabilityHealth = "health"
+)
+
+// Capabilities lists the optional interfaces c implements.
+func Capabilities(c Connector) []string {
+	var caps []string
+	if _, ok := c.(HookHandler); ok {
+		caps = append(caps, CapabilityHooks)
+	}
+	if _, ok := c.(Syncer); ok {
+		caps = append(caps, CapabilitySync)
+	}
+	if _, ok := c.(HealthChecker); ok {
+		caps = append(caps, CapabilityHealth)
+	}
+	return caps
+}
+
+// Info describes a connector.
+type Info struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Config is a connector's configuration as connectors.yaml gives it.
+type Config struct {
+	// Name is the connector's key in connectors.yaml.
+	Name string
+	// Raw is connectors.<name>.config as JSON, with ${VAR}s expanded.
+	Raw json.RawMessage
+	// CheckOnly asks for validation only (wahub check): no connections, no
+	// state.
+	CheckOnly bool
+}
+
+// Decode unmarshals the configuration into v, refusing unknown keys so a
+// typo is reported rather than ignored. Errors name the key.
+func (c Config) Decode(v any) error {
+	raw := c.Raw
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("connectors.%s.config.%s: expected %s, got a JSON %s", c.Name, te.Field, te.Type, te.Value)
+		}
+		return fmt.Errorf("connectors.%s.config: %w", c.Name, err)
+	}
+	return nil
+}
+
+// Outcome is what became of one event.
+type Outcome int
+
+const (
+	// Delivered: the external system has it.
+	Delivered Outcome = iota + 1
+	// Retry: a transient failure; the hub tries again later (after
+	// RetryAfter when set).
+	Retry
+	// Failed: a permanent failure; the event becomes a dead letter a user
+	// can inspect and replay.
+	Failed
+	// Skipped: the connector has nothing to do for this event.
+	Skipped
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Delivered:
+		return "delivered"
+	case Retry:
+		return "retry"
+	case Failed:
+		return "failed"
+	case Skipped:
+		return "skipped"
+	}
+	return "unknown"
+}
+
+// Result is the outcome of delivering one event.
+type Result struct {
+	EventID    string
+	Outcome    Outcome
+	RetryAfter time.Duration
+	// Error says what went wrong (Retry, Failed) or why it was skipped.
+	Error string
+}
+
+// DeliveredResult and the functions below build Results.
+func DeliveredResult(eventID string) Result { return Result{EventID: eventID, Outcome: Delivered} }
+
+// RetryResult asks the hub to try again, no sooner than after (0: its own
+// backoff schedule).
+func RetryResult(eventID string, after time.Duration, err error) Result {
+	return Result{EventID: eventID, Outcome: Retry, RetryAfter: after, Error: errString(err)}
+}
+
+// FailedResult gives up on the event.
+func FailedResult(eventID string, err error) Result {
+	return Result{EventID: eventID, Outcome: Failed, Error: errString(err)}
+}
+
+// SkippedResult says the event needs nothing from this connector.
+func SkippedResult(eventID, reason string) Result {
+	return Result{EventID: eventID, Outcome: Skipped, Error: reason}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// HookRequest is an HTTP request to POST /hooks/{connector}, with the body
+// exactly as received so that signatures can be checked.
+type HookRequest struct {
+	Method     string
+	Path       string
+	RawQuery   string
+	Header     http.Header
+	Body       []byte
+	RemoteAddr string
+}
+
+// HookResponse is the answer the hub sends back for a hook request.
+type HookResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// SyncResult is one page of changes from an external system.
+type SyncResult struct {
+	Contacts []ContactUpdate
+	// NextCursor is stored with the contacts and passed to the next Sync.
+	NextCursor string
+	// More asks the hub to call again at once for the next page.
+	More bool
+}
+
+// ContactUpdate sets a customer's attributes (tier, owner, ...), which
+// routing rules read. The customer is found by UserID or WAID.
+type ContactUpdate struct {
+	WAID       string            `json:"wa_id,omitempty"`
+	UserID     string            `json:"user_id,omitempty"`
+	Name       string            `json:"name,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// Host is the hub, as a plugin calls it back.
+type Host interface {
+	// SendMessage queues a WhatsApp message through the hub's outbound
+	// sender, which applies consent, the 24-hour window and rate limits. A
+	// policy refusal is a *RefusedError. The same IdempotencyKey never
+	// sends twice.
+	SendMessage(ctx context.Context, msg OutboundMessage) (SendResult, error)
+	// KV is the connector's own key-value state, kept by the hub.
+	KV() KV
+	// UpsertContact records attributes of a customer.
+	UpsertContact(ctx context.Context, c ContactUpdate) error
+}
+
+// KV is a key-value store namespaced to one connector. Use it for ids that
+// must survive restarts: a conversation's Slack thread, a CRM contact id.
+type KV interface {
+	Get(ctx context.Context, key string) (value []byte, found bool, err error)
+	Put(ctx context.Context, key string, value []byte) error
+	// CompareAndSwap sets key to new if its value is old; old nil means the
+	// key must not exist. It reports whether it swapped.
+	CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error)
+	Delete(ctx context.Context, key string) error
+	// List returns the pairs whose key starts with prefix, in key order.
+	List(ctx context.Context, prefix string) ([]KVPair, error)
+}
+
+// KVPair is one entry of a KV listing.
+type KVPair struct {
+	Key   string
+	Value []byte
+}
+
+// OutboundMessage is a WhatsApp message a connector asks the hub to send.
+type OutboundMessage struct {
+	// To is the customer: a wa_id or a user_id.
+	To string `json:"to"`
+	// PhoneNumberID is the business number to send from; empty means the
+	// one the customer last wrote to.
+	PhoneNumberID string    `json:"phone_number_id,omitempty"`
+	Text          string    `json:"text,omitempty"`
+	Template      *Template `json:"template,omitempty"`
+	// Interactive is a WhatsApp interactive object (buttons, list), as the
+	// Graph API takes it.
+	Interactive json.RawMessage `json:"interactive,omitempty"`
+	// ReplyTo is the wamid the message answers (shown as a quote).
+	ReplyTo string `json:"reply_to,omitempty"`
+	// IdempotencyKey makes a retried request send at most once: use the id
+	// of whatever caused it (a Slack event id, a ticket comment id).
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// Template is an approved message template to send.
+type Template struct {
+	Name       string            `json:"name"`
+	Language   string            `json:"language"`
+	Components []json.RawMessage `json:"components,omitempty"`
+}
+
+// SendResult is the hub's answer to SendMessage.
+type SendResult struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+}
+
+// RefusedError is a policy refusal of an outbound message: the customer
+// opted out, the 24-hour window is closed, the country is blocked. Code
+// names the rule; Message says it to a person.
+type RefusedError struct {
+	Code    string
+	Message string
+}
+
+func (e *RefusedError) Error() string { return "refused (" + e.Code + "): " + e.Message }
