@@ -67,15 +67,16 @@ func (s *Store) appendEvent(tx *sql.Tx, ev *sdk.Event, body []byte) (bool, error
 	if ev.Business != nil && ev.Business.PhoneNumberID != "" {
 		phoneID = sql.NullString{String: ev.Business.PhoneNumberID, Valid: true}
 	}
-	var key string
+	var st *contactState
 	known := false
 	if ev.Contact != nil && ev.Contact.Key() != "" {
 		var err error
-		if key, known, err = s.contacts.resolve(tx, ev.Contact.UserID, ev.Contact.WAID); err != nil {
+		if st, known, err = s.contacts.resolve(tx, ev.Contact.UserID, ev.Contact.WAID); err != nil {
 			return false, fmt.Errorf("contact: %w", err)
 		}
-		contactKey = sql.NullString{String: key, Valid: true}
+		contactKey = sql.NullString{String: st.key, Valid: true}
 	}
+	key := contactKey.String
 	conv := ""
 	if key != "" && phoneID.Valid {
 		conv = ConversationID(phoneID.String, key)
@@ -92,8 +93,8 @@ func (s *Store) appendEvent(tx *sql.Tx, ev *sdk.Event, body []byte) (bool, error
 	if err != nil {
 		return false, err
 	}
-	if key != "" {
-		if err := s.recordContact(tx, key, known, ev); err != nil {
+	if st != nil {
+		if err := s.recordContact(tx, st, known, ev); err != nil {
 			return false, fmt.Errorf("contact: %w", err)
 		}
 	}
@@ -115,43 +116,70 @@ func isInbound(typ string) bool {
 	return typ == sdk.TypeMessageReceived || typ == sdk.TypeButtonClicked
 }
 
-// recordContact creates the contact key (when known is false) or records
-// what ev tells about it.
-func (s *Store) recordContact(tx *sql.Tx, key string, known bool, ev *sdk.Event) error {
+// recordContact creates the contact (when known is false) or records what
+// ev tells about it, writing only what changed: most messages change
+// nothing but the time of the customer's last message.
+func (s *Store) recordContact(tx *sql.Tx, st *contactState, known bool, ev *sdk.Event) error {
 	c := ev.Contact
 	at := ev.OccurredAt.UnixMilli()
 	now := s.now().UnixMilli()
+	inbound := isInbound(ev.Type)
 	if !known {
-		if _, err := tx.Exec(`INSERT INTO contacts (key, wa_id, user_id, name, username, first_seen_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			key, nullString(c.WAID), nullString(c.UserID), c.Name, c.Username, at, now); err != nil {
+		var last sql.NullInt64
+		if inbound {
+			last = sql.NullInt64{Int64: at, Valid: true}
+		}
+		if _, err := tx.Exec(`INSERT INTO contacts (key, wa_id, user_id, name, username, first_seen_at, last_inbound_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			st.key, nullString(c.WAID), nullString(c.UserID), c.Name, c.Username, at, last, now); err != nil {
 			return err
 		}
-		s.contacts.add(c.UserID, c.WAID, key)
-	}
-	// Only what the customer sends tells their current number; a status
-	// for a message sent to an old number must not move them back.
-	var inbound any
-	if isInbound(ev.Type) {
-		inbound = at
-	}
-	if _, err := tx.Exec(`UPDATE contacts SET
-			wa_id = CASE WHEN ? = '' THEN wa_id WHEN wa_id IS NULL OR ? IS NOT NULL THEN ? ELSE wa_id END,
-			user_id = COALESCE(user_id, NULLIF(?, '')),
-			name = COALESCE(NULLIF(?, ''), name),
-			username = COALESCE(NULLIF(?, ''), username),
-			last_inbound_at = CASE WHEN ? IS NULL THEN last_inbound_at
-				ELSE MAX(COALESCE(last_inbound_at, 0), ?) END,
-			updated_at = ?
-		WHERE key = ?`,
-		c.WAID, inbound, c.WAID, c.UserID, c.Name, c.Username, inbound, inbound, now, key); err != nil {
-		return err
+		*st = contactState{key: st.key, waID: c.WAID, userID: c.UserID, name: c.Name, username: c.Username, lastInbound: last.Int64}
+		s.contacts.add(c.UserID, c.WAID, st)
+	} else {
+		next := *st
+		// Only what the customer sends tells their current number; a
+		// status for a message sent to an old number must not move them
+		// back.
+		if c.WAID != "" && (next.waID == "" || inbound) {
+			next.waID = c.WAID
+		}
+		if next.userID == "" {
+			next.userID = c.UserID
+		}
+		if c.Name != "" {
+			next.name = c.Name
+		}
+		if c.Username != "" {
+			next.username = c.Username
+		}
+		if inbound && at > next.lastInbound {
+			next.lastInbound = at
+		}
+		switch {
+		case next == *st:
+		case next.lastInbound != st.lastInbound && next.withInbound(st.lastInbound) == *st:
+			if _, err := tx.Exec(`UPDATE contacts SET last_inbound_at = ?, updated_at = ? WHERE key = ?`,
+				next.lastInbound, now, st.key); err != nil {
+				return err
+			}
+		default:
+			var last sql.NullInt64
+			if next.lastInbound != 0 {
+				last = sql.NullInt64{Int64: next.lastInbound, Valid: true}
+			}
+			if _, err := tx.Exec(`UPDATE contacts SET wa_id = ?, user_id = ?, name = ?, username = ?, last_inbound_at = ?, updated_at = ?
+				WHERE key = ?`, nullString(next.waID), nullString(next.userID), next.name, next.username, last, now, st.key); err != nil {
+				return err
+			}
+		}
+		*st = next
 	}
 	// A changed number moves the customer, not the conversation: later
 	// messages from the new number must find the same contact.
 	if ev.Type == sdk.TypeContactChanged && ev.Message != nil && ev.Message.System != nil && ev.Message.System.NewWAID != "" {
 		if _, err := tx.Exec(`UPDATE contacts SET wa_id = ?, updated_at = ? WHERE key = ?`,
-			ev.Message.System.NewWAID, now, key); err != nil {
+			ev.Message.System.NewWAID, now, st.key); err != nil {
 			return err
 		}
 		// Which identity leads to which contact has changed.
@@ -160,38 +188,56 @@ func (s *Store) recordContact(tx *sql.Tx, key string, known bool, ev *sdk.Event)
 	return nil
 }
 
-// contactCache remembers which contact an identity resolved to, so the
-// writer does not look it up for every message of a conversation. Only the
-// writer goroutine uses it, and only the writer changes contacts, so it
-// cannot go stale except through a rolled-back transaction, after which it
-// is reset.
+// contactState is a contact's row as the writer last wrote it.
+type contactState struct {
+	key, waID, userID, name, username string
+	lastInbound                       int64 // Unix ms; 0 when never
+}
+
+func (c contactState) withInbound(t int64) contactState { c.lastInbound = t; return c }
+
+// contactCache remembers which contact an identity resolved to and its row,
+// so the writer neither looks it up nor rewrites it for every message of a
+// conversation. Only the writer goroutine uses it, and only the writer
+// changes contacts, so it cannot go stale except through a rolled-back
+// transaction, after which it is reset.
 type contactCache struct {
-	keys map[string]string // userID \x00 waID → key
+	byID map[string]*contactState // userID \x00 waID → state
 }
 
 const contactCacheMax = 100_000
 
-func (c *contactCache) resolve(tx *sql.Tx, userID, waID string) (key string, known bool, err error) {
-	id := userID + "\x00" + waID
-	if key, ok := c.keys[id]; ok {
-		return key, true, nil
+func (c *contactCache) resolve(tx *sql.Tx, userID, waID string) (st *contactState, known bool, err error) {
+	if st, ok := c.byID[userID+"\x00"+waID]; ok {
+		return st, true, nil
 	}
-	key, err = findContact(tx, userID, waID)
-	if err != nil || key == "" {
-		return (&sdk.Contact{UserID: userID, WAID: waID}).Key(), false, err
+	key, err := findContact(tx, userID, waID)
+	if err != nil {
+		return nil, false, err
 	}
-	c.add(userID, waID, key)
-	return key, true, nil
+	if key == "" {
+		return &contactState{key: (&sdk.Contact{UserID: userID, WAID: waID}).Key()}, false, nil
+	}
+	st = &contactState{key: key}
+	var wa, user sql.NullString
+	var last sql.NullInt64
+	if err := tx.QueryRow(`SELECT wa_id, user_id, name, username, last_inbound_at FROM contacts WHERE key = ?`, key).
+		Scan(&wa, &user, &st.name, &st.username, &last); err != nil {
+		return nil, false, err
+	}
+	st.waID, st.userID, st.lastInbound = wa.String, user.String, last.Int64
+	c.add(userID, waID, st)
+	return st, true, nil
 }
 
-func (c *contactCache) add(userID, waID, key string) {
-	if c.keys == nil || len(c.keys) >= contactCacheMax {
-		c.keys = make(map[string]string)
+func (c *contactCache) add(userID, waID string, st *contactState) {
+	if c.byID == nil || len(c.byID) >= contactCacheMax {
+		c.byID = make(map[string]*contactState)
 	}
-	c.keys[userID+"\x00"+waID] = key
+	c.byID[userID+"\x00"+waID] = st
 }
 
-func (c *contactCache) reset() { c.keys = nil }
+func (c *contactCache) reset() { c.byID = nil }
 
 func findContact(q interface {
 	QueryRow(string, ...any) *sql.Row

@@ -154,6 +154,8 @@ func (s *Store) SetContactAttributes(ctx context.Context, c sdk.ContactUpdate) e
 		}
 		_, err = tx.Exec(`UPDATE contacts SET attributes = ?, name = COALESCE(NULLIF(?, ''), name), updated_at = ? WHERE key = ?`,
 			string(b), c.Name, now, key)
+		// The append path's cached rows may now be out of date.
+		s.contacts.reset()
 		return err
 	})
 }

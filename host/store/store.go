@@ -271,22 +271,24 @@ func (s *Store) commit(batch []*writeReq) {
 	s.finish(batch, errs, err)
 }
 
-// finish answers every request: its own error, or else the commit's.
+// finish answers every request: its own error, or else the commit's. Those
+// following the log are woken first, so that a writer that returns can
+// count on them having been told.
 func (s *Store) finish(batch []*writeReq, errs []error, commitErr error) {
 	s.commits.Add(1)
 	s.writes.Add(int64(len(batch)))
 	ran := false
-	for i, req := range batch {
+	for i := range batch {
 		if errs[i] == nil {
 			errs[i] = commitErr
 		}
-		if errs[i] == nil {
-			ran = true
-		}
-		req.done <- errs[i]
+		ran = ran || errs[i] == nil
 	}
 	if ran {
 		s.signalChanged()
+	}
+	for i, req := range batch {
+		req.done <- errs[i]
 	}
 }
 

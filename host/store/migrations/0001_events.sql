@@ -14,7 +14,7 @@ CREATE TABLE events (
 );
 CREATE INDEX events_type_seq ON events (type, seq);
 CREATE INDEX events_contact_seq ON events (contact_key, seq);
-CREATE INDEX events_conversation_seq ON events (conversation_id, seq);
+
 
 -- Customers. key is the first identity the hub saw for them (user_id when
 -- WhatsApp sent one, wa_id otherwise) and never changes, so conversation ids
