@@ -1,0 +1,424 @@
+// Package delivery moves events from the log to the connectors: a
+// dispatcher stores each event's routing decision and one pending delivery
+// per connector, and one worker per connector sends its due deliveries in
+// batches to the connector's plugin and records every outcome.
+//
+// Delivery is at least once and per connector: a connector that is down
+// delays only itself. Order is kept per conversation, and a conversation
+// waiting for its retry never holds up the others. Retries back off
+// exponentially with jitter and honour a Retry-After the plugin reports;
+// after the last attempt the event becomes a dead letter that can be
+// replayed. Progress is recorded only after the plugin answered.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"golang.org/x/time/rate"
+
+	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/sdk"
+)
+
+// Store is the durable state the engine works on.
+type Store interface {
+	Dispatch(ctx context.Context, limit int, decide store.DecideFunc) (int, error)
+	Due(ctx context.Context, connector string, now time.Time, limit int) ([]store.Delivery, error)
+	NextDue(ctx context.Context, connector string) (time.Time, bool, error)
+	RecordAttempts(ctx context.Context, attempts []store.Attempt) error
+	Paused(ctx context.Context, connector string) (bool, error)
+	SetPaused(ctx context.Context, connector string, paused bool) error
+	Changed() <-chan struct{}
+}
+
+// Deliverer is a connector as the engine calls it.
+type Deliverer interface {
+	Deliver(ctx context.Context, events []sdk.Event) ([]sdk.Result, error)
+}
+
+// Connectors gives the engine each connector's running plugin.
+type Connectors interface {
+	// Deliverer returns the connector's plugin, or an error while it is
+	// down.
+	Deliverer(name string) (Deliverer, error)
+	// Running returns a channel closed while the plugin is up.
+	Running(name string) <-chan struct{}
+}
+
+// Policy is how one connector is delivered to.
+type Policy struct {
+	BatchSize   int
+	MaxAttempts int
+	Initial     time.Duration // first retry delay
+	Max         time.Duration // largest retry delay
+	// RatePerSecond limits events per second (0: unlimited).
+	RatePerSecond float64
+	// Timeout bounds one batch.
+	Timeout time.Duration
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.BatchSize <= 0 {
+		p.BatchSize = 100
+	}
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 12
+	}
+	if p.Initial <= 0 {
+		p.Initial = time.Second
+	}
+	if p.Max <= 0 {
+		p.Max = 30 * time.Minute
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = time.Minute
+	}
+	return p
+}
+
+// maxRetryAfter caps how long a Retry-After may hold an event back.
+const maxRetryAfter = 24 * time.Hour
+
+// Options assemble an Engine.
+type Options struct {
+	Store      Store
+	Connectors Connectors
+	// Decide routes one event; it runs inside the store's write
+	// transaction.
+	Decide   store.DecideFunc
+	Policies map[string]Policy // by connector name
+	Clock    clockwork.Clock
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	// Rand makes jitter reproducible in tests.
+	Rand *rand.Rand
+	// DispatchBatch is how many events one dispatch transaction takes.
+	DispatchBatch int
+}
+
+// Engine runs the dispatcher and the connector workers.
+type Engine struct {
+	opt     Options
+	log     *slog.Logger
+	workers map[string]*worker
+	randMu  sync.Mutex
+}
+
+// New builds an engine; Run starts it.
+func New(opt Options) *Engine {
+	if opt.Clock == nil {
+		opt.Clock = clockwork.NewRealClock()
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Rand == nil {
+		opt.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if opt.DispatchBatch <= 0 {
+		opt.DispatchBatch = 500
+	}
+	e := &Engine{opt: opt, log: opt.Logger, workers: map[string]*worker{}}
+	for name, pol := range opt.Policies {
+		pol = pol.withDefaults()
+		w := &worker{e: e, name: name, pol: pol, wake: make(chan struct{}, 1), breaker: newBreaker(opt.Clock)}
+		if pol.RatePerSecond > 0 {
+			burst := int(math.Ceil(pol.RatePerSecond))
+			w.limiter = rate.NewLimiter(rate.Limit(pol.RatePerSecond), burst)
+			// A batch larger than the burst could never be admitted.
+			w.pol.BatchSize = min(w.pol.BatchSize, burst)
+		}
+		e.workers[name] = w
+	}
+	return e
+}
+
+// Run dispatches and delivers until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.dispatch(ctx)
+	}()
+	for _, w := range e.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// dispatch follows the log, storing decisions and pending deliveries.
+func (e *Engine) dispatch(ctx context.Context) {
+	for ctx.Err() == nil {
+		changed := e.opt.Store.Changed()
+		n, err := e.opt.Store.Dispatch(ctx, e.opt.DispatchBatch, e.opt.Decide)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Error("dispatch failed; retrying", "err", err)
+			e.sleep(ctx, time.Second)
+			continue
+		}
+		if n == e.opt.DispatchBatch {
+			continue // more waiting
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (e *Engine) sleep(ctx context.Context, d time.Duration) {
+	t := e.opt.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.Chan():
+	case <-ctx.Done():
+	}
+}
+
+// Pause stops deliveries to a connector; its events wait, nothing is lost.
+func (e *Engine) Pause(ctx context.Context, name string) error {
+	return e.setPaused(ctx, name, true)
+}
+
+// Resume restarts deliveries to a connector.
+func (e *Engine) Resume(ctx context.Context, name string) error {
+	return e.setPaused(ctx, name, false)
+}
+
+// ErrUnknownConnector is returned for a connector that is not configured.
+var ErrUnknownConnector = errors.New("unknown connector")
+
+func (e *Engine) setPaused(ctx context.Context, name string, paused bool) error {
+	w, ok := e.workers[name]
+	if !ok {
+		return ErrUnknownConnector
+	}
+	if err := e.opt.Store.SetPaused(ctx, name, paused); err != nil {
+		return err
+	}
+	w.poke()
+	return nil
+}
+
+// Wake makes a connector's worker look for due deliveries now (after a
+// replay, say).
+func (e *Engine) Wake(name string) {
+	if w, ok := e.workers[name]; ok {
+		w.poke()
+	}
+}
+
+// Breaker reports a connector's circuit breaker state.
+func (e *Engine) Breaker(name string) string {
+	if w, ok := e.workers[name]; ok {
+		return w.breaker.state()
+	}
+	return ""
+}
+
+func (e *Engine) jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	e.randMu.Lock()
+	defer e.randMu.Unlock()
+	// Equal jitter: at least half the backoff, so retries stay spaced,
+	// with the rest random, so that many conversations retrying after one
+	// outage do not stampede together.
+	half := d / 2
+	return half + time.Duration(e.opt.Rand.Int64N(int64(d-half)+1))
+}
+
+// worker delivers to one connector.
+type worker struct {
+	e       *Engine
+	name    string
+	pol     Policy
+	limiter *rate.Limiter
+	breaker *breaker
+	wake    chan struct{}
+}
+
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	st, clock := w.e.opt.Store, w.e.opt.Clock
+	for ctx.Err() == nil {
+		paused, err := st.Paused(ctx, w.name)
+		if err != nil {
+			w.wait(ctx, nil, clock.Now().Add(time.Second))
+			continue
+		}
+		if paused {
+			w.wait(ctx, nil, time.Time{})
+			continue
+		}
+		select {
+		case <-w.e.opt.Connectors.Running(w.name):
+		case <-w.wake:
+			continue
+		case <-ctx.Done():
+			return
+		}
+		if ready := w.breaker.readyAt(); ready.After(clock.Now()) {
+			w.wait(ctx, nil, ready)
+			continue
+		}
+		changed := st.Changed()
+		batch, err := st.Due(ctx, w.name, clock.Now(), w.pol.BatchSize)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.e.log.Error("reading due deliveries", "connector", w.name, "err", err)
+			}
+			w.wait(ctx, nil, clock.Now().Add(time.Second))
+			continue
+		}
+		if len(batch) == 0 {
+			next, ok, err := st.NextDue(ctx, w.name)
+			if err != nil || !ok {
+				next = time.Time{}
+			}
+			w.wait(ctx, changed, next)
+			continue
+		}
+		if w.limiter != nil {
+			r := w.limiter.ReserveN(clock.Now(), len(batch))
+			if delay := r.DelayFrom(clock.Now()); delay > 0 {
+				w.e.opt.Metrics.rateWait(w.name, delay)
+				w.e.sleep(ctx, delay)
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}
+		w.deliver(ctx, batch)
+	}
+}
+
+// wait blocks until changed fires, until (if not zero) passes, the worker
+// is poked, or ctx ends.
+func (w *worker) wait(ctx context.Context, changed <-chan struct{}, until time.Time) {
+	var timer <-chan time.Time
+	if !until.IsZero() {
+		t := w.e.opt.Clock.NewTimer(until.Sub(w.e.opt.Clock.Now()))
+		defer t.Stop()
+		timer = t.Chan()
+	}
+	select {
+	case <-changed:
+	case <-timer:
+	case <-w.wake:
+	case <-ctx.Done():
+	}
+}
+
+// deliver sends one batch and records what became of each event.
+func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
+	clock := w.e.opt.Clock
+	d, err := w.e.opt.Connectors.Deliverer(w.name)
+	if err != nil {
+		return // the plugin went down between the checks; Running waits
+	}
+	events := make([]sdk.Event, len(batch))
+	for i := range batch {
+		events[i] = batch[i].Event
+	}
+	start := clock.Now()
+	cctx, cancel := context.WithTimeout(ctx, w.pol.Timeout)
+	results, err := d.Deliver(cctx, events)
+	cancel()
+	end := clock.Now()
+	if err != nil && ctx.Err() != nil {
+		// Shutting down: the outcome is unknown, and not the events'
+		// fault. They stay pending as they were and go again next start.
+		return
+	}
+	attempts, ok := w.outcomes(batch, results, err, start, end)
+	w.breaker.record(ok)
+	w.e.opt.Metrics.batch(w.name, end.Sub(start), attempts)
+	// Recorded even if ctx ended meanwhile: the plugin has answered, and
+	// forgetting a delivered outcome would only cause a duplicate.
+	if rerr := w.e.opt.Store.RecordAttempts(context.WithoutCancel(ctx), attempts); rerr != nil {
+		w.e.log.Error("recording delivery outcomes failed; the batch will be delivered again", "connector", w.name, "err", rerr)
+	}
+	if err != nil {
+		w.e.log.Warn("batch not delivered; will retry", "connector", w.name, "events", len(batch), "err", err)
+	}
+}
+
+// outcomes turns the plugin's answer into per-event attempts. ok is false
+// when the batch as a whole failed (for the circuit breaker).
+func (w *worker) outcomes(batch []store.Delivery, results []sdk.Result, callErr error, start, end time.Time) ([]store.Attempt, bool) {
+	byID := make(map[string]sdk.Result, len(results))
+	for _, r := range results {
+		if _, dup := byID[r.EventID]; !dup {
+			byID[r.EventID] = r
+		}
+	}
+	attempts := make([]store.Attempt, 0, len(batch))
+	anyOK := false
+	for _, d := range batch {
+		a := store.Attempt{DeliveryID: d.ID, At: start, Duration: end.Sub(start)}
+		res, found := byID[d.Event.ID]
+		switch {
+		case callErr != nil:
+			a.Outcome, a.Error = "error", callErr.Error()
+		case !found:
+			a.Outcome, a.Error = "error", "the plugin returned no result for this event"
+		default:
+			a.Outcome, a.Error, a.RetryAfter = res.Outcome.String(), res.Error, res.RetryAfter
+		}
+		switch a.Outcome {
+		case "delivered":
+			a.State, anyOK = store.StateDelivered, true
+		case "skipped":
+			a.State, anyOK = store.StateSkipped, true
+		case "failed":
+			a.State = store.StateDead
+			anyOK = true // the connector answered; the event is bad, not the connector
+		default: // retry, error, unknown
+			if d.Attempts+1 >= w.pol.MaxAttempts {
+				a.State = store.StateDead
+				a.Error = "gave up after " + strconv.Itoa(d.Attempts+1) + " attempts: " + a.Error
+			} else {
+				a.State = store.StatePending
+				a.NextAt = end.Add(w.delay(d.Attempts+1, a.RetryAfter))
+			}
+		}
+		attempts = append(attempts, a)
+	}
+	return attempts, anyOK
+}
+
+// delay is how long to wait before attempt n+1 after attempt n failed.
+func (w *worker) delay(n int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, maxRetryAfter)
+	}
+	d := w.pol.Initial
+	for i := 1; i < n && d < w.pol.Max; i++ {
+		d *= 2
+	}
+	return w.e.jitter(min(d, w.pol.Max))
+}
