@@ -7,10 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
 // Connector is what a connector plugin implements; Serve runs it.
+//
+// Its methods may run concurrently (a hook or a health check while a batch
+// is being delivered), so state that Configure sets must be guarded. The
+// hub never calls Deliver concurrently with itself.
 //
 // The hub delivers every event at least once: after a crash or a lost
 // answer the same event comes again with the same ID, so a connector must
@@ -104,6 +109,9 @@ func (c Config) Decode(v any) error {
 		if errors.As(err, &te) {
 			return fmt.Errorf("connectors.%s.config.%s: expected %s, got a JSON %s", c.Name, te.Field, te.Type, te.Value)
 		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return fmt.Errorf("connectors.%s.config.%s: unknown key", c.Name, strings.Trim(f, `"`))
+		}
 		return fmt.Errorf("connectors.%s.config: %w", c.Name, err)
 	}
 	return nil
@@ -146,6 +154,11 @@ type Result struct {
 	RetryAfter time.Duration
 	// Error says what went wrong (Retry, Failed) or why it was skipped.
 	Error string
+	// NotAttempted, with Retry, says the connector did not try the event:
+	// it held it back because an earlier event of its conversation failed.
+	// The event then keeps its attempts, so that one failing message does
+	// not use up its whole conversation's retries.
+	NotAttempted bool
 }
 
 // DeliveredResult and the functions below build Results.
@@ -160,6 +173,12 @@ func RetryResult(eventID string, after time.Duration, err error) Result {
 // FailedResult gives up on the event.
 func FailedResult(eventID string, err error) Result {
 	return Result{EventID: eventID, Outcome: Failed, Error: errString(err)}
+}
+
+// HeldResult answers an event the connector did not try because an
+// earlier event of its conversation in the batch was not delivered.
+func HeldResult(eventID string, after time.Duration, reason string) Result {
+	return Result{EventID: eventID, Outcome: Retry, RetryAfter: after, Error: reason, NotAttempted: true}
 }
 
 // SkippedResult says the event needs nothing from this connector.
@@ -257,7 +276,8 @@ type OutboundMessage struct {
 	// ReplyTo is the wamid the message answers (shown as a quote).
 	ReplyTo string `json:"reply_to,omitempty"`
 	// IdempotencyKey makes a retried request send at most once: use the id
-	// of whatever caused it (a Slack event id, a ticket comment id).
+	// of whatever caused it (a Slack event id, a ticket comment id). Keys
+	// are scoped to the connector that sends.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 

@@ -132,6 +132,7 @@ func (s *connectorServer) Deliver(ctx context.Context, req *pb.DeliverRequest) (
 			Outcome:      pb.Outcome(r.Outcome),
 			RetryAfterMs: r.RetryAfter.Milliseconds(),
 			Error:        r.Error,
+			NotAttempted: r.NotAttempted,
 		})
 	}
 	out.Results = append(out.Results, bad...)
@@ -316,21 +317,29 @@ func (r *Remote) Configure(ctx context.Context, cfg Config, host Host) error {
 // the outcome of the whole batch is unknown (the plugin died, the call
 // timed out): the host must deliver it again.
 func (r *Remote) Deliver(ctx context.Context, events []Event) ([]Result, error) {
-	req := &pb.DeliverRequest{Events: make([][]byte, len(events))}
+	raws := make([][]byte, len(events))
 	for i := range events {
 		raw, err := json.Marshal(&events[i])
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", events[i].ID, err)
 		}
-		req.Events[i] = raw
+		raws[i] = raw
 	}
+	return r.DeliverJSON(ctx, raws)
+}
+
+// DeliverJSON is Deliver for events already encoded as their JSON, as the
+// hub keeps them.
+func (r *Remote) DeliverJSON(ctx context.Context, events [][]byte) ([]Result, error) {
+	req := &pb.DeliverRequest{Events: events}
 	resp, err := r.client.Deliver(ctx, req, grpc.MaxCallSendMsgSize(maxMessageSize))
 	if err != nil {
 		return nil, fromStatus(err)
 	}
 	out := make([]Result, len(resp.Results))
 	for i, res := range resp.Results {
-		out[i] = Result{EventID: res.EventId, Outcome: Outcome(res.Outcome), RetryAfter: time.Duration(res.RetryAfterMs) * time.Millisecond, Error: res.Error}
+		out[i] = Result{EventID: res.EventId, Outcome: Outcome(res.Outcome), RetryAfter: time.Duration(res.RetryAfterMs) * time.Millisecond,
+			Error: res.Error, NotAttempted: res.NotAttempted}
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/sdk"
@@ -21,23 +22,70 @@ import (
 type Store interface {
 	Events(ctx context.Context, f store.EventFilter) ([]sdk.Event, error)
 	Event(ctx context.Context, id string) (sdk.Event, error)
+	EventDeliveries(ctx context.Context, seq int64) ([]store.DeliveryRecord, error)
 	Contact(ctx context.Context, id string) (store.Contact, error)
+	DeadLetters(ctx context.Context, connector string) ([]store.DeadLetter, error)
+}
+
+// Ops are the operations on the running hub.
+type Ops interface {
+	Connectors(ctx context.Context) ([]ConnectorStatus, error)
+	Pause(ctx context.Context, name string) error
+	Resume(ctx context.Context, name string) error
+	// Replay revives dead letters of a connector (all when ids is empty).
+	Replay(ctx context.Context, connector string, ids []string) (int, error)
+}
+
+// ErrUnknownConnector is what Ops return for a name not configured.
+var ErrUnknownConnector = errors.New("unknown connector")
+
+// ConnectorStatus is a connector as GET /api/v1/connectors shows it.
+type ConnectorStatus struct {
+	Name         string     `json:"name"`
+	Plugin       string     `json:"plugin"`
+	State        string     `json:"state"` // running, starting, restarting, failed, stopped, paused, disabled
+	PID          int        `json:"pid,omitempty"`
+	Restarts     int        `json:"restarts"`
+	Version      string     `json:"version,omitempty"`
+	Capabilities []string   `json:"capabilities,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
+	Paused       bool       `json:"paused"`
+	Breaker      string     `json:"breaker,omitempty"`
+	Delivered    int64      `json:"delivered"`
+	Skipped      int64      `json:"skipped"`
+	Pending      int64      `json:"pending"`
+	Retrying     int64      `json:"retrying"`
+	Dead         int64      `json:"dead"`
+	Lag          int64      `json:"lag"` // events waiting for this connector
+	Cursor       int64      `json:"cursor"`
+	OldestAt     *time.Time `json:"oldest_pending_at,omitempty"`
+}
+
+// Options assemble the admin API.
+type Options struct {
+	Token  string
+	Store  Store
+	Ops    Ops
+	Logger *slog.Logger
 }
 
 // API is the admin HTTP handler.
 type API struct {
-	Token  string
-	Store  Store
-	Logger *slog.Logger
-	mux    *http.ServeMux
+	Options
+	mux *http.ServeMux
 }
 
 // New builds the admin API.
-func New(token string, st Store, logger *slog.Logger) *API {
-	a := &API{Token: token, Store: st, Logger: logger, mux: http.NewServeMux()}
+func New(opt Options) *API {
+	a := &API{Options: opt, mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET /api/v1/events", a.listEvents)
 	a.mux.HandleFunc("GET /api/v1/events/{id}", a.getEvent)
 	a.mux.HandleFunc("GET /api/v1/contacts/{id}", a.getContact)
+	a.mux.HandleFunc("GET /api/v1/connectors", a.listConnectors)
+	a.mux.HandleFunc("POST /api/v1/connectors/{name}/pause", a.pause)
+	a.mux.HandleFunc("POST /api/v1/connectors/{name}/resume", a.resume)
+	a.mux.HandleFunc("GET /api/v1/deadletters", a.listDeadLetters)
+	a.mux.HandleFunc("POST /api/v1/deadletters/replay", a.replay)
 	return a
 }
 
@@ -100,7 +148,75 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, ev)
+	deliveries, err := a.Store.EventDeliveries(r.Context(), ev.Seq)
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, struct {
+		sdk.Event
+		Deliveries []store.DeliveryRecord `json:"deliveries"`
+	}{ev, deliveries})
+}
+
+func (a *API) listConnectors(w http.ResponseWriter, r *http.Request) {
+	cs, err := a.Ops.Connectors(r.Context())
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"connectors": cs})
+}
+
+func (a *API) pause(w http.ResponseWriter, r *http.Request)  { a.setPaused(w, r, true) }
+func (a *API) resume(w http.ResponseWriter, r *http.Request) { a.setPaused(w, r, false) }
+
+func (a *API) setPaused(w http.ResponseWriter, r *http.Request, paused bool) {
+	name := r.PathValue("name")
+	op := a.Ops.Resume
+	if paused {
+		op = a.Ops.Pause
+	}
+	if err := op(r.Context(), name); errors.Is(err, ErrUnknownConnector) {
+		WriteError(w, http.StatusNotFound, "not_found", "no enabled connector "+name)
+		return
+	} else if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused})
+}
+
+func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	dl, err := a.Store.DeadLetters(r.Context(), r.URL.Query().Get("connector"))
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"deadletters": dl})
+}
+
+func (a *API) replay(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Connector string   `json:"connector"`
+		IDs       []string `json:"ids"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Connector == "" {
+		WriteError(w, http.StatusBadRequest, "bad_request", `want {"connector": "<name>", "ids": ["evt_…"]} (no ids: every dead letter of that connector)`)
+		return
+	}
+	n, err := a.Ops.Replay(r.Context(), req.Connector, req.IDs)
+	if errors.Is(err, ErrUnknownConnector) {
+		WriteError(w, http.StatusNotFound, "not_found", "no enabled connector "+req.Connector)
+		return
+	}
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"connector": req.Connector, "replayed": n})
 }
 
 func (a *API) getContact(w http.ResponseWriter, r *http.Request) {

@@ -219,7 +219,7 @@ func (v *validator) connectors() {
 			case cc.SHA256 == "":
 				v.add(key+".sha256", "required for an external plugin: the SHA-256 of the executable as 64 hex digits (see sha256sum %s)", cc.Plugin)
 			case !isSHA256(cc.SHA256):
-				v.add(key+".sha256", "must be 64 hex digits, the SHA-256 of the executable (see sha256sum %s)", cc.Plugin)
+				v.add(key+".sha256", "must be 64 hex digits, the SHA-256 of the executable (see sha256sum %s; quote it, or YAML may read a digest of digits as a number)", cc.Plugin)
 			default:
 				cc.SHA256 = strings.ToLower(cc.SHA256)
 			}

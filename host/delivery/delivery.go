@@ -39,9 +39,10 @@ type Store interface {
 	Changed() <-chan struct{}
 }
 
-// Deliverer is a connector as the engine calls it.
+// Deliverer is a connector as the engine calls it: events go as the JSON
+// the store keeps (sdk.Remote implements it).
 type Deliverer interface {
-	Deliver(ctx context.Context, events []sdk.Event) ([]sdk.Result, error)
+	DeliverJSON(ctx context.Context, events [][]byte) ([]sdk.Result, error)
 }
 
 // Connectors gives the engine each connector's running plugin.
@@ -340,13 +341,13 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
 	if err != nil {
 		return // the plugin went down between the checks; Running waits
 	}
-	events := make([]sdk.Event, len(batch))
+	events := make([][]byte, len(batch))
 	for i := range batch {
-		events[i] = batch[i].Event
+		events[i] = batch[i].JSON
 	}
 	start := clock.Now()
 	cctx, cancel := context.WithTimeout(ctx, w.pol.Timeout)
-	results, err := d.Deliver(cctx, events)
+	results, err := d.DeliverJSON(cctx, events)
 	cancel()
 	end := clock.Now()
 	if err != nil && ctx.Err() != nil {
@@ -380,7 +381,7 @@ func (w *worker) outcomes(batch []store.Delivery, results []sdk.Result, callErr 
 	anyOK := false
 	for _, d := range batch {
 		a := store.Attempt{DeliveryID: d.ID, At: start, Duration: end.Sub(start)}
-		res, found := byID[d.Event.ID]
+		res, found := byID[d.EventID]
 		switch {
 		case callErr != nil:
 			a.Outcome, a.Error = "error", callErr.Error()
@@ -388,6 +389,14 @@ func (w *worker) outcomes(batch []store.Delivery, results []sdk.Result, callErr 
 			a.Outcome, a.Error = "error", "the plugin returned no result for this event"
 		default:
 			a.Outcome, a.Error, a.RetryAfter = res.Outcome.String(), res.Error, res.RetryAfter
+		}
+		if found && callErr == nil && res.NotAttempted && res.Outcome == sdk.Retry {
+			// Not the event's failure: it waits behind its conversation
+			// without spending its retry budget.
+			a.Outcome, a.Held, a.State = "held", true, store.StatePending
+			a.NextAt = end.Add(w.delay(max(d.Attempts, 1), a.RetryAfter))
+			attempts = append(attempts, a)
+			continue
 		}
 		switch a.Outcome {
 		case "delivered":

@@ -2,10 +2,12 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +37,13 @@ func newFake(answer func(call int, ev sdk.Event) sdk.Result) *fakeConnector {
 	return &fakeConnector{answer: answer, calls: make(chan []sdk.Event, 1000), up: up}
 }
 
-func (f *fakeConnector) Deliver(ctx context.Context, events []sdk.Event) ([]sdk.Result, error) {
+func (f *fakeConnector) DeliverJSON(ctx context.Context, raws [][]byte) ([]sdk.Result, error) {
+	events := make([]sdk.Event, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &events[i]); err != nil {
+			return nil, err
+		}
+	}
 	f.mu.Lock()
 	f.n++
 	call, fail := f.n, f.fail
@@ -455,5 +463,29 @@ func TestOpenBreakerHoldsDeliveries(t *testing.T) {
 	}
 	if calls != breakerThreshold {
 		t.Errorf("%d calls before the breaker opened, want %d", calls, breakerThreshold)
+	}
+}
+
+// An event the connector held back behind a failing one of its
+// conversation keeps its retry budget: only the failing event dies.
+func TestHeldEventsKeepTheirRetryBudget(t *testing.T) {
+	fake := newFake(func(call int, ev sdk.Event) sdk.Result {
+		if strings.HasSuffix(ev.ID, "-000") {
+			return sdk.Result{Outcome: sdk.Retry, Error: "503 Service Unavailable"}
+		}
+		if call <= 3 {
+			return sdk.HeldResult(ev.ID, 0, "behind 5511-000")
+		}
+		return sdk.Result{Outcome: sdk.Delivered}
+	})
+	h := start(t, Policy{MaxAttempts: 3, Initial: time.Second, Max: time.Second}, fake)
+	ids := h.append("5511", 2)
+	h.stepUntil(100*time.Millisecond, func() bool { c := h.counts(); return c.Dead == 1 && c.Delivered == 1 })
+	if got := h.deliveries(ids[0])[0]; got.State != store.StateDead || len(got.Attempts) != 3 {
+		t.Fatalf("failing event: state %s, %d attempts; want dead after 3", got.State, len(got.Attempts))
+	}
+	got := h.deliveries(ids[1])[0]
+	if got.State != store.StateDelivered || len(got.Attempts) != 1 || got.Attempts[0].Outcome != "delivered" {
+		t.Fatalf("held event: %+v; want delivered with its one real attempt recorded", got)
 	}
 }

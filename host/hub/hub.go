@@ -17,10 +17,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/config"
+	"github.com/wahub/wahub/host/delivery"
 	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/route"
 	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/host/supervisor"
+	"github.com/wahub/wahub/sdk"
 )
 
 // Hub is one running wahub process.
@@ -30,14 +36,20 @@ type Hub struct {
 	store    *store.Store
 	registry *prometheus.Registry
 	handler  http.Handler
-	now      func() time.Time
+	clock    clockwork.Clock
+	router   *route.Router
+	sup      *supervisor.Supervisor
+	engine   *delivery.Engine
+	specs    []supervisor.Spec
 }
 
 // Options are what tests and the CLI may set beyond the configuration.
 type Options struct {
 	Logger *slog.Logger
-	// Now is the clock every stage uses; tests inject one.
-	Now func() time.Time
+	// Clock is the clock every stage uses; tests inject one.
+	Clock clockwork.Clock
+	// Executable serves the built-in connectors (default: this binary).
+	Executable string
 }
 
 // New opens the store and builds the HTTP handler. Close releases them.
@@ -45,12 +57,20 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	if opt.Now == nil {
-		opt.Now = time.Now
+	if opt.Clock == nil {
+		opt.Clock = clockwork.NewRealClock()
+	}
+	router, err := route.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	specs, err := specs(cfg)
+	if err != nil {
+		return nil, err
 	}
 	st, err := store.Open(cfg.Store.Path, store.Options{
 		BusyTimeout: cfg.Store.BusyTimeout,
-		Now:         opt.Now,
+		Now:         opt.Clock.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -60,11 +80,38 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		log:      opt.Logger,
 		store:    st,
 		registry: prometheus.NewRegistry(),
-		now:      opt.Now,
+		clock:    opt.Clock,
+		router:   router,
+		specs:    specs,
 	}
 	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h.sup = supervisor.New(supervisor.Options{
+		Executable: opt.Executable,
+		Logger:     h.log.With("component", "plugins"),
+		Host:       func(name string) sdk.Host { return &hostAPI{name: name, store: st} },
+	})
+	h.engine = delivery.New(delivery.Options{
+		Store:      st,
+		Connectors: plugins{h.sup},
+		Decide:     h.decide,
+		Policies:   policies(cfg),
+		Clock:      opt.Clock,
+		Logger:     h.log.With("component", "delivery"),
+		Metrics:    delivery.NewMetrics(h.registry),
+	})
 	h.handler = h.routes()
 	return h, nil
+}
+
+// decide routes one event as it is dispatched; the decision is stored with
+// it, so replays and explanations agree with what happened.
+func (h *Hub) decide(ev *sdk.Event) store.Decision {
+	d := h.router.Decide(ev, h.clock.Now(), route.State{})
+	var r *sdk.Route
+	if d.Rule != "" || d.Team != "" || len(d.Connectors) > 0 {
+		r = &sdk.Route{Rule: d.Rule, Team: d.Team, Connectors: d.Connectors}
+	}
+	return store.Decision{Route: r, Connectors: d.Connectors}
 }
 
 // Store is the hub's store, for commands that read it directly.
@@ -84,7 +131,7 @@ func (h *Hub) routes() http.Handler {
 		VerifyToken: h.cfg.WhatsApp.VerifyToken.Reveal(),
 		MaxBody:     int64(h.cfg.Server.MaxBodyBytes),
 		Log:         h.store,
-		Now:         h.now,
+		Now:         h.clock.Now,
 		Logger:      h.log.With("component", "ingest"),
 		Metrics:     ingest.NewMetrics(h.registry),
 	})
@@ -93,7 +140,13 @@ func (h *Hub) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", h.ready)
-	mux.Handle("/api/v1/", admin.New(h.cfg.Server.AdminToken.Reveal(), h.store, h.log.With("component", "admin")))
+	mux.HandleFunc("POST /hooks/{connector}", h.hook)
+	mux.Handle("/api/v1/", admin.New(admin.Options{
+		Token:  h.cfg.Server.AdminToken.Reveal(),
+		Store:  h.store,
+		Ops:    ops{h},
+		Logger: h.log.With("component", "admin"),
+	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{Registry: h.registry}))
 	return mux
 }
@@ -110,6 +163,18 @@ func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
 		ok = false
 	} else {
 		checks["store"] = "ok"
+	}
+	for _, st := range h.sup.Statuses() {
+		if st.State == supervisor.StateRunning {
+			checks["connector:"+st.Name] = "ok"
+			continue
+		}
+		msg := st.State
+		if st.LastError != "" {
+			msg += ": " + st.LastError
+		}
+		checks["connector:"+st.Name] = msg
+		ok = false
 	}
 	status, code := "ready", http.StatusOK
 	if !ok {
@@ -141,6 +206,21 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+
+	// Plugins start while the webhook already takes events: ingest never
+	// waits on a connector.
+	bg, stopBG := context.WithCancel(context.Background())
+	h.sup.Start(bg, h.specs)
+	engineDone := make(chan struct{})
+	go func() {
+		h.engine.Run(bg)
+		close(engineDone)
+	}()
+	defer func() {
+		stopBG()
+		<-engineDone
+		h.sup.Stop()
+	}()
 
 	select {
 	case err := <-errc:

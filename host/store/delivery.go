@@ -101,6 +101,7 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 			return err
 		}
 		now := s.now().UnixMilli()
+		var pending []any // connector, seq, conversation
 		for _, it := range items {
 			d := decide(&it.ev)
 			if d.Route != nil {
@@ -114,18 +115,25 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 			}
 			seen := map[string]bool{}
 			for _, c := range d.Connectors {
-				if seen[c] {
-					continue
-				}
-				seen[c] = true
-				if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at)
-					VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (connector, seq) DO NOTHING`,
-					c, it.ev.Seq, it.conv, now, now, now); err != nil {
-					return err
+				if !seen[c] {
+					seen[c] = true
+					pending = append(pending, c, it.ev.Seq, it.conv)
 				}
 			}
 			cursor = it.ev.Seq
 			n++
+		}
+		for len(pending) > 0 {
+			chunk := pending[:min(len(pending), 3*300)]
+			pending = pending[len(chunk):]
+			k := len(chunk) / 3
+			args := append([]any{now, now, now}, chunk...)
+			if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at)
+				SELECT v.column1, v.column2, v.column3, 'pending', ?1, ?2, ?3
+				FROM (VALUES (?, ?, ?)`+strings.Repeat(", (?, ?, ?)", k-1)+`) AS v
+				WHERE true ON CONFLICT (connector, seq) DO NOTHING`, args...); err != nil {
+				return err
+			}
 		}
 		if n == 0 {
 			return nil
@@ -142,9 +150,13 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 type Delivery struct {
 	ID           int64
 	Connector    string
+	EventID      string
+	Seq          int64
 	Conversation string
 	Attempts     int
-	Event        sdk.Event
+	// JSON is the event as connectors see it (CONTRACT §4), with its seq,
+	// conversation and route.
+	JSON []byte
 }
 
 // Due returns up to limit pending deliveries of connector that may be
@@ -152,15 +164,14 @@ type Delivery struct {
 // conversation's oldest pending delivery is waiting for its retry time, its
 // later ones wait too, while other conversations go ahead.
 func (s *Store) Due(ctx context.Context, connector string, now time.Time, limit int) ([]Delivery, error) {
-	// Scan a window larger than the batch, so that blocked conversations
-	// at the head do not starve the others.
-	rows, err := s.reader.QueryContext(ctx, `SELECT d.id, d.conversation, d.attempts, d.next_at, e.seq, e.body, e.route, e.conversation_id
-		FROM deliveries d JOIN events e ON e.seq = d.seq
-		WHERE d.connector = ? AND d.state = 'pending' ORDER BY d.seq LIMIT ?`, connector, limit*20)
+	// Scan a window larger than the batch without the bodies, so that
+	// blocked conversations at the head do not starve the others, then
+	// read the bodies of the chosen ones.
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, seq, conversation, attempts, next_at
+		FROM deliveries WHERE connector = ? AND state = 'pending' ORDER BY seq LIMIT ?`, connector, limit*20)
 	if err != nil {
 		return nil, fmt.Errorf("store: due deliveries of %s: %w", connector, err)
 	}
-	defer rows.Close()
 	blocked := map[string]bool{}
 	var out []Delivery
 	nowMs := now.UnixMilli()
@@ -168,12 +179,9 @@ func (s *Store) Due(ctx context.Context, connector string, now time.Time, limit 
 		var (
 			d      Delivery
 			nextAt int64
-			seq    int64
-			body   []byte
-			route  sql.NullString
-			conv   sql.NullString
 		)
-		if err := rows.Scan(&d.ID, &d.Conversation, &d.Attempts, &nextAt, &seq, &body, &route, &conv); err != nil {
+		if err := rows.Scan(&d.ID, &d.Seq, &d.Conversation, &d.Attempts, &nextAt); err != nil {
+			rows.Close()
 			return nil, err
 		}
 		if blocked[d.Conversation] {
@@ -183,17 +191,64 @@ func (s *Store) Due(ctx context.Context, connector string, now time.Time, limit 
 			blocked[d.Conversation] = true
 			continue
 		}
-		if err := json.Unmarshal(body, &d.Event); err != nil {
-			return nil, fmt.Errorf("store: event %d: %w", seq, err)
-		}
-		d.Event.Seq, d.Event.ConversationID = seq, conv.String
-		if route.Valid {
-			json.Unmarshal([]byte(route.String), &d.Event.Route)
-		}
 		d.Connector = connector
 		out = append(out, d)
 	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(out) == 0 {
+		return nil, err
+	}
+	bySeq := make(map[int64]int, len(out))
+	args := make([]any, len(out))
+	for i, d := range out {
+		bySeq[d.Seq] = i
+		args[i] = d.Seq
+	}
+	rows, err = s.reader.QueryContext(ctx, `SELECT seq, id, body, route, conversation_id FROM events WHERE seq IN (?`+
+		strings.Repeat(",?", len(out)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: events of due deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			seq         int64
+			id          string
+			body        []byte
+			route, conv sql.NullString
+		)
+		if err := rows.Scan(&seq, &id, &body, &route, &conv); err != nil {
+			return nil, err
+		}
+		d := &out[bySeq[seq]]
+		d.EventID = id
+		d.JSON = eventJSON(body, seq, conv.String, route.String)
+	}
 	return out, rows.Err()
+}
+
+// eventJSON completes a stored body (the event without seq, conversation
+// and route, which are columns) into the event's JSON by splicing, which
+// costs far less than decoding and encoding it for every delivery.
+func eventJSON(body []byte, seq int64, conv, route string) []byte {
+	b := make([]byte, 0, len(body)+len(conv)+len(route)+64)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	if conv != "" {
+		b = append(b, `,"conversation_id":`...)
+		b = strconv.AppendQuote(b, conv)
+	}
+	if route != "" {
+		b = append(b, `,"route":`...)
+		b = append(b, route...)
+	}
+	if len(body) > 2 {
+		b = append(b, ',')
+		b = append(b, body[1:]...)
+	} else {
+		b = append(b, '}')
+	}
+	return b
 }
 
 // NextDue is when connector's earliest pending delivery becomes due; ok is
@@ -220,23 +275,66 @@ type Attempt struct {
 	// State is the delivery's new state; NextAt when it stays pending.
 	State  string
 	NextAt time.Time
+	// Held: the connector did not try the event (an earlier event of its
+	// conversation failed in the same batch). It waits again without
+	// spending an attempt of its retry budget, and leaves no attempt row.
+	Held bool
 }
 
-// RecordAttempts stores a batch's outcomes in one commit.
+// RecordAttempts stores a batch's outcomes in one commit, with as few
+// statements as the batch allows: delivered and skipped deliveries in one
+// update each, every attempt in one insert.
 func (s *Store) RecordAttempts(ctx context.Context, attempts []Attempt) error {
 	if len(attempts) == 0 {
 		return nil
 	}
 	return s.Write(ctx, func(tx *sql.Tx) error {
 		now := s.now().UnixMilli()
+		settled := map[string][]any{}
+		tried := attempts[:0:0]
 		for _, a := range attempts {
-			var n int
-			if err := tx.QueryRow(`UPDATE deliveries SET attempts = attempts + 1, state = ?, next_at = ?, last_error = ?, updated_at = ?
-				WHERE id = ? RETURNING attempts`, a.State, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID).Scan(&n); err != nil {
+			if a.Held {
+				if _, err := tx.Exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, updated_at = ?
+					WHERE id = ?`, StatePending, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID); err != nil {
+					return fmt.Errorf("delivery %d: %w", a.DeliveryID, err)
+				}
+				continue
+			}
+			tried = append(tried, a)
+			if a.State == StateDelivered || a.State == StateSkipped {
+				settled[a.State] = append(settled[a.State], a.DeliveryID)
+				continue
+			}
+			if _, err := tx.Exec(`UPDATE deliveries SET attempts = attempts + 1, state = ?, next_at = ?, last_error = ?, updated_at = ?
+				WHERE id = ?`, a.State, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID); err != nil {
 				return fmt.Errorf("delivery %d: %w", a.DeliveryID, err)
 			}
+		}
+		attempts = tried
+		for state, ids := range settled {
+			for len(ids) > 0 {
+				chunk := ids[:min(len(ids), 500)]
+				ids = ids[len(chunk):]
+				args := append([]any{state, now}, chunk...)
+				if _, err := tx.Exec(`UPDATE deliveries SET attempts = attempts + 1, state = ?, last_error = '', updated_at = ?
+					WHERE id IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...); err != nil {
+					return err
+				}
+			}
+		}
+		// attempts is the count after this update, so the rows can number
+		// themselves.
+		for len(attempts) > 0 {
+			chunk := attempts[:min(len(attempts), 100)]
+			attempts = attempts[len(chunk):]
+			args := make([]any, 0, 6*len(chunk))
+			for _, a := range chunk {
+				args = append(args, a.At.UnixMilli(), a.Duration.Milliseconds(), a.Outcome, a.Error, a.RetryAfter.Milliseconds(), a.DeliveryID)
+			}
 			if _, err := tx.Exec(`INSERT INTO delivery_attempts (delivery_id, attempt, at, duration_ms, outcome, error, retry_after_ms)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, a.DeliveryID, n, a.At.UnixMilli(), a.Duration.Milliseconds(), a.Outcome, a.Error, a.RetryAfter.Milliseconds()); err != nil {
+				SELECT d.id, d.attempts, v.column1, v.column2, v.column3, v.column4, v.column5
+				FROM (VALUES (?, ?, ?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?, ?, ?)", len(chunk)-1)+`) AS v
+				JOIN deliveries d ON d.id = v.column6`, args...); err != nil {
 				return err
 			}
 		}
@@ -383,8 +481,13 @@ type ConnectorCounts struct {
 
 // ConnectorCounts returns delivery totals per connector.
 func (s *Store) ConnectorCounts(ctx context.Context) (map[string]*ConnectorCounts, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT connector, state, attempts > 0, COUNT(*), MIN(seq), MAX(seq)
-		FROM deliveries GROUP BY connector, state, attempts > 0`)
+	// Grouping by the pending index's leading columns scans the index, not
+	// the table; only the (few) pending rows are read for their attempts.
+	rows, err := s.reader.QueryContext(ctx, `SELECT connector, state, 0, COUNT(*), MIN(seq), MAX(seq)
+		FROM deliveries INDEXED BY deliveries_pending GROUP BY connector, state
+		UNION ALL
+		SELECT connector, 'retrying', 1, COUNT(*), 0, 0 FROM deliveries INDEXED BY deliveries_pending
+		WHERE state = 'pending' AND attempts > 0 GROUP BY connector`)
 	if err != nil {
 		return nil, fmt.Errorf("store: connector counts: %w", err)
 	}
@@ -415,12 +518,12 @@ func (s *Store) ConnectorCounts(ctx context.Context) (map[string]*ConnectorCount
 			c.Dead += n
 		case StatePending:
 			c.Pending += n
-			if tried {
-				c.Retrying += n
-			}
 			if m, ok := minPending[conn]; !ok || lo < m {
 				minPending[conn] = lo
 			}
+		case "retrying":
+			c.Retrying += n
+			continue
 		}
 		if hi > maxSeq[conn] {
 			maxSeq[conn] = hi

@@ -97,6 +97,9 @@ type Supervisor struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	stopped bool
+
+	// probe: one launch for inspection (Probe), not a supervised run.
+	probe, checkConfig bool
 }
 
 // proc is one connector's plugin over its successive processes.
@@ -236,6 +239,21 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 // errPermanent marks start failures that a restart cannot fix.
 var errPermanent = errors.New("permanent")
 
+// Probe starts a connector's plugin once, asks what it is and (with
+// checkConfig) has it validate its configuration without connecting
+// anywhere, then stops it. wahub check and wahub plugins use it.
+func Probe(ctx context.Context, spec Spec, checkConfig bool, opt Options) (sdk.Description, error) {
+	s := New(opt)
+	s.probe = true
+	s.checkConfig = checkConfig
+	client, _, desc, err := s.launch(ctx, spec)
+	if err != nil {
+		return desc, err
+	}
+	client.Kill()
+	return desc, nil
+}
+
 // launch starts one plugin process, handshakes, and configures it.
 func (s *Supervisor) launch(ctx context.Context, spec Spec) (*plugin.Client, *sdk.Remote, sdk.Description, error) {
 	cmd, secure, err := s.command(spec)
@@ -279,11 +297,14 @@ func (s *Supervisor) handshake(ctx context.Context, client *plugin.Client, spec 
 	if err != nil {
 		return nil, sdk.Description{}, fmt.Errorf("plugin %s: describe: %w", spec.Plugin, err)
 	}
+	if s.probe && !s.checkConfig {
+		return remote, desc, nil
+	}
 	var host sdk.Host
-	if s.opt.Host != nil {
+	if s.opt.Host != nil && !s.probe {
 		host = s.opt.Host(spec.Name)
 	}
-	if err := remote.Configure(cctx, sdk.Config{Name: spec.Name, Raw: spec.Config}, host); err != nil {
+	if err := remote.Configure(cctx, sdk.Config{Name: spec.Name, Raw: spec.Config, CheckOnly: s.probe}, host); err != nil {
 		// The same configuration will be refused again.
 		return nil, sdk.Description{}, fmt.Errorf("%w: %w", errPermanent, err)
 	}

@@ -6,6 +6,7 @@ package sdktest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sort"
 	"strings"
 	"sync"
@@ -66,19 +67,31 @@ func (h *FakeHost) SendMessage(ctx context.Context, msg sdk.OutboundMessage) (sd
 		h.mu.Unlock()
 		return sdk.SendResult{ID: "msg_" + msg.IdempotencyKey, State: "queued"}, nil
 	}
-	if msg.IdempotencyKey != "" {
-		h.keys[msg.IdempotencyKey] = true
-	}
-	h.sent = append(h.sent, msg)
 	send := h.Send
 	h.mu.Unlock()
+	res := sdk.SendResult{ID: "msg_" + msg.IdempotencyKey, State: "queued"}
+	var err error
 	if send != nil {
-		return send(msg)
+		res, err = send(msg)
 	}
-	return sdk.SendResult{ID: "msg_" + msg.IdempotencyKey, State: "queued"}, nil
+	// Like the hub, a key is used up once the message was taken (or
+	// refused for good), not by a transient failure the caller retries.
+	var refused *sdk.RefusedError
+	if err == nil || errors.As(err, &refused) {
+		h.mu.Lock()
+		if msg.IdempotencyKey != "" {
+			h.keys[msg.IdempotencyKey] = true
+		}
+		if err == nil {
+			h.sent = append(h.sent, msg)
+		}
+		h.mu.Unlock()
+	}
+	return res, err
 }
 
-// Sent returns the messages sent so far.
+// Sent returns the messages the host accepted so far (not those it
+// refused or failed to take).
 func (h *FakeHost) Sent() []sdk.OutboundMessage {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -51,6 +51,34 @@ func newBenchCmd(g *globals) *cobra.Command {
 	ingestCmd.Flags().StringVar(&opt.Synchronous, "synchronous", "full", "store synchronous mode: full or normal")
 	ingestCmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	ingestCmd.Flags().StringVar(&opt.Dir, "dir", "", "directory for the SQLite file (default: a temporary one)")
-	cmd.AddCommand(ingestCmd)
+	var dopt bench.DeliveryOptions
+	deliveryCmd := &cobra.Command{
+		Use:   "delivery",
+		Short: "Events through a no-op plugin: in process vs out of process, the whole pipeline, latency, memory",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			dopt.Connector, dopt.Plugin = builtins["noop"], "noop"
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return usageErr(err)
+				}
+				defer f.Close()
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+			if err := bench.Delivery(ctx, dopt, g.stdout); err != nil {
+				return runtimeErr(err)
+			}
+			return nil
+		},
+	}
+	deliveryCmd.Flags().IntVar(&dopt.Events, "events", 50000, "events to deliver in the throughput phases")
+	deliveryCmd.Flags().IntVar(&dopt.BatchSize, "batch", 100, "events per batch")
+	deliveryCmd.Flags().StringVar(&dopt.Dir, "dir", "", "directory for the SQLite files (default: a temporary one)")
+	deliveryCmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	cmd.AddCommand(ingestCmd, deliveryCmd)
 	return cmd
 }

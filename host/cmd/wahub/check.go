@@ -1,12 +1,21 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wahub/wahub/host/config"
+	"github.com/wahub/wahub/host/supervisor"
+	"github.com/wahub/wahub/sdk"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -14,7 +23,9 @@ func newCheckCmd(g *globals) *cobra.Command {
 		Use:   "check",
 		Short: "Validate the configuration and print a summary",
 		Long: "Load and validate the configuration: unknown keys, wrong types, dangling references\n" +
-			"and missing secrets. Exit 2 with the offending key on any error. Secrets are never printed.",
+			"and missing secrets; then start each enabled connector's plugin and have it validate its own\n" +
+			"config (without connecting anywhere). Exit 2 with the offending key on any error. Secrets are\n" +
+			"never printed.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := g.loadConfig()
@@ -44,17 +55,56 @@ func newCheckCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(w, "  triggers:      %s\n", names(triggers))
 			fmt.Fprintf(w, "  subscriptions: %d\n", len(cfg.Subscriptions))
+			var problems []error
 			for _, name := range keys(cfg.Connectors) {
 				cc := cfg.Connectors[name]
-				state := "enabled"
 				if !cc.Enabled {
-					state = "disabled"
+					fmt.Fprintf(w, "  connector %-12s plugin %s (disabled)\n", name, cc.Plugin)
+					continue
 				}
-				fmt.Fprintf(w, "  connector %-12s plugin %s (%s)\n", name, cc.Plugin, state)
+				desc, err := probe(c.Context(), name, cc, true)
+				if err != nil {
+					problems = append(problems, err)
+					fmt.Fprintf(w, "  connector %-12s plugin %s: FAILED\n", name, cc.Plugin)
+					continue
+				}
+				fmt.Fprintf(w, "  connector %-12s plugin %s %s %s: config ok\n", name, cc.Plugin, desc.Version, capsString(desc.Capabilities))
+			}
+			if len(problems) > 0 {
+				return usageErr(errors.Join(problems...))
 			}
 			return nil
 		},
 	}
+}
+
+// probe starts a connector's plugin, has it validate its configuration
+// (when checkConfig) and stops it; errors name the connector's key.
+func probe(ctx context.Context, name string, cc config.Connector, checkConfig bool) (sdk.Description, error) {
+	raw, err := json.Marshal(cc.Config.Reveal())
+	if err != nil {
+		return sdk.Description{}, fmt.Errorf("config: connectors.%s.config: %w", name, err)
+	}
+	spec := supervisor.Spec{Name: name, Plugin: cc.Plugin, SHA256: cc.SHA256, Config: raw}
+	desc, err := supervisor.Probe(ctx, spec, checkConfig, supervisor.Options{
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		StartTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "permanent: ")
+		if !strings.HasPrefix(msg, "connectors.") {
+			msg = "connectors." + name + ": " + msg
+		}
+		return desc, fmt.Errorf("config: %s", msg)
+	}
+	return desc, nil
+}
+
+func capsString(caps []string) string {
+	if len(caps) == 0 {
+		return "(deliver)"
+	}
+	return "(deliver, " + strings.Join(caps, ", ") + ")"
 }
 
 func enabled(b bool) string {

@@ -43,6 +43,7 @@ func usageErr(err error) error   { return &exitError{exitUsage, err} }
 func runtimeErr(err error) error { return &exitError{exitRuntime, err} }
 
 func main() {
+	servePluginIfAsked(os.Args[1:])
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -99,6 +100,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newSimulateCmd(g),
 		newVersionCmd(g),
 		newBenchCmd(g),
+		newPluginsCmd(g),
+		newDeadLettersCmd(g),
 	)
 	return root
 }

@@ -388,11 +388,15 @@ func (x *DeliverResponse) GetResults() []*Result {
 }
 
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	Outcome       Outcome                `protobuf:"varint,2,opt,name=outcome,proto3,enum=wahub.connector.v1.Outcome" json:"outcome,omitempty"`
-	RetryAfterMs  int64                  `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
-	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	EventId      string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Outcome      Outcome                `protobuf:"varint,2,opt,name=outcome,proto3,enum=wahub.connector.v1.Outcome" json:"outcome,omitempty"`
+	RetryAfterMs int64                  `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	Error        string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// With OUTCOME_RETRY: the connector did not try this event (it held it
+	// back behind an earlier one of its conversation), so it does not use up
+	// one of the event's attempts.
+	NotAttempted  bool `protobuf:"varint,5,opt,name=not_attempted,json=notAttempted,proto3" json:"not_attempted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -453,6 +457,13 @@ func (x *Result) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *Result) GetNotAttempted() bool {
+	if x != nil {
+		return x.NotAttempted
+	}
+	return false
 }
 
 type HookRequest struct {
@@ -1654,12 +1665,13 @@ const file_connector_proto_rawDesc = "" +
 	"\x0eDeliverRequest\x12\x16\n" +
 	"\x06events\x18\x01 \x03(\fR\x06events\"G\n" +
 	"\x0fDeliverResponse\x124\n" +
-	"\aresults\x18\x01 \x03(\v2\x1a.wahub.connector.v1.ResultR\aresults\"\x96\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.wahub.connector.v1.ResultR\aresults\"\xbb\x01\n" +
 	"\x06Result\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x125\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1b.wahub.connector.v1.OutcomeR\aoutcome\x12$\n" +
 	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xc1\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12#\n" +
+	"\rnot_attempted\x18\x05 \x01(\bR\fnotAttempted\"\xc1\x01\n" +
 	"\vHookRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1b\n" +

@@ -1,0 +1,148 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+
+	"github.com/wahub/wahub/host/admin"
+	"github.com/wahub/wahub/host/config"
+	"github.com/wahub/wahub/host/delivery"
+	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/host/supervisor"
+	"github.com/wahub/wahub/sdk"
+)
+
+// specs lists the enabled connectors for the supervisor.
+func specs(cfg *config.Config) ([]supervisor.Spec, error) {
+	var out []supervisor.Spec
+	for _, name := range sortedKeys(cfg.Connectors) {
+		cc := cfg.Connectors[name]
+		if !cc.Enabled {
+			continue
+		}
+		raw, err := json.Marshal(cc.Config.Reveal())
+		if err != nil {
+			return nil, &config.Error{Key: "connectors." + name + ".config", Msg: "cannot be encoded as JSON: " + err.Error()}
+		}
+		out = append(out, supervisor.Spec{Name: name, Plugin: cc.Plugin, SHA256: cc.SHA256, Config: raw})
+	}
+	return out, nil
+}
+
+// policies are the delivery settings of the enabled connectors.
+func policies(cfg *config.Config) map[string]delivery.Policy {
+	out := map[string]delivery.Policy{}
+	for name, cc := range cfg.Connectors {
+		if !cc.Enabled {
+			continue
+		}
+		out[name] = delivery.Policy{
+			BatchSize:     cc.BatchSize,
+			MaxAttempts:   cc.Retry.MaxAttempts,
+			Initial:       cc.Retry.InitialInterval,
+			Max:           cc.Retry.MaxInterval,
+			RatePerSecond: cc.RatePerSecond,
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// plugins adapts the supervisor to what the delivery engine needs.
+type plugins struct{ sup *supervisor.Supervisor }
+
+func (p plugins) Deliverer(name string) (delivery.Deliverer, error) {
+	r, _, err := p.sup.Remote(name)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (p plugins) Running(name string) <-chan struct{} { return p.sup.Running(name) }
+
+// hostAPI is the hub as one connector's plugin calls it back.
+type hostAPI struct {
+	name  string
+	store *store.Store
+}
+
+// SendMessage queues the message in the outbox, where the outbound sender
+// picks it up; the idempotency key is scoped to the connector.
+func (h *hostAPI) SendMessage(ctx context.Context, msg sdk.OutboundMessage) (sdk.SendResult, error) {
+	rec, _, err := h.store.Enqueue(ctx, "connector:"+h.name, msg)
+	if err != nil {
+		return sdk.SendResult{}, err
+	}
+	return sdk.SendResult{ID: rec.ID, State: rec.State}, nil
+}
+
+func (h *hostAPI) KV() sdk.KV { return h.store.KV(h.name) }
+
+func (h *hostAPI) UpsertContact(ctx context.Context, c sdk.ContactUpdate) error {
+	return h.store.SetContactAttributes(ctx, c)
+}
+
+// maxHookBody bounds what an external system may post to /hooks.
+const maxHookBody = 4 << 20
+
+// hook hands POST /hooks/{connector} to the connector's plugin, which
+// verifies and answers it.
+func (h *Hub) hook(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("connector")
+	remote, desc, err := h.sup.Remote(name)
+	var down *supervisor.NotRunningError
+	switch {
+	case errors.Is(err, supervisor.ErrUnknownConnector):
+		admin.WriteError(w, http.StatusNotFound, "unknown_connector", "no enabled connector "+name+" in connectors.yaml")
+		return
+	case errors.As(err, &down):
+		w.Header().Set("Retry-After", "5")
+		admin.WriteError(w, http.StatusServiceUnavailable, "connector_down", down.Error())
+		return
+	case err != nil:
+		admin.WriteError(w, http.StatusServiceUnavailable, "connector_down", err.Error())
+		return
+	}
+	if !desc.Has(sdk.CapabilityHooks) {
+		admin.WriteError(w, http.StatusNotFound, "no_hooks", "connector "+name+" ("+desc.Name+") does not take inbound callbacks")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
+	if err != nil {
+		admin.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "hook body over 4 MiB")
+		return
+	}
+	resp, err := remote.HandleHook(r.Context(), &sdk.HookRequest{
+		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+		Header: r.Header.Clone(), Body: body, RemoteAddr: r.RemoteAddr,
+	})
+	if err != nil {
+		h.log.Error("hook failed", "connector", name, "err", err)
+		admin.WriteError(w, http.StatusBadGateway, "hook_failed", "the connector could not handle the request; see the hub's log")
+		return
+	}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	w.Write(resp.Body)
+}

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// Outbound message states.
+const (
+	OutQueued = "queued"
+)
+
+// OutboundRecord is a message in the outbox.
+type OutboundRecord struct {
+	ID        string              `json:"id"`
+	State     string              `json:"state"`
+	Source    string              `json:"source"`
+	To        string              `json:"to"`
+	WAMID     string              `json:"wamid,omitempty"`
+	ErrorCode string              `json:"error_code,omitempty"`
+	Error     string              `json:"error,omitempty"`
+	Request   sdk.OutboundMessage `json:"request"`
+	CreatedAt time.Time           `json:"created_at"`
+	UpdatedAt time.Time           `json:"updated_at"`
+}
+
+// Enqueue keeps an outbound message for the sender. A message whose
+// idempotency key (qualified by source) was seen before is not queued
+// again: the first one's record is returned, with created false.
+func (s *Store) Enqueue(ctx context.Context, source string, msg sdk.OutboundMessage) (rec OutboundRecord, created bool, err error) {
+	if msg.To == "" {
+		return rec, false, errors.New("store: outbound message has no recipient")
+	}
+	req, err := json.Marshal(msg)
+	if err != nil {
+		return rec, false, err
+	}
+	var key sql.NullString
+	if msg.IdempotencyKey != "" {
+		key = sql.NullString{String: source + "\x00" + msg.IdempotencyKey, Valid: true}
+	}
+	id := newMessageID()
+	err = s.Write(ctx, func(tx *sql.Tx) error {
+		created = false
+		if key.Valid {
+			var existing string
+			err := tx.QueryRow(`SELECT id FROM outbox WHERE idempotency_key = ?`, key).Scan(&existing)
+			if err == nil {
+				id = existing
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		now := s.now().UnixMilli()
+		if _, err := tx.Exec(`INSERT INTO outbox (id, idempotency_key, source, recipient, phone_number_id, request, state, next_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, key, source, msg.To, msg.PhoneNumberID, string(req), OutQueued, now, now, now); err != nil {
+			return err
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return rec, false, fmt.Errorf("store: enqueue message: %w", err)
+	}
+	rec, err = s.Outbound(ctx, id)
+	return rec, created, err
+}
+
+// Outbound returns one outbox record.
+func (s *Store) Outbound(ctx context.Context, id string) (OutboundRecord, error) {
+	var (
+		r                OutboundRecord
+		req              string
+		wamid            sql.NullString
+		created, updated int64
+	)
+	err := s.reader.QueryRowContext(ctx, `SELECT id, state, source, recipient, wamid, error_code, error, request, created_at, updated_at
+		FROM outbox WHERE id = ?`, id).Scan(&r.ID, &r.State, &r.Source, &r.To, &wamid, &r.ErrorCode, &r.Error, &req, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("store: outbound %s: %w", id, err)
+	}
+	r.WAMID = wamid.String
+	r.CreatedAt, r.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	if err := json.Unmarshal([]byte(req), &r.Request); err != nil {
+		return r, fmt.Errorf("store: outbound %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func newMessageID() string {
+	var b [15]byte
+	rand.Read(b[:])
+	return "msg_" + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
