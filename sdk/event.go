@@ -48,6 +48,10 @@ type Event struct {
 	Status         *Status     `json:"status,omitempty"`
 	Preference     *Preference `json:"preference,omitempty"`
 	Route          *Route      `json:"route,omitempty"`
+	// Outbound is set on message.sent and on status events of messages the
+	// hub sent: which outbox message it was and who asked for it, so that
+	// a connector can find its own replies (a Slack thread, a ticket).
+	Outbound *Outbound `json:"outbound,omitempty"`
 
 	// Raw is the WhatsApp item exactly as received: the element of
 	// messages[], statuses[] or user_preferences[], or the change's value
@@ -198,4 +202,18 @@ type Route struct {
 	Rule       string   `json:"rule,omitempty"`
 	Team       string   `json:"team,omitempty"`
 	Connectors []string `json:"connectors,omitempty"`
+}
+
+// Outbound identifies a message the hub sent.
+type Outbound struct {
+	// ID is the outbox id ("msg_…") that SendMessage and POST
+	// /api/v1/messages returned.
+	ID string `json:"id"`
+	// Source is who asked: "connector:<name>", "trigger:<name>" or "api".
+	Source string `json:"source,omitempty"`
+	// IdempotencyKey is the caller's key, if it gave one.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Team is the team whose conversation the message belongs to, when
+	// the hub knows it.
+	Team string `json:"team,omitempty"`
 }
