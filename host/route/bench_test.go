@@ -109,6 +109,20 @@ func BenchmarkDecide200Rules1000Keywords(b *testing.B) {
 	}
 }
 
+// BenchmarkRoute200Rules1000Keywords is the dispatcher's path: the same
+// decision without the explanation.
+func BenchmarkRoute200Rules1000Keywords(b *testing.B) {
+	r := mustRouter(b, benchConfig())
+	ev := benchEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		d := r.Route(ev, time.Time{}, State{})
+		if d.Rule != "rule195" || d.Trace != nil {
+			b.Fatal(d.Rule)
+		}
+	}
+}
+
 // BenchmarkParseEventJSON is the baseline the issue asks Decide to be
 // compared with: decoding the same event from its JSON.
 func BenchmarkParseEventJSON(b *testing.B) {

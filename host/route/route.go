@@ -331,9 +331,19 @@ func (x *decision) release() {
 	decisions.Put(x)
 }
 
-// Decide routes one event. now is the time schedules are evaluated at;
-// the zero time means the event's own time (OccurredAt, else ReceivedAt).
+// Decide routes one event and explains why. now is the time schedules are
+// evaluated at; the zero time means the event's own time (OccurredAt, else
+// ReceivedAt).
 func (r *Router) Decide(ev *sdk.Event, now time.Time, st State) Decision {
+	return r.decide(ev, now, st, false)
+}
+
+// Route is Decide without the Trace: the same decision, for the hot path.
+func (r *Router) Route(ev *sdk.Event, now time.Time, st State) Decision {
+	return r.decide(ev, now, st, true)
+}
+
+func (r *Router) decide(ev *sdk.Event, now time.Time, st State, quiet bool) Decision {
 	if now.IsZero() {
 		now = ev.OccurredAt
 		if now.IsZero() {
@@ -343,7 +353,7 @@ func (r *Router) Decide(ev *sdk.Event, now time.Time, st State) Decision {
 	x := decisions.Get().(*decision)
 	defer x.release()
 	x.r, x.ev, x.now, x.st = r, ev, now, st
-	x.tr.r = r
+	x.tr.r, x.tr.off = r, quiet
 	var d Decision
 
 	// Routes: ordered, first match wins.
@@ -592,6 +602,9 @@ type tracer struct {
 	// static, when set, is the pending step's whole reason, from the
 	// Router's table: such a step copies nothing.
 	static int32
+	// off skips the explanation: the dispatcher stores the decision, not
+	// why, and a 200-route trace is most of a decision's cost.
+	off bool
 }
 
 type stepHead struct {
@@ -616,17 +629,25 @@ const (
 var kinds = [...]string{KindRoute, KindAffinity, KindAfterHours, KindTrigger, KindAssign, KindSubscription, KindConnector}
 
 func (t *tracer) str(s string) *tracer {
-	t.buf = append(t.buf, s...)
+	if !t.off {
+		t.buf = append(t.buf, s...)
+	}
 	return t
 }
 
 func (t *tracer) quote(s string) *tracer {
-	t.buf = strconv.AppendQuote(t.buf, s)
+	if !t.off {
+		t.buf = strconv.AppendQuote(t.buf, s)
+	}
 	return t
 }
 
 // stepID closes the reason written since the previous step.
 func (t *tracer) stepID(kind uint8, rule int32, matched bool) {
+	if t.off {
+		t.static = 0
+		return
+	}
 	t.heads = append(t.heads, stepHead{end: int32(len(t.buf)), rule: rule, static: t.static, kind: kind, matched: matched})
 	t.static = 0
 }

@@ -425,6 +425,10 @@ func TestContractExample(t *testing.T) {
 			if t.Failed() {
 				t.Log(traceString(d))
 			}
+			// The dispatcher's quiet path must decide the same.
+			q := r.Route(tt.ev, tt.now, State{})
+			d.Trace = nil
+			eq(t, "Route", q, d)
 		})
 	}
 
