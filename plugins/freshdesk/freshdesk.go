@@ -1,0 +1,403 @@
+// Package freshdesk is the built-in `freshdesk` connector: every WhatsApp
+// conversation becomes a Freshdesk ticket, the customer's later messages
+// become incoming notes on it, and the agents' replies on the ticket go
+// back to the customer on WhatsApp.
+//
+// # Configuration (connectors.<name>.config)
+//
+//	domain: acme                      # https://acme.freshdesk.com; or:
+//	api_url: https://acme.freshdesk.com   # wins over domain; a trailing /api/v2 is accepted
+//	api_key: ${FRESHDESK_API_KEY}     # required: Profile settings › View API key
+//	webhook_secret: ${FRESHDESK_WEBHOOK_SECRET}   # turns agent replies on (below); 16+ characters
+//	priorities: {billing: 3, vip: 4}  # per team: 1 low, 2 medium, 3 high, 4 urgent
+//	priority: 1                       # teams not listed; default 1 (low)
+//	groups: {billing: 43000012345}    # per team: the group_id to assign
+//	status: 2                         # of new tickets: 2 open (default), 3 pending, or a custom status id (6+)
+//	source: 7                         # of new tickets: default 7 (Chat); an account's WhatsApp source id if it has one
+//	reopen_within: 72h                # default 72h; "7d" works too; 0: never reopen
+//	tags: [vip-line]                  # more tags on every new ticket
+//	timeout: 15s                      # one API call; default 15s
+//
+// # Customer → Freshdesk
+//
+// message.received and button.clicked events. The customer is a Freshdesk
+// contact found by phone (GET /api/v2/contacts?phone=+<wa_id>, then
+// ?mobile=) or created (name: the WhatsApp profile name, else the number;
+// phone: +<wa_id>). A customer WhatsApp knows only by a business-scoped
+// user id has no number: the contact is then found and created by
+// unique_external_id "whatsapp:<user_id>", which the account must have
+// enabled (Admin › Customer fields).
+//
+// The first message of a conversation opens a ticket: subject from the
+// message's first line, description the message, requester the contact,
+// status, priority and group as configured, tags "whatsapp",
+// "team_<team>", "rule_<rule>", config.tags and one "wahub-…" tag unique
+// to the ticket (below). Source 7 (Chat): no WhatsApp source value is
+// documented that the API accepts on every account, and Chat is what a
+// WhatsApp conversation is; accounts with a WhatsApp source can set it.
+// Later messages are notes with
+// incoming: true, private: false, user_id the requester: the API cannot
+// post a reply as the customer (replies are agents'), and an incoming
+// public note is shown as the customer's message. Media is shown as a link
+// (the WhatsApp media URL, which needs the business's token) or as its
+// media id: the connector cannot download it to attach it.
+//
+// When the ticket was resolved or closed, a message within reopen_within
+// of the resolution (stats.resolved_at, which the automatic closure of a
+// resolved ticket does not move) reopens it (status 2) and is added to
+// it; a later one opens a new ticket, as does a message to a deleted
+// ticket.
+//
+// message.sent events of messages this connector asked for (an agent's
+// reply echoed back) are skipped; those from other sources (triggers, the
+// admin API, another connector) are added to the ticket as private notes,
+// so that agents see everything the customer received. A status.failed of
+// an agent's reply adds a private note saying it did not arrive. Other
+// events are skipped.
+//
+// # Idempotency
+//
+// The hub may deliver an event again. The host KV keeps, per connector:
+//
+//	evt:<event id>        → "ticket:<id>" or "note:<id>": done; a redelivery adds nothing
+//	conv:<conversation>   → {ticket_id, contact_id, to, phone_number_id, creating}
+//	ticket:<ticket id>    → the conversation, for the agents' replies
+//	contact:<customer>    → the Freshdesk contact id
+//	reply:<key>           → what became of an agent reply (sent, refused, noted)
+//
+// Freshdesk tickets have no external id to make their creation
+// idempotent. Before creating one, the connector records in conv: (with
+// CompareAndSwap) that it is creating a ticket tagged "wahub-<hash of the
+// event id>". If it crashes before learning the ticket id, the redelivery
+// finds the marker and looks for the tagged ticket among the requester's
+// tickets (GET /api/v2/tickets?requester_id=, which reads the database,
+// not the lagging search index) before creating one. The cost is one tag
+// agents see, and one extra call only after a crash; a custom field would
+// need the admin to create it first, and search by tag lags by minutes.
+// The window that remains is between a note's creation and the evt: write
+// (a crash there adds the note twice): notes have no external id either,
+// and looking for them on every message would double the calls.
+//
+// # Agent replies: Freshdesk → WhatsApp
+//
+// Freshdesk has no signed webhooks; an automation rule calls the hub.
+// Admin › Workflows › Automations › Ticket updates › New rule:
+//
+//   - When: "Reply is sent", performed by "Agent". (Only replies go to the
+//     customer: notes, public or private, stay in Freshdesk, and the
+//     customer's own messages, added as notes, do not fire it.)
+//   - Conditions: Tags contains "whatsapp".
+//   - Action: Trigger webhook, POST https://<hub>/hooks/<name>, encoding
+//     JSON, Advanced content, custom header X-Wahub-Secret:
+//     <webhook_secret>, and the body below.
+//
+// The webhook's body (WebhookTemplate):
+//
+//	{"ticket_id": "{{ticket.id}}", "body": "{{ticket.latest_public_comment}}"}
+//
+// "Simple" content with Ticket ID and Last public comment ticked works
+// too. Where custom headers are not offered, basic authentication with
+// the secret as the password (any user name) works too. A request without the secret is answered 401 and sends nothing.
+//
+// Freshdesk has no placeholder for the reply's id, so the connector reads
+// the ticket's conversations (GET /api/v2/tickets/{id}/conversations) and
+// takes the latest public agent reply whose text matches the body (the
+// latest one when the body is missing or the JSON is broken by an
+// unescaped quote). Its id is the idempotency key ("reply:<id>"), so a
+// webhook delivered twice sends once, and two equal replies ("ok") are two
+// messages. Only when the conversations cannot be read is the key a hash
+// of the ticket id and the text (no placeholder gives an update time): the
+// same text on the same ticket is then sent once. The text sent is the
+// reply's body_text. When the hub refuses the message (opted out, the
+// 24-hour window closed, ...), a private note on the ticket tells the
+// agent why it was not delivered. The answer is 200 unless the hub or
+// Freshdesk is unavailable (503: Freshdesk's retry is then safe).
+//
+// # Errors
+//
+// 429: retry after Retry-After, and no more calls until then (Freshdesk
+// counts refused calls against the limit too). 5xx, timeouts: retry. 401:
+// the API key is wrong; 403: its agent may not do this; 400: the field
+// Freshdesk names is invalid — all permanent, with what to fix. Events of
+// a conversation after one that was not delivered are held back, so that
+// the ticket keeps the customer's order.
+package freshdesk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// Name is the connector's built-in name.
+const Name = "freshdesk"
+
+// Version is reported by Describe and sent in the User-Agent.
+const Version = "1.0.0"
+
+// SecretHeader carries webhook_secret on the automation rule's requests.
+const SecretHeader = "X-Wahub-Secret"
+
+// WebhookTemplate is the body to paste in the automation rule's webhook
+// action.
+const WebhookTemplate = `{"ticket_id": "{{ticket.id}}", "body": "{{ticket.latest_public_comment}}"}`
+
+const (
+	defaultTimeout = 15 * time.Second
+	// defaultReopen matches the zendesk connector's, so that both
+	// helpdesks behave alike.
+	defaultReopen = 72 * time.Hour
+	// defaultSource is Chat: see the package doc.
+	defaultSource = 7
+	// maxConcurrent bounds the conversations of a batch in flight at
+	// once; Freshdesk's limit is per minute and account-wide, so there is
+	// little to gain from more.
+	maxConcurrent = 4
+	// maxRetryAfter caps a Retry-After.
+	maxRetryAfter = time.Hour
+)
+
+// New returns the Freshdesk connector. It does nothing until Configure.
+func New() sdk.Connector {
+	return &connector{now: time.Now, log: sdk.Logger()}
+}
+
+var (
+	_ sdk.Connector   = (*connector)(nil)
+	_ sdk.HookHandler = (*connector)(nil)
+)
+
+type connector struct {
+	// now reads the reopen window and Retry-After dates; tests fix it.
+	now func() time.Time
+	log *slog.Logger
+	// cfg is set by Configure; atomic because gRPC handlers call Configure,
+	// Deliver and HandleHook from goroutines with no order the race
+	// detector can see.
+	cfg atomic.Pointer[settings]
+}
+
+// settings is a validated configuration.
+type settings struct {
+	name         string // the connector's key in connectors.yaml
+	base         string // e.g. https://acme.freshdesk.com, without /api/v2
+	apiKey       string
+	secret       []byte
+	priorities   map[string]int
+	priority     int
+	groups       map[string]int64
+	tags         []string
+	status       int
+	source       int
+	reopenWithin time.Duration
+	timeout      time.Duration
+	client       *http.Client
+	host         sdk.Host
+
+	// pausedUntil is when Freshdesk's rate limit lets calls through
+	// again (Unix nanoseconds); until then calls fail at once rather than
+	// spend the next window's credits on refusals.
+	pausedUntil atomic.Int64
+}
+
+type config struct {
+	Domain        string           `json:"domain"`
+	APIURL        string           `json:"api_url"`
+	APIKey        string           `json:"api_key"`
+	WebhookSecret string           `json:"webhook_secret"`
+	Priorities    map[string]int   `json:"priorities"`
+	Priority      *int             `json:"priority"`
+	Groups        map[string]int64 `json:"groups"`
+	Status        *int             `json:"status"`
+	Source        *int             `json:"source"`
+	ReopenWithin  json.RawMessage  `json:"reopen_within"`
+	Tags          []string         `json:"tags"`
+	Timeout       string           `json:"timeout"`
+}
+
+func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
+
+func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+	s, err := parseConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.CheckOnly {
+		return nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = maxConcurrent
+	s.client = &http.Client{
+		Transport: tr,
+		// A redirect means a wrong domain or api_url (Freshdesk sends
+		// the browser to a login page): say so instead of following it.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	s.host = host
+	c.cfg.Store(s)
+	return nil
+}
+
+var (
+	domainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	daysRE   = regexp.MustCompile(`^(\d+)d$`)
+)
+
+func parseConfig(cfg sdk.Config) (*settings, error) {
+	var c config
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
+	s := &settings{name: cfg.Name, priority: 1, status: 2, source: defaultSource, reopenWithin: defaultReopen, timeout: defaultTimeout}
+
+	switch {
+	case c.APIURL != "":
+		u, err := url.Parse(c.APIURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%s: must be an absolute http(s) URL such as https://acme.freshdesk.com", key("api_url"))
+		}
+		if u.User != nil || u.RawQuery != "" {
+			return nil, fmt.Errorf("%s: must not carry credentials or a query; set api_key instead", key("api_url"))
+		}
+		path := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v2")
+		s.base = u.Scheme + "://" + u.Host + strings.TrimSuffix(path, "/")
+	case c.Domain != "":
+		d := strings.ToLower(strings.TrimSpace(c.Domain))
+		if !domainRE.MatchString(d) {
+			return nil, fmt.Errorf("%s: %q is not a domain: write the account's name (acme for acme.freshdesk.com) or its host name", key("domain"), c.Domain)
+		}
+		if !strings.Contains(d, ".") {
+			d += ".freshdesk.com"
+		}
+		s.base = "https://" + d
+	default:
+		return nil, fmt.Errorf("%s: required (or api_url): the account's name, acme for https://acme.freshdesk.com", key("domain"))
+	}
+
+	if c.APIKey == "" {
+		return nil, fmt.Errorf("%s: required: the API key of the agent the connector acts as (Freshdesk › Profile settings › View API key)", key("api_key"))
+	}
+	if strings.ContainsAny(c.APIKey, ":\r\n") {
+		return nil, fmt.Errorf("%s: contains a colon or a line break; paste the key alone", key("api_key"))
+	}
+	s.apiKey = c.APIKey
+	if c.WebhookSecret != "" {
+		if len(c.WebhookSecret) < 16 {
+			return nil, fmt.Errorf("%s: too short (%d characters): use at least 16 random characters, e.g. `openssl rand -hex 24`", key("webhook_secret"), len(c.WebhookSecret))
+		}
+		s.secret = []byte(c.WebhookSecret)
+	}
+
+	teams := make([]string, 0, len(c.Priorities))
+	for team := range c.Priorities {
+		teams = append(teams, team)
+	}
+	sort.Strings(teams)
+	for _, team := range teams {
+		if p := c.Priorities[team]; p < 1 || p > 4 {
+			return nil, fmt.Errorf("%s: %d is not a priority: 1 low, 2 medium, 3 high, 4 urgent", key("priorities."+team), p)
+		}
+	}
+	s.priorities = c.Priorities
+	if c.Priority != nil {
+		if *c.Priority < 1 || *c.Priority > 4 {
+			return nil, fmt.Errorf("%s: %d is not a priority: 1 low, 2 medium, 3 high, 4 urgent", key("priority"), *c.Priority)
+		}
+		s.priority = *c.Priority
+	}
+	for team, g := range c.Groups {
+		if g <= 0 {
+			return nil, fmt.Errorf("%s: %d is not a group id (Admin › Groups: the number in the group's URL)", key("groups."+team), g)
+		}
+	}
+	s.groups = c.Groups
+	for i, tag := range c.Tags {
+		if strings.TrimSpace(tag) == "" || strings.Contains(tag, ",") {
+			return nil, fmt.Errorf("%s: %q is not a tag: no commas, not empty", key(fmt.Sprintf("tags[%d]", i)), tag)
+		}
+	}
+	s.tags = c.Tags
+	if c.Status != nil {
+		st := *c.Status
+		if st != 2 && st != 3 && st < 6 {
+			return nil, fmt.Errorf("%s: %d cannot be the status of a new ticket: use 2 (open), 3 (pending) or a custom status id", key("status"), st)
+		}
+		s.status = st
+	}
+	if c.Source != nil {
+		if *c.Source < 1 {
+			return nil, fmt.Errorf("%s: %d is not a ticket source: 7 is Chat, 3 Phone", key("source"), *c.Source)
+		}
+		s.source = *c.Source
+	}
+	if len(c.ReopenWithin) > 0 && string(c.ReopenWithin) != "null" {
+		d, err := parseWindow(c.ReopenWithin)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", key("reopen_within"), err)
+		}
+		s.reopenWithin = d
+	}
+	if c.Timeout != "" {
+		d, err := time.ParseDuration(c.Timeout)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive duration such as 15s", key("timeout"), c.Timeout)
+		}
+		s.timeout = d
+	}
+	return s, nil
+}
+
+// parseWindow reads reopen_within: a Go duration ("72h"), days ("7d"), or
+// 0 (never reopen).
+func parseWindow(raw json.RawMessage) (time.Duration, error) {
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		if n.String() == "0" {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("%s is not a duration: write one such as 72h or 7d (0: never reopen)", n)
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, errors.New("write a duration such as 72h or 7d (0: never reopen)")
+	}
+	v = strings.TrimSpace(v)
+	if m := daysRE.FindStringSubmatch(v); m != nil {
+		days, err := strconv.Atoi(m[1])
+		if err != nil || days > 3650 {
+			return 0, fmt.Errorf("%q is too long", v)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	if v == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration: write one such as 72h or 7d (0: never reopen)", v)
+	}
+	return d, nil
+}
+
+// priorityFor is the priority of a new ticket of team.
+func (s *settings) priorityFor(team string) int {
+	if p, ok := s.priorities[team]; ok {
+		return p
+	}
+	return s.priority
+}
+
+var errNotConfigured = errors.New("freshdesk connector not configured yet")
