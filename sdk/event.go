@@ -195,6 +195,10 @@ type Preference struct {
 	Category string `json:"category,omitempty"`
 	Value    string `json:"value"` // stop or resume
 	Detail   string `json:"detail,omitempty"`
+	// Source says how the hub learnt it when the change did not come from
+	// a user_preferences webhook: "keyword PARAR", "button stop_promos",
+	// "api".
+	Source string `json:"source,omitempty"`
 }
 
 // Route is where the hub's rules sent an event.
@@ -202,6 +206,8 @@ type Route struct {
 	Rule       string   `json:"rule,omitempty"`
 	Team       string   `json:"team,omitempty"`
 	Connectors []string `json:"connectors,omitempty"`
+	// Triggers are the triggers that fired for the event.
+	Triggers []string `json:"triggers,omitempty"`
 }
 
 // Outbound identifies a message the hub sent.

@@ -34,7 +34,29 @@ type Ops interface {
 	Resume(ctx context.Context, name string) error
 	// Replay revives dead letters of a connector (all when ids is empty).
 	Replay(ctx context.Context, connector string, ids []string) (int, error)
+	// UpdateContact applies a PATCH of a contact; a *InvalidError says
+	// what in it is wrong.
+	UpdateContact(ctx context.Context, id string, p ContactPatch) error
 }
+
+// ContactPatch is the body of PATCH /api/v1/contacts/{id}. Absent fields
+// change nothing.
+type ContactPatch struct {
+	// Attributes are set; a null value deletes one.
+	Attributes map[string]*string `json:"attributes,omitempty"`
+	// Consent is "granted" or "revoked"; a change emits optin.granted or
+	// optin.revoked.
+	Consent string `json:"consent,omitempty"`
+	// Team hands the contact's conversations to a team (affinity); null
+	// closes them, so the next message is routed afresh.
+	Team json.RawMessage `json:"team,omitempty"`
+}
+
+// InvalidError is a request that names something that does not exist or
+// a value out of range; the admin API answers 422 with it.
+type InvalidError struct{ Field, Message string }
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
 
 // ErrUnknownConnector is what Ops return for a name not configured.
 var ErrUnknownConnector = errors.New("unknown connector")
@@ -81,6 +103,7 @@ func New(opt Options) *API {
 	a.mux.HandleFunc("GET /api/v1/events", a.listEvents)
 	a.mux.HandleFunc("GET /api/v1/events/{id}", a.getEvent)
 	a.mux.HandleFunc("GET /api/v1/contacts/{id}", a.getContact)
+	a.mux.HandleFunc("PATCH /api/v1/contacts/{id}", a.patchContact)
 	a.mux.HandleFunc("GET /api/v1/connectors", a.listConnectors)
 	a.mux.HandleFunc("POST /api/v1/connectors/{name}/pause", a.pause)
 	a.mux.HandleFunc("POST /api/v1/connectors/{name}/resume", a.resume)
@@ -230,6 +253,31 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, c)
+}
+
+func (a *API) patchContact(w http.ResponseWriter, r *http.Request) {
+	var p ContactPatch
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request",
+			`want {"attributes": {"tier": "gold", "old": null}, "consent": "granted"|"revoked", "team": "<team>"|null}: `+err.Error())
+		return
+	}
+	err := a.Ops.UpdateContact(r.Context(), r.PathValue("id"), p)
+	var inv *InvalidError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		WriteError(w, http.StatusNotFound, "not_found", "no contact "+r.PathValue("id")+" (use its wa_id or user_id)")
+		return
+	case errors.As(err, &inv):
+		WriteError(w, http.StatusUnprocessableEntity, "invalid", inv.Error())
+		return
+	case err != nil:
+		a.internal(w, err)
+		return
+	}
+	a.getContact(w, r)
 }
 
 func (a *API) internal(w http.ResponseWriter, err error) {

@@ -146,9 +146,11 @@ func pipeline(ctx context.Context, path string, events []sdk.Event, opt Delivery
 	eng := delivery.New(delivery.Options{
 		Store:      st,
 		Connectors: supConnectors{sup},
-		Decide:     func(*sdk.Event) store.Decision { return store.Decision{Connectors: []string{"bench"}} },
-		Policies:   map[string]delivery.Policy{"bench": {BatchSize: opt.BatchSize}},
-		Logger:     quiet,
+		Decide: func(*sdk.Event, store.RouteState) store.Decision {
+			return store.Decision{Connectors: []string{"bench"}}
+		},
+		Policies: map[string]delivery.Policy{"bench": {BatchSize: opt.BatchSize}},
+		Logger:   quiet,
 	})
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

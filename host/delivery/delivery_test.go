@@ -83,7 +83,7 @@ func start(t *testing.T, pol Policy, fake *fakeConnector) *harness {
 	e := New(Options{
 		Store:      st,
 		Connectors: fake,
-		Decide:     func(ev *sdk.Event) store.Decision { return store.Decision{Connectors: []string{"c"}} },
+		Decide:     func(*sdk.Event, store.RouteState) store.Decision { return store.Decision{Connectors: []string{"c"}} },
 		Policies:   map[string]Policy{"c": pol},
 		Clock:      clock,
 		Rand:       rand.New(rand.NewPCG(1, 2)),

@@ -103,17 +103,6 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	return h, nil
 }
 
-// decide routes one event as it is dispatched; the decision is stored with
-// it, so replays and explanations agree with what happened.
-func (h *Hub) decide(ev *sdk.Event) store.Decision {
-	d := h.router.Decide(ev, h.clock.Now(), route.State{})
-	var r *sdk.Route
-	if d.Rule != "" || d.Team != "" || len(d.Connectors) > 0 {
-		r = &sdk.Route{Rule: d.Rule, Team: d.Team, Connectors: d.Connectors}
-	}
-	return store.Decision{Route: r, Connectors: d.Connectors}
-}
-
 // Store is the hub's store, for commands that read it directly.
 func (h *Hub) Store() *store.Store { return h.store }
 

@@ -2,11 +2,17 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/delivery"
+	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
+	"github.com/wahub/wahub/sdk"
 )
 
 // ops carries out the admin API's operations on the running hub.
@@ -85,4 +91,81 @@ func (h *Hub) PluginPIDs() []int {
 		}
 	}
 	return pids
+}
+
+func (o ops) UpdateContact(ctx context.Context, id string, p admin.ContactPatch) error {
+	c, err := o.h.store.Contact(ctx, id)
+	if err != nil {
+		return err
+	}
+	// Check everything before changing anything.
+	var team *string
+	if len(p.Team) > 0 {
+		var t *string
+		if err := json.Unmarshal(p.Team, &t); err != nil {
+			return &admin.InvalidError{Field: "team", Message: "want a team name, or null to close the conversation"}
+		}
+		if t != nil {
+			if _, ok := o.h.cfg.Teams[*t]; !ok {
+				return &admin.InvalidError{Field: "team", Message: fmt.Sprintf("unknown team %q (teams: %s)", *t, strings.Join(sortedKeys(o.h.cfg.Teams), ", "))}
+			}
+		} else {
+			t = new(string)
+		}
+		team = t
+	}
+	if p.Consent != "" && p.Consent != store.ConsentGranted && p.Consent != store.ConsentRevoked {
+		return &admin.InvalidError{Field: "consent", Message: fmt.Sprintf("%q: want granted or revoked", p.Consent)}
+	}
+	if len(p.Attributes) > 0 {
+		u := sdk.ContactUpdate{WAID: c.WAID, UserID: c.UserID, Attributes: map[string]string{}}
+		for k, v := range p.Attributes {
+			if k == "" {
+				return &admin.InvalidError{Field: "attributes", Message: "an attribute needs a name"}
+			}
+			u.Attributes[k] = ""
+			if v != nil {
+				u.Attributes[k] = *v
+			}
+		}
+		if err := o.h.store.SetContactAttributes(ctx, u); err != nil {
+			return err
+		}
+	}
+	if p.Consent != "" {
+		at := o.h.clock.Now()
+		announce := func(ct *sdk.Contact) *sdk.Event {
+			typ, value := sdk.TypeOptinGranted, "resume"
+			if p.Consent == store.ConsentRevoked {
+				typ, value = sdk.TypeOptinRevoked, "stop"
+			}
+			return &sdk.Event{
+				ID:         ingest.EventID(fmt.Sprintf("consent-api:%s:%s:%d", c.Key, p.Consent, at.UnixNano())),
+				Type:       typ,
+				OccurredAt: at, ReceivedAt: at,
+				Business:   o.lastBusiness(ctx, c),
+				Contact:    ct,
+				Preference: &sdk.Preference{Category: "marketing_messages", Value: value, Source: "api"},
+			}
+		}
+		if _, err := o.h.store.SetConsent(ctx, c.Key, p.Consent, "api", announce); err != nil {
+			return err
+		}
+	}
+	if team != nil {
+		if _, err := o.h.store.SetTeam(ctx, c.Key, *team); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastBusiness is the business number the contact last wrote to, so that
+// an announcement made through the API belongs to its conversation.
+func (o ops) lastBusiness(ctx context.Context, c store.Contact) *sdk.Business {
+	evs, err := o.h.store.Events(ctx, store.EventFilter{Contact: c.Key, Tail: true, Limit: 1})
+	if err != nil || len(evs) == 0 {
+		return nil
+	}
+	return evs[0].Business
 }

@@ -101,6 +101,7 @@ type Router struct {
 	scheds   map[string]*sched
 	idle     time.Duration
 	canMove  map[string]bool
+	consent  consentWords
 	// disabled maps a disabled connector to the id of the reason that
 	// says so.
 	disabled map[string]int32
@@ -186,6 +187,8 @@ func New(cfg *config.Config) (*Router, error) {
 	if r.idle <= 0 {
 		r.idle = 24 * time.Hour
 	}
+	wa := cfg.WhatsApp
+	r.consent = newConsentWords(wa.OptOutKeywords, wa.OptInKeywords, wa.OptOutPayloads, wa.OptInPayloads)
 	var errs []error
 	connectorRef := func(key, name string) {
 		if _, ok := cfg.Connectors[name]; !ok {

@@ -3,14 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/wahub/wahub/sdk"
 )
 
 // Delivery states.
@@ -24,127 +21,6 @@ const (
 // dispatchCursor is the last seq whose routing decision and deliveries are
 // stored.
 const dispatchCursor = "dispatch"
-
-// Decision is where one event must go.
-type Decision struct {
-	// Route is stored with the event and shown in its JSON; nil when no
-	// route applies (statuses routed only by subscriptions, say).
-	Route *sdk.Route
-	// Connectors get the event, each once.
-	Connectors []string
-}
-
-// DecideFunc decides for one event. It runs inside the store's write
-// transaction, so it must be quick and must not call the store.
-type DecideFunc func(ev *sdk.Event) Decision
-
-// Dispatch takes up to limit events after the dispatch cursor, in log
-// order, and stores for each its decision and one pending delivery per
-// connector, moving the cursor in the same commit. It returns how many
-// events it dispatched (0: the log is caught up). The event passed to
-// decide carries the contact's stored attributes.
-func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int, error) {
-	n := 0
-	err := s.Write(ctx, func(tx *sql.Tx) error {
-		n = 0
-		var cursor int64
-		var v string
-		err := tx.QueryRow(`SELECT value FROM cursors WHERE name = ?`, dispatchCursor).Scan(&v)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		default:
-			if cursor, err = strconv.ParseInt(v, 10, 64); err != nil {
-				return fmt.Errorf("dispatch cursor %q: %w", v, err)
-			}
-		}
-		rows, err := tx.Query(`SELECT e.seq, e.body, e.conversation_id, c.attributes FROM events e
-			LEFT JOIN contacts c ON c.key = e.contact_key
-			WHERE e.seq > ? ORDER BY e.seq LIMIT ?`, cursor, limit)
-		if err != nil {
-			return err
-		}
-		type item struct {
-			ev   sdk.Event
-			conv string
-		}
-		var items []item
-		for rows.Next() {
-			var (
-				seq   int64
-				body  []byte
-				conv  sql.NullString
-				attrs sql.NullString
-				ev    sdk.Event
-			)
-			if err := rows.Scan(&seq, &body, &conv, &attrs); err != nil {
-				rows.Close()
-				return err
-			}
-			if err := json.Unmarshal(body, &ev); err != nil {
-				rows.Close()
-				return fmt.Errorf("event %d: %w", seq, err)
-			}
-			ev.Seq, ev.ConversationID = seq, conv.String
-			if ev.Contact != nil && attrs.Valid && attrs.String != "{}" {
-				json.Unmarshal([]byte(attrs.String), &ev.Contact.Attributes)
-			}
-			key := conv.String
-			if key == "" {
-				key = ev.ID
-			}
-			items = append(items, item{ev, key})
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		now := s.now().UnixMilli()
-		var pending []any // connector, seq, conversation
-		for _, it := range items {
-			d := decide(&it.ev)
-			if d.Route != nil {
-				route, err := json.Marshal(d.Route)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Exec(`UPDATE events SET route = ? WHERE seq = ?`, string(route), it.ev.Seq); err != nil {
-					return err
-				}
-			}
-			seen := map[string]bool{}
-			for _, c := range d.Connectors {
-				if !seen[c] {
-					seen[c] = true
-					pending = append(pending, c, it.ev.Seq, it.conv)
-				}
-			}
-			cursor = it.ev.Seq
-			n++
-		}
-		for len(pending) > 0 {
-			chunk := pending[:min(len(pending), 3*300)]
-			pending = pending[len(chunk):]
-			k := len(chunk) / 3
-			args := append([]any{now, now, now}, chunk...)
-			if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at)
-				SELECT v.column1, v.column2, v.column3, 'pending', ?1, ?2, ?3
-				FROM (VALUES (?, ?, ?)`+strings.Repeat(", (?, ?, ?)", k-1)+`) AS v
-				WHERE true ON CONFLICT (connector, seq) DO NOTHING`, args...); err != nil {
-				return err
-			}
-		}
-		if n == 0 {
-			return nil
-		}
-		_, err = tx.Exec(`INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-			dispatchCursor, strconv.FormatInt(cursor, 10), now)
-		return err
-	})
-	return n, err
-}
 
 // Delivery is one event due at one connector.
 type Delivery struct {

@@ -397,6 +397,24 @@ type Contact struct {
 	Attributes    map[string]string `json:"attributes"`
 	FirstSeenAt   time.Time         `json:"first_seen_at"`
 	LastInboundAt *time.Time        `json:"last_inbound_at,omitempty"`
+	Consent       Consent           `json:"consent"`
+	// Conversations are the contact's conversations, one per business
+	// number, with the team that has each (affinity).
+	Conversations []Conversation `json:"conversations"`
+}
+
+// Consent is a contact's marketing consent and its last change.
+type Consent struct {
+	State  string     `json:"state"` // granted, revoked, unknown
+	Source string     `json:"source,omitempty"`
+	At     *time.Time `json:"at,omitempty"`
+}
+
+// Conversation is a customer's conversation with one business number.
+type Conversation struct {
+	ID         string    `json:"id"`
+	Team       string    `json:"team,omitempty"`
+	LastActive time.Time `json:"last_active_at"`
 }
 
 func (s *Store) resolveContactKey(ctx context.Context, id string) (string, error) {
@@ -424,9 +442,12 @@ func (s *Store) Contact(ctx context.Context, id string) (Contact, error) {
 		firstSeen    int64
 		lastInbound  sql.NullInt64
 		attrs        string
+		consentAt    sql.NullInt64
 	)
-	err = s.reader.QueryRowContext(ctx, `SELECT key, wa_id, user_id, name, username, first_seen_at, last_inbound_at, attributes
-		FROM contacts WHERE key = ?`, key).Scan(&c.Key, &waID, &userID, &c.Name, &c.Username, &firstSeen, &lastInbound, &attrs)
+	err = s.reader.QueryRowContext(ctx, `SELECT key, wa_id, user_id, name, username, first_seen_at, last_inbound_at, attributes,
+		consent, consent_source, consent_at
+		FROM contacts WHERE key = ?`, key).Scan(&c.Key, &waID, &userID, &c.Name, &c.Username, &firstSeen, &lastInbound, &attrs,
+		&c.Consent.State, &c.Consent.Source, &consentAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Contact{}, ErrNotFound
 	}
@@ -441,5 +462,27 @@ func (s *Store) Contact(ctx context.Context, id string) (Contact, error) {
 		t := time.UnixMilli(lastInbound.Int64).UTC()
 		c.LastInboundAt = &t
 	}
-	return c, nil
+	if c.Consent.State == "" {
+		c.Consent.State = "unknown"
+	}
+	if consentAt.Valid {
+		t := time.UnixMilli(consentAt.Int64).UTC()
+		c.Consent.At = &t
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, team, last_active FROM conversations WHERE contact_key = ? ORDER BY id`, key)
+	if err != nil {
+		return Contact{}, fmt.Errorf("store: contact %s: %w", id, err)
+	}
+	defer rows.Close()
+	c.Conversations = []Conversation{}
+	for rows.Next() {
+		var cv Conversation
+		var last int64
+		if err := rows.Scan(&cv.ID, &cv.Team, &last); err != nil {
+			return Contact{}, err
+		}
+		cv.LastActive = time.UnixMilli(last).UTC()
+		c.Conversations = append(c.Conversations, cv)
+	}
+	return c, rows.Err()
 }

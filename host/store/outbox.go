@@ -44,37 +44,47 @@ func (s *Store) Enqueue(ctx context.Context, source string, msg sdk.OutboundMess
 	if err != nil {
 		return rec, false, err
 	}
-	var key sql.NullString
-	if msg.IdempotencyKey != "" {
-		key = sql.NullString{String: source + "\x00" + msg.IdempotencyKey, Valid: true}
-	}
-	id := newMessageID()
+	key := outboxKey(source, msg.IdempotencyKey)
+	var id string
 	err = s.Write(ctx, func(tx *sql.Tx) error {
-		created = false
-		if key.Valid {
-			var existing string
-			err := tx.QueryRow(`SELECT id FROM outbox WHERE idempotency_key = ?`, key).Scan(&existing)
-			if err == nil {
-				id = existing
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-		}
-		now := s.now().UnixMilli()
-		if _, err := tx.Exec(`INSERT INTO outbox (id, idempotency_key, source, recipient, phone_number_id, request, state, next_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, key, source, msg.To, msg.PhoneNumberID, string(req), OutQueued, now, now, now); err != nil {
-			return err
-		}
-		created = true
-		return nil
+		var werr error
+		id, created, werr = s.enqueueTx(tx, source, msg, req, key)
+		return werr
 	})
 	if err != nil {
 		return rec, false, fmt.Errorf("store: enqueue message: %w", err)
 	}
 	rec, err = s.Outbound(ctx, id)
 	return rec, created, err
+}
+
+// enqueueTx is Enqueue inside the caller's write transaction.
+func (s *Store) enqueueTx(tx *sql.Tx, source string, msg sdk.OutboundMessage, req []byte, key sql.NullString) (id string, created bool, err error) {
+	if key.Valid {
+		err := tx.QueryRow(`SELECT id FROM outbox WHERE idempotency_key = ?`, key).Scan(&id)
+		if err == nil {
+			return id, false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", false, err
+		}
+	}
+	id = newMessageID()
+	now := s.now().UnixMilli()
+	if _, err := tx.Exec(`INSERT INTO outbox (id, idempotency_key, source, recipient, phone_number_id, request, state, next_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, key, source, msg.To, msg.PhoneNumberID, string(req), OutQueued, now, now, now); err != nil {
+		return "", false, err
+	}
+	return id, true, nil
+}
+
+// outboxKey is the stored idempotency key: callers' keys are scoped to
+// their source, so two connectors cannot collide.
+func outboxKey(source, key string) sql.NullString {
+	if key == "" {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: source + "\x00" + key, Valid: true}
 }
 
 // Outbound returns one outbox record.

@@ -7,8 +7,13 @@ import (
 	"strings"
 
 	"github.com/wahub/wahub/host/supervisor"
+	"github.com/wahub/wahub/plugins/bitrix24"
+	"github.com/wahub/wahub/plugins/freshdesk"
+	"github.com/wahub/wahub/plugins/hubspot"
 	"github.com/wahub/wahub/plugins/noop"
+	"github.com/wahub/wahub/plugins/slack"
 	"github.com/wahub/wahub/plugins/webhook"
+	"github.com/wahub/wahub/plugins/zendesk"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -16,8 +21,13 @@ import (
 // the host that imports plugins. They still run out of process: the
 // supervisor re-executes this binary as `wahub __plugin <name>`.
 var builtins = map[string]func() sdk.Connector{
-	"noop":    noop.New,
-	"webhook": webhook.New,
+	"bitrix24":  bitrix24.New,
+	"freshdesk": freshdesk.New,
+	"hubspot":   hubspot.New,
+	"noop":      noop.New,
+	"slack":     slack.New,
+	"webhook":   webhook.New,
+	"zendesk":   zendesk.New,
 }
 
 // servePluginIfAsked serves a built-in connector when the process was

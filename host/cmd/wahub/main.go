@@ -73,12 +73,13 @@ func oneLine(err error) string {
 // globals are the flags every command shares.
 type globals struct {
 	configPath string
+	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdout: stdout, stderr: stderr}
+	g := &globals{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "wahub",
 		Short:         "WhatsApp Business integration hub",
@@ -102,6 +103,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newBenchCmd(g),
 		newPluginsCmd(g),
 		newDeadLettersCmd(g),
+		newRouteCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,427 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// Consent states of a contact.
+const (
+	ConsentGranted = "granted"
+	ConsentRevoked = "revoked"
+)
+
+// Decision is where one event must go, and what else routing it changes.
+// Everything in it is stored in the commit that records the decision, so
+// a crash never leaves half of it.
+type Decision struct {
+	// Route is stored with the event and shown in its JSON; nil when no
+	// route applies.
+	Route *sdk.Route
+	// Connectors get the event, each once.
+	Connectors []string
+	// Team is the team the event's conversation is with after it. It is
+	// recorded, with the event's time as the conversation's last activity,
+	// when the event is activity (a customer message or a message sent).
+	Team string
+	// Consent, when set, is the consent the event states (ConsentGranted,
+	// ConsentRevoked), and ConsentSource how ("keyword PARAR",
+	// "button stop_promos", "user_preferences", "api").
+	Consent, ConsentSource string
+	// ConsentEvent is appended to the log when Consent changes the
+	// contact's consent; its id must derive from the event's, so that it is
+	// appended once whatever happens.
+	ConsentEvent *sdk.Event
+	// Attributes are set on the contact; "" deletes one.
+	Attributes map[string]string
+	// Messages are queued in the outbox (trigger replies).
+	Messages []QueuedMessage
+}
+
+// QueuedMessage is an outbound message a decision queues.
+type QueuedMessage struct {
+	Source string // trigger:<name>
+	Msg    sdk.OutboundMessage
+}
+
+// RouteState is what the store knows of an event's contact and
+// conversation when the event is routed.
+type RouteState struct {
+	// Consent is ConsentGranted, ConsentRevoked, or "" (never stated).
+	Consent string
+	// Team is the team that has the conversation, LastActive when it last
+	// had activity; zero when the conversation is new.
+	Team       string
+	LastActive time.Time
+}
+
+// DecideFunc decides for one event. It runs inside the store's write
+// transaction, so it must be quick and must not call the store.
+type DecideFunc func(ev *sdk.Event, st RouteState) Decision
+
+// isActivity tells which events keep a conversation open for affinity.
+func isActivity(typ string) bool {
+	return isInbound(typ) || typ == sdk.TypeMessageSent
+}
+
+// Dispatch takes up to limit events after the dispatch cursor, in log
+// order, and stores for each its decision, its effects (consent, contact
+// attributes, the conversation's team, queued replies) and one pending
+// delivery per connector, moving the cursor in the same commit. It returns
+// how many events it dispatched (0: the log is caught up). The event
+// passed to decide carries the contact's stored attributes, and the state
+// reflects the decisions of earlier events of the same call.
+func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int, error) {
+	n := 0
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		n = 0
+		cursor, err := readCursor(tx, dispatchCursor)
+		if err != nil {
+			return err
+		}
+		items, err := dispatchItems(tx, cursor, limit)
+		if err != nil {
+			return err
+		}
+		// What earlier events of this batch changed, which the rows read
+		// above do not show yet.
+		attrs := map[string]map[string]string{}
+		consent := map[string]string{}
+		convs := map[string]RouteState{}
+
+		now := s.now().UnixMilli()
+		var pending []any // connector, seq, conversation
+		for i := range items {
+			it := &items[i]
+			ev := &it.ev
+			if a, ok := attrs[it.contact]; ok {
+				it.attrs = a
+				if ev.Contact != nil {
+					ev.Contact.Attributes = a
+				}
+			}
+			if c, ok := consent[it.contact]; ok {
+				it.st.Consent = c
+			}
+			if c, ok := convs[ev.ConversationID]; ok {
+				it.st.Team, it.st.LastActive = c.Team, c.LastActive
+			}
+			d := decide(ev, it.st)
+			if err := s.applyDecision(tx, it, &d, now, attrs, consent, convs); err != nil {
+				return fmt.Errorf("event %s: %w", ev.ID, err)
+			}
+			seen := map[string]bool{}
+			for _, c := range d.Connectors {
+				if !seen[c] {
+					seen[c] = true
+					pending = append(pending, c, ev.Seq, it.queue)
+				}
+			}
+			cursor = ev.Seq
+			n++
+		}
+		for len(pending) > 0 {
+			chunk := pending[:min(len(pending), 3*300)]
+			pending = pending[len(chunk):]
+			k := len(chunk) / 3
+			args := append([]any{now, now, now}, chunk...)
+			if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at)
+				SELECT v.column1, v.column2, v.column3, 'pending', ?1, ?2, ?3
+				FROM (VALUES (?, ?, ?)`+strings.Repeat(", (?, ?, ?)", k-1)+`) AS v
+				WHERE true ON CONFLICT (connector, seq) DO NOTHING`, args...); err != nil {
+				return err
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		return writeCursor(tx, dispatchCursor, strconv.FormatInt(cursor, 10), now)
+	})
+	return n, err
+}
+
+// dispatchItem is one event to route, with what the store knows around it.
+type dispatchItem struct {
+	ev      sdk.Event
+	contact string // contact key, "" when none
+	queue   string // the delivery queue's conversation: its id, else the event id
+	attrs   map[string]string
+	st      RouteState
+}
+
+func dispatchItems(tx *sql.Tx, cursor int64, limit int) ([]dispatchItem, error) {
+	rows, err := tx.Query(`SELECT e.seq, e.body, e.conversation_id, e.contact_key, c.attributes, c.consent, cv.team, cv.last_active
+		FROM events e
+		LEFT JOIN contacts c ON c.key = e.contact_key
+		LEFT JOIN conversations cv ON cv.id = e.conversation_id
+		WHERE e.seq > ? ORDER BY e.seq LIMIT ?`, cursor, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []dispatchItem
+	for rows.Next() {
+		var (
+			it                         dispatchItem
+			body                       []byte
+			conv, key, attrs, cons, tm sql.NullString
+			last                       sql.NullInt64
+		)
+		if err := rows.Scan(&it.ev.Seq, &body, &conv, &key, &attrs, &cons, &tm, &last); err != nil {
+			return nil, err
+		}
+		seq := it.ev.Seq
+		if err := json.Unmarshal(body, &it.ev); err != nil {
+			return nil, fmt.Errorf("event %d: %w", seq, err)
+		}
+		it.ev.Seq, it.ev.ConversationID = seq, conv.String
+		it.contact = key.String
+		if attrs.Valid && attrs.String != "{}" {
+			json.Unmarshal([]byte(attrs.String), &it.attrs)
+			if it.ev.Contact != nil {
+				it.ev.Contact.Attributes = it.attrs
+			}
+		}
+		it.st.Consent, it.st.Team = cons.String, tm.String
+		if last.Valid {
+			it.st.LastActive = time.UnixMilli(last.Int64).UTC()
+		}
+		it.queue = conv.String
+		if it.queue == "" {
+			it.queue = it.ev.ID
+		}
+		items = append(items, it)
+	}
+	return items, rows.Err()
+}
+
+// applyDecision stores one decision and its effects, and notes them in
+// the batch's maps for the events after it.
+func (s *Store) applyDecision(tx *sql.Tx, it *dispatchItem, d *Decision, now int64,
+	attrs map[string]map[string]string, consent map[string]string, convs map[string]RouteState) error {
+	ev := &it.ev
+	if d.Route != nil {
+		route, err := json.Marshal(d.Route)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE events SET route = ? WHERE seq = ?`, string(route), ev.Seq); err != nil {
+			return err
+		}
+	}
+	if it.contact != "" && d.Consent != "" && d.Consent != it.st.Consent {
+		if err := s.setConsentTx(tx, it.contact, d.Consent, d.ConsentSource, ev.OccurredAt, d.ConsentEvent, now); err != nil {
+			return err
+		}
+		consent[it.contact] = d.Consent
+	}
+	if it.contact != "" && len(d.Attributes) > 0 {
+		merged := make(map[string]string, len(it.attrs)+len(d.Attributes))
+		for k, v := range it.attrs {
+			merged[k] = v
+		}
+		for k, v := range d.Attributes {
+			if v == "" {
+				delete(merged, k)
+			} else {
+				merged[k] = v
+			}
+		}
+		b, err := json.Marshal(merged)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE contacts SET attributes = ?, updated_at = ? WHERE key = ?`, string(b), now, it.contact); err != nil {
+			return err
+		}
+		attrs[it.contact] = merged
+	}
+	if it.contact != "" && ev.ConversationID != "" && isActivity(ev.Type) {
+		team := d.Team
+		if team == "" {
+			team = it.st.Team
+		}
+		at := ev.OccurredAt.UnixMilli()
+		if _, err := tx.Exec(`INSERT INTO conversations (id, contact_key, team, last_active, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET team = excluded.team, last_active = MAX(last_active, excluded.last_active),
+			updated_at = excluded.updated_at`, ev.ConversationID, it.contact, team, at, now); err != nil {
+			return err
+		}
+		last := ev.OccurredAt
+		if it.st.LastActive.After(last) {
+			last = it.st.LastActive
+		}
+		convs[ev.ConversationID] = RouteState{Team: team, LastActive: last}
+	}
+	for _, m := range d.Messages {
+		req, err := json.Marshal(m.Msg)
+		if err != nil {
+			return err
+		}
+		if _, _, err := s.enqueueTx(tx, m.Source, m.Msg, req, outboxKey(m.Source, m.Msg.IdempotencyKey)); err != nil {
+			return fmt.Errorf("queue reply of %s: %w", m.Source, err)
+		}
+	}
+	return nil
+}
+
+// setConsentTx records a consent change on the contact and appends the
+// event that announces it (once: its id is derived from its cause).
+func (s *Store) setConsentTx(tx *sql.Tx, key, state, source string, at time.Time, announce *sdk.Event, now int64) error {
+	if _, err := tx.Exec(`UPDATE contacts SET consent = ?, consent_source = ?, consent_at = ?, updated_at = ? WHERE key = ?`,
+		state, source, at.UnixMilli(), now, key); err != nil {
+		return err
+	}
+	if announce == nil {
+		return nil
+	}
+	ev := *announce
+	ev.Seq, ev.ConversationID, ev.Route = 0, "", nil
+	body, err := json.Marshal(&ev)
+	if err != nil {
+		return err
+	}
+	_, err = s.appendEvent(tx, &ev, body)
+	return err
+}
+
+// SetConsent changes a contact's consent from outside the webhook flow
+// (the admin API), appending announce when the consent changes. It
+// reports whether it changed.
+func (s *Store) SetConsent(ctx context.Context, id, state, source string, announce func(c *sdk.Contact) *sdk.Event) (bool, error) {
+	if state != ConsentGranted && state != ConsentRevoked {
+		return false, fmt.Errorf("store: consent %q: want %q or %q", state, ConsentGranted, ConsentRevoked)
+	}
+	key, err := s.resolveContactKey(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	changed := false
+	err = s.Write(ctx, func(tx *sql.Tx) error {
+		changed = false
+		var cur string
+		var wa, user sql.NullString
+		var name string
+		err := tx.QueryRow(`SELECT consent, wa_id, user_id, name FROM contacts WHERE key = ?`, key).Scan(&cur, &wa, &user, &name)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || cur == state {
+			return err
+		}
+		changed = true
+		now := s.now()
+		var ev *sdk.Event
+		if announce != nil {
+			ev = announce(&sdk.Contact{WAID: wa.String, UserID: user.String, Name: name})
+		}
+		return s.setConsentTx(tx, key, state, source, now, ev, now.UnixMilli())
+	})
+	return changed, err
+}
+
+// SetTeam hands all of a contact's conversations to team, as if the team
+// had just taken them, or closes them (team ""), so that the next message
+// is routed afresh. It returns how many conversations it changed.
+func (s *Store) SetTeam(ctx context.Context, id, team string) (int, error) {
+	key, err := s.resolveContactKey(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = s.Write(ctx, func(tx *sql.Tx) error {
+		var exists int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM contacts WHERE key = ?`, key).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			return ErrNotFound
+		}
+		now := s.now().UnixMilli()
+		// A contact may not have a conversation row yet (no event routed
+		// so far): its events name its conversations.
+		if _, err := tx.Exec(`INSERT INTO conversations (id, contact_key, team, last_active, updated_at)
+			SELECT DISTINCT conversation_id, contact_key, '', 0, ? FROM events
+			WHERE contact_key = ? AND conversation_id IS NOT NULL
+			ON CONFLICT (id) DO NOTHING`, now, key); err != nil {
+			return err
+		}
+		var res sql.Result
+		var err error
+		if team == "" {
+			res, err = tx.Exec(`UPDATE conversations SET team = '', updated_at = ? WHERE contact_key = ?`, now, key)
+		} else {
+			res, err = tx.Exec(`UPDATE conversations SET team = ?, last_active = ?, updated_at = ? WHERE contact_key = ?`, team, now, now, key)
+		}
+		if err != nil {
+			return err
+		}
+		m, err := res.RowsAffected()
+		n = int(m)
+		return err
+	})
+	return n, err
+}
+
+func readCursor(tx *sql.Tx, name string) (int64, error) {
+	var v string
+	err := tx.QueryRow(`SELECT value FROM cursors WHERE name = ?`, name).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	c, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cursor %s %q: %w", name, v, err)
+	}
+	return c, nil
+}
+
+func writeCursor(tx *sql.Tx, name, value string, now int64) error {
+	_, err := tx.Exec(`INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, name, value, now)
+	return err
+}
+
+// Lookup returns what routing would know of ev's contact and conversation
+// now: its stored attributes and state. A contact the store has never seen
+// has none.
+func (s *Store) Lookup(ctx context.Context, ev *sdk.Event) (map[string]string, RouteState, error) {
+	var st RouteState
+	if ev.Contact == nil || ev.Contact.Key() == "" {
+		return nil, st, nil
+	}
+	key, err := findContact(s.reader, ev.Contact.UserID, ev.Contact.WAID)
+	if err != nil || key == "" {
+		return nil, st, err
+	}
+	var raw string
+	if err := s.reader.QueryRowContext(ctx, `SELECT attributes, consent FROM contacts WHERE key = ?`, key).Scan(&raw, &st.Consent); err != nil {
+		return nil, st, fmt.Errorf("store: contact %s: %w", key, err)
+	}
+	var attrs map[string]string
+	json.Unmarshal([]byte(raw), &attrs)
+	if ev.Business != nil && ev.Business.PhoneNumberID != "" {
+		var last int64
+		err := s.reader.QueryRowContext(ctx, `SELECT team, last_active FROM conversations WHERE id = ?`,
+			ConversationID(ev.Business.PhoneNumberID, key)).Scan(&st.Team, &last)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, st, err
+		default:
+			st.LastActive = time.UnixMilli(last).UTC()
+		}
+	}
+	return attrs, st, nil
+}
