@@ -89,6 +89,16 @@ type WhatsApp struct {
 	APIURL              string   `koanf:"api_url" default:"https://graph.facebook.com/v23.0" json:"api_url"`
 	MessagesPerSecond   float64  `koanf:"messages_per_second" default:"80" json:"messages_per_second"`
 	BlockedCountryCodes []string `koanf:"blocked_country_codes" json:"blocked_country_codes,omitempty"`
+	// PhoneNumberIDs are the business numbers the hub may send from; empty
+	// means any number a webhook has come for.
+	PhoneNumberIDs []string `koanf:"phone_number_ids" json:"phone_number_ids,omitempty"`
+	// TemplateCategories names templates that are not marketing (utility,
+	// authentication): those may still go to a customer who opted out.
+	TemplateCategories map[string]string `koanf:"template_categories" json:"template_categories,omitempty"`
+	// PairInterval and PairBurst are WhatsApp's per-recipient limit: about
+	// one message every six seconds, with a small burst.
+	PairInterval time.Duration `koanf:"pair_interval" default:"6s" json:"pair_interval"`
+	PairBurst    int           `koanf:"pair_burst" default:"3" json:"pair_burst"`
 	OptOutKeywords      []string `koanf:"opt_out_keywords" default:"STOP,PARAR,SAIR,CANCELAR" json:"opt_out_keywords"`
 	OptInKeywords       []string `koanf:"opt_in_keywords" default:"START,VOLTAR" json:"opt_in_keywords"`
 	// OptOutPayloads and OptInPayloads are template quick-reply payloads

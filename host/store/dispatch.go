@@ -114,6 +114,11 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 			if c, ok := convs[ev.ConversationID]; ok {
 				it.st.Team, it.st.LastActive = c.Team, c.LastActive
 			}
+			if ev.Status != nil {
+				if err := s.statusToOutbox(tx, ev); err != nil {
+					return fmt.Errorf("event %s: %w", ev.ID, err)
+				}
+			}
 			d := decide(ev, it.st)
 			if err := s.applyDecision(tx, it, &d, now, attrs, consent, convs); err != nil {
 				return fmt.Errorf("event %s: %w", ev.ID, err)
@@ -146,6 +151,30 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 		return writeCursor(tx, dispatchCursor, strconv.FormatInt(cursor, 10), now)
 	})
 	return n, err
+}
+
+// statusToOutbox applies a status event to the outbox and, when the
+// message is the hub's, names it in the stored event (connectors match
+// their replies' statuses by it).
+func (s *Store) statusToOutbox(tx *sql.Tx, ev *sdk.Event) error {
+	out, err := s.applyStatus(tx, ev)
+	if err != nil || out == nil {
+		return err
+	}
+	ev.Outbound = out
+	stored := *ev
+	stored.Seq, stored.ConversationID, stored.Route = 0, "", nil
+	if stored.Contact != nil {
+		c := *stored.Contact
+		c.Attributes = nil
+		stored.Contact = &c
+	}
+	body, err := json.Marshal(&stored)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(`UPDATE events SET body = ? WHERE seq = ?`, body, ev.Seq)
+	return err
 }
 
 // dispatchItem is one event to route, with what the store knows around it.

@@ -14,23 +14,69 @@ import (
 	"github.com/wahub/wahub/sdk"
 )
 
-// Outbound message states.
+// Outbound message states. A message moves only forward through them:
+// queued → sending → accepted (Meta took it, wamid known) → sent →
+// delivered → read, or to failed; a late status never moves it back.
 const (
-	OutQueued = "queued"
+	OutQueued    = "queued"
+	OutSending   = "sending"
+	OutAccepted  = "accepted"
+	OutSent      = "sent"
+	OutDelivered = "delivered"
+	OutRead      = "read"
+	OutFailed    = "failed"
+	// OutUnknown is a message the hub was sending when it stopped: Meta
+	// may or may not have it, and there is no way to ask. It is not sent
+	// again (that could send it twice); a status webhook naming it
+	// settles it, and an operator can requeue it.
+	OutUnknown = "unknown"
 )
+
+// outRank orders the states; failed is final.
+func outRank(state string) int {
+	switch state {
+	case OutQueued:
+		return 0
+	case OutSending, OutUnknown:
+		return 1
+	case OutAccepted:
+		return 2
+	case OutSent:
+		return 3
+	case OutDelivered:
+		return 4
+	case OutRead:
+		return 5
+	case OutFailed:
+		return 6
+	}
+	return -1
+}
 
 // OutboundRecord is a message in the outbox.
 type OutboundRecord struct {
-	ID        string              `json:"id"`
-	State     string              `json:"state"`
-	Source    string              `json:"source"`
-	To        string              `json:"to"`
-	WAMID     string              `json:"wamid,omitempty"`
-	ErrorCode string              `json:"error_code,omitempty"`
-	Error     string              `json:"error,omitempty"`
-	Request   sdk.OutboundMessage `json:"request"`
-	CreatedAt time.Time           `json:"created_at"`
-	UpdatedAt time.Time           `json:"updated_at"`
+	ID             string              `json:"id"`
+	State          string              `json:"state"`
+	Source         string              `json:"source"`
+	To             string              `json:"to"`
+	PhoneNumberID  string              `json:"phone_number_id,omitempty"`
+	WAMID          string              `json:"wamid,omitempty"`
+	ErrorCode      string              `json:"error_code,omitempty"`
+	Error          string              `json:"error,omitempty"`
+	Attempts       int                 `json:"attempts"`
+	IdempotencyKey string              `json:"idempotency_key,omitempty"`
+	Request        sdk.OutboundMessage `json:"request"`
+	CreatedAt      time.Time           `json:"created_at"`
+	UpdatedAt      time.Time           `json:"updated_at"`
+	History        []OutboundStep      `json:"history,omitempty"`
+}
+
+// OutboundStep is one state a message went through.
+type OutboundStep struct {
+	State     string    `json:"state"`
+	At        time.Time `json:"at"`
+	ErrorCode string    `json:"error_code,omitempty"`
+	Error     string    `json:"error,omitempty"`
 }
 
 // Enqueue keeps an outbound message for the sender. A message whose
@@ -75,6 +121,9 @@ func (s *Store) enqueueTx(tx *sql.Tx, source string, msg sdk.OutboundMessage, re
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, key, source, msg.To, msg.PhoneNumberID, string(req), OutQueued, now, now, now); err != nil {
 		return "", false, err
 	}
+	if err := addHistory(tx, id, OutQueued, now, "", ""); err != nil {
+		return "", false, err
+	}
 	return id, true, nil
 }
 
@@ -95,8 +144,11 @@ func (s *Store) Outbound(ctx context.Context, id string) (OutboundRecord, error)
 		wamid            sql.NullString
 		created, updated int64
 	)
-	err := s.reader.QueryRowContext(ctx, `SELECT id, state, source, recipient, wamid, error_code, error, request, created_at, updated_at
-		FROM outbox WHERE id = ?`, id).Scan(&r.ID, &r.State, &r.Source, &r.To, &wamid, &r.ErrorCode, &r.Error, &req, &created, &updated)
+	var key sql.NullString
+	err := s.reader.QueryRowContext(ctx, `SELECT id, state, source, recipient, phone_number_id, wamid, error_code, error, attempts,
+		idempotency_key, request, created_at, updated_at
+		FROM outbox WHERE id = ?`, id).Scan(&r.ID, &r.State, &r.Source, &r.To, &r.PhoneNumberID, &wamid, &r.ErrorCode, &r.Error,
+		&r.Attempts, &key, &req, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -108,7 +160,22 @@ func (s *Store) Outbound(ctx context.Context, id string) (OutboundRecord, error)
 	if err := json.Unmarshal([]byte(req), &r.Request); err != nil {
 		return r, fmt.Errorf("store: outbound %s: %w", id, err)
 	}
-	return r, nil
+	r.IdempotencyKey = r.Request.IdempotencyKey
+	rows, err := s.reader.QueryContext(ctx, `SELECT state, at, error_code, error FROM outbox_history WHERE outbox_id = ? ORDER BY id`, id)
+	if err != nil {
+		return r, fmt.Errorf("store: outbound %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st OutboundStep
+		var at int64
+		if err := rows.Scan(&st.State, &at, &st.ErrorCode, &st.Error); err != nil {
+			return r, err
+		}
+		st.At = time.UnixMilli(at).UTC()
+		r.History = append(r.History, st)
+	}
+	return r, rows.Err()
 }
 
 func newMessageID() string {

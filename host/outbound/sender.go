@@ -1,0 +1,405 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/wahub/wahub/host/graph"
+	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/sdk"
+)
+
+// Graph is the WhatsApp send API; *graph.Client, or a test's double.
+type Graph interface {
+	Send(ctx context.Context, phoneNumberID string, m graph.Message) (graph.Accepted, error)
+}
+
+// Options assemble a Sender.
+type Options struct {
+	Store  *store.Store
+	Graph  Graph
+	Policy Policy
+	Clock  clockwork.Clock
+	Logger *slog.Logger
+	// MessagesPerSecond is each business number's throughput (default 80).
+	MessagesPerSecond float64
+	// PairInterval and PairBurst limit messages to one recipient (default
+	// one per 6 s, burst 3).
+	PairInterval time.Duration
+	PairBurst    int
+	// Concurrency is how many requests may be in flight (default 32): the
+	// rate limits, not this, set the pace; it only hides Meta's latency.
+	Concurrency int
+	// MaxAttempts bounds retries of one message (default 10).
+	MaxAttempts int
+	Registry    prometheus.Registerer
+}
+
+// Sender sends the outbox.
+type Sender struct {
+	opt  Options
+	log  *slog.Logger
+	wake chan struct{}
+
+	mu      sync.Mutex
+	numbers map[string]*rate.Limiter
+	pairs   map[string]*rate.Limiter
+	busy    map[string]bool // recipients with a request in flight
+
+	messages *prometheus.CounterVec
+	waited   *prometheus.CounterVec
+}
+
+// New builds a Sender; Run starts it.
+func New(opt Options) *Sender {
+	if opt.Clock == nil {
+		opt.Clock = clockwork.NewRealClock()
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.MessagesPerSecond <= 0 {
+		opt.MessagesPerSecond = 80
+	}
+	if opt.PairInterval <= 0 {
+		opt.PairInterval = 6 * time.Second
+	}
+	if opt.PairBurst <= 0 {
+		opt.PairBurst = 3
+	}
+	if opt.Concurrency <= 0 {
+		opt.Concurrency = 32
+	}
+	if opt.MaxAttempts <= 0 {
+		opt.MaxAttempts = 10
+	}
+	s := &Sender{
+		opt: opt, log: opt.Logger, wake: make(chan struct{}, 1),
+		numbers: map[string]*rate.Limiter{}, pairs: map[string]*rate.Limiter{}, busy: map[string]bool{},
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wahub_outbound_messages_total",
+			Help: "Outbound messages by what became of them (queued, accepted, retried, failed, refused, unknown) and error code.",
+		}, []string{"outcome", "code"}),
+		waited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wahub_outbound_ratelimit_wait_seconds_total",
+			Help: "Time sending waited for a rate limit: the business number's throughput or a recipient's pair limit.",
+		}, []string{"limit"}),
+	}
+	if opt.Registry != nil {
+		opt.Registry.MustRegister(s.messages, s.waited)
+	}
+	return s
+}
+
+// Submit checks msg against the policy and queues it for source
+// ("connector:slack", "api", ...). A message whose idempotency key source
+// already used is not queued again: the first one's record comes back,
+// created false. A policy refusal is a *sdk.RefusedError; a message that
+// is not one is an *InvalidError.
+func (s *Sender) Submit(ctx context.Context, source string, msg sdk.OutboundMessage) (store.OutboundRecord, bool, error) {
+	if msg.IdempotencyKey != "" {
+		rec, err := s.opt.Store.OutboundByKey(ctx, source, msg.IdempotencyKey)
+		if err == nil {
+			return rec, false, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return rec, false, err
+		}
+	}
+	msg.To = normalizeRecipient(msg.To)
+	if msg.To == "" {
+		return store.OutboundRecord{}, false, &InvalidError{`"to" is required: the customer's wa_id (phone number) or user_id`}
+	}
+	r, err := s.opt.Store.LookupRecipient(ctx, msg.To)
+	if err != nil {
+		return store.OutboundRecord{}, false, err
+	}
+	pn, err := s.opt.Policy.check(ctx, s.opt.Store, &msg, r, s.opt.Clock.Now())
+	if err != nil {
+		var ref *sdk.RefusedError
+		if errors.As(err, &ref) {
+			s.messages.WithLabelValues("refused", ref.Code).Inc()
+		}
+		return store.OutboundRecord{}, false, err
+	}
+	msg.PhoneNumberID = pn
+	if r.Known {
+		msg.To = r.Key
+	}
+	rec, created, err := s.opt.Store.Enqueue(ctx, source, msg)
+	if err == nil && created {
+		s.messages.WithLabelValues("queued", "").Inc()
+		s.Wake()
+	}
+	return rec, created, err
+}
+
+// Wake makes the sender look at the outbox now.
+func (s *Sender) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends until ctx ends, then waits for requests in flight.
+func (s *Sender) Run(ctx context.Context) {
+	if n, err := s.opt.Store.RecoverSending(ctx); err != nil {
+		s.log.Error("outbox: recovering messages left in sending failed", "err", err)
+	} else if n > 0 {
+		s.log.Warn("outbox: messages were being sent when the hub stopped; WhatsApp may have them, so they are not sent again",
+			"messages", n, "state", store.OutUnknown)
+	}
+	sem := make(chan struct{}, s.opt.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	clock := s.opt.Clock
+	for ctx.Err() == nil {
+		changed := s.opt.Store.Changed()
+		s.mu.Lock()
+		busy := make(map[string]bool, len(s.busy))
+		for k := range s.busy {
+			busy[k] = true
+		}
+		s.mu.Unlock()
+		free := s.opt.Concurrency - len(busy)
+		var due []store.OutboundRecord
+		if free > 0 {
+			var err error
+			if due, err = s.opt.Store.DueOutbound(ctx, clock.Now(), free, busy); err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("outbox: reading due messages failed", "err", err)
+				}
+			}
+		}
+		for _, m := range due {
+			if !s.admit(ctx, m) {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				s.release(m.To)
+				return
+			}
+			wg.Add(1)
+			go func(m store.OutboundRecord) {
+				defer func() { <-sem; s.release(m.To); wg.Done(); s.Wake() }()
+				s.send(ctx, m)
+			}(m)
+		}
+		if len(due) > 0 {
+			continue
+		}
+		// With every slot taken, only a finishing request (wake) can
+		// change anything.
+		var timer <-chan time.Time
+		if free > 0 {
+			if at, ok, err := s.opt.Store.NextOutboundDue(ctx); err == nil && ok {
+				timer = clock.After(max(at.Sub(clock.Now()), time.Millisecond))
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-changed:
+		case <-timer:
+		}
+	}
+}
+
+func (s *Sender) release(to string) {
+	s.mu.Lock()
+	delete(s.busy, to)
+	s.mu.Unlock()
+}
+
+// admit applies the rate limits to a due message: a recipient over its
+// pair limit waits in the queue (with its later messages) without holding
+// up others; the number's throughput is waited for here, so messages leave
+// evenly spaced. It reports whether the message may be sent now.
+func (s *Sender) admit(ctx context.Context, m store.OutboundRecord) bool {
+	clock := s.opt.Clock
+	now := clock.Now()
+	s.mu.Lock()
+	pair := s.pairs[m.To]
+	if pair == nil {
+		if len(s.pairs) > 100_000 {
+			s.pairs = map[string]*rate.Limiter{} // forget idle recipients rather than grow forever
+		}
+		pair = rate.NewLimiter(rate.Every(s.opt.PairInterval), s.opt.PairBurst)
+		s.pairs[m.To] = pair
+	}
+	num := s.numbers[m.PhoneNumberID]
+	if num == nil {
+		num = rate.NewLimiter(rate.Limit(s.opt.MessagesPerSecond), 1)
+		s.numbers[m.PhoneNumberID] = num
+	}
+	s.mu.Unlock()
+
+	r := pair.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		s.waited.WithLabelValues("pair").Add(d.Seconds())
+		if err := s.opt.Store.DeferOutbound(ctx, m.ID, m.To, now.Add(d), "", ""); err != nil && ctx.Err() == nil {
+			s.log.Error("outbox: deferring a message failed", "id", m.ID, "err", err)
+		}
+		return false
+	}
+	nr := num.ReserveN(now, 1)
+	if d := nr.DelayFrom(now); d > 0 {
+		s.waited.WithLabelValues("throughput").Add(d.Seconds())
+		select {
+		case <-clock.After(d):
+		case <-ctx.Done():
+			nr.CancelAt(now)
+			r.CancelAt(now)
+			return false
+		}
+	}
+	s.mu.Lock()
+	s.busy[m.To] = true
+	s.mu.Unlock()
+	return true
+}
+
+// send sends one message and records what became of it.
+func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
+	st, clock := s.opt.Store, s.opt.Clock
+	bg := context.WithoutCancel(ctx)
+	// The rules again, at send time: a trigger's reply was queued without
+	// them, and a customer may have opted out since.
+	r, err := st.LookupRecipient(ctx, m.To)
+	if err != nil {
+		s.log.Error("outbox: looking up the recipient failed; will retry", "id", m.ID, "err", err)
+		st.DeferOutbound(bg, m.ID, m.To, clock.Now().Add(time.Second), "", "")
+		return
+	}
+	msg := m.Request
+	msg.PhoneNumberID = m.PhoneNumberID
+	if _, err := s.opt.Policy.check(ctx, st, &msg, r, clock.Now()); err != nil {
+		code := "invalid"
+		var ref *sdk.RefusedError
+		if errors.As(err, &ref) {
+			code = ref.Code
+		}
+		s.messages.WithLabelValues("refused", code).Inc()
+		if ferr := st.FailOutbound(bg, m.ID, code, err.Error()); ferr != nil {
+			s.log.Error("outbox: recording a refusal failed", "id", m.ID, "err", ferr)
+		}
+		return
+	}
+	ok, err := st.MarkSending(ctx, m.ID)
+	if err != nil || !ok {
+		return
+	}
+	gm := graphMessage(m, r)
+	acc, err := s.opt.Graph.Send(bg, m.PhoneNumberID, gm)
+	if err == nil {
+		s.messages.WithLabelValues("accepted", "").Inc()
+		if err := st.AcceptOutbound(bg, m.ID, acc.WAMID, sentEvent(m, r, acc.WAMID, clock.Now())); err != nil {
+			s.log.Error("outbox: recording an accepted message failed", "id", m.ID, "wamid", acc.WAMID, "err", err)
+		}
+		return
+	}
+	retry, code := graph.Classify(err)
+	switch {
+	case graph.MaybeSent(err):
+		s.messages.WithLabelValues("unknown", code).Inc()
+		st.UnconfirmedOutbound(bg, m.ID, "no answer from WhatsApp after the request was sent ("+err.Error()+"); not sent again")
+	case retry && code == graph.CodeCanceled:
+		// Shutting down: back to the queue without spending an attempt.
+		st.DeferOutbound(bg, m.ID, m.To, clock.Now(), "", "")
+	case retry && m.Attempts+1 < s.opt.MaxAttempts:
+		s.messages.WithLabelValues("retried", code).Inc()
+		st.DeferOutbound(bg, m.ID, m.To, clock.Now().Add(s.backoff(m.Attempts+1, code, graph.RetryAfter(err))), code, err.Error())
+	default:
+		s.messages.WithLabelValues("failed", code).Inc()
+		reason := err.Error()
+		if retry {
+			reason = "gave up after " + strconv.Itoa(m.Attempts+1) + " attempts: " + reason
+		}
+		st.FailOutbound(bg, m.ID, code, reason)
+	}
+}
+
+// backoff is the wait before attempt n+1: what Meta asked for, else
+// exponential from 1 s (6 s for a pair limit, whose window is that long),
+// capped at 5 minutes.
+func (s *Sender) backoff(n int, code string, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, time.Hour)
+	}
+	d := time.Second
+	if code == "131056" {
+		d = s.opt.PairInterval
+	}
+	for i := 1; i < n && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+func graphMessage(m store.OutboundRecord, r store.Recipient) graph.Message {
+	req := m.Request
+	gm := graph.Message{Text: req.Text, Interactive: req.Interactive, ReplyTo: req.ReplyTo, CallbackData: m.ID}
+	switch {
+	case r.WAID != "":
+		gm.To = "+" + r.WAID
+	case r.UserID != "":
+		gm.UserID = r.UserID
+	case graph.IsBSUID(m.To):
+		gm.UserID = m.To
+	default:
+		gm.To = "+" + m.To
+	}
+	if t := req.Template; t != nil {
+		gm.Template = &graph.Template{Name: t.Name, Language: t.Language, Components: t.Components}
+	}
+	return gm
+}
+
+// sentEvent is the message.sent event announcing an accepted message. Its
+// id derives from the outbox id: it is appended once.
+func sentEvent(m store.OutboundRecord, r store.Recipient, wamid string, now time.Time) *sdk.Event {
+	req := m.Request
+	c := &sdk.Contact{WAID: r.WAID, UserID: r.UserID}
+	if c.Key() == "" {
+		if graph.IsBSUID(m.To) {
+			c.UserID = m.To
+		} else {
+			c.WAID = m.To
+		}
+	}
+	msg := &sdk.Message{ID: wamid, Type: "text", Text: req.Text}
+	switch {
+	case req.Template != nil:
+		msg.Type, msg.Text = "template", "[template "+req.Template.Name+" ("+req.Template.Language+")]"
+	case len(req.Interactive) > 0:
+		msg.Type = "interactive"
+	}
+	if req.ReplyTo != "" {
+		msg.Context = &sdk.Context{ID: req.ReplyTo}
+	}
+	key := req.IdempotencyKey
+	return &sdk.Event{
+		ID:         ingest.EventID("sent:" + m.ID),
+		Type:       sdk.TypeMessageSent,
+		OccurredAt: now,
+		ReceivedAt: now,
+		Business:   &sdk.Business{PhoneNumberID: m.PhoneNumberID},
+		Contact:    c,
+		Message:    msg,
+		Outbound:   &sdk.Outbound{ID: m.ID, Source: m.Source, IdempotencyKey: strings.TrimSpace(key)},
+	}
+}
