@@ -25,6 +25,8 @@ type Store interface {
 	EventDeliveries(ctx context.Context, seq int64) ([]store.DeliveryRecord, error)
 	Contact(ctx context.Context, id string) (store.Contact, error)
 	DeadLetters(ctx context.Context, connector string) ([]store.DeadLetter, error)
+	Outbound(ctx context.Context, id string) (store.OutboundRecord, error)
+	Requeue(ctx context.Context, id string) error
 }
 
 // Ops are the operations on the running hub.
@@ -37,6 +39,9 @@ type Ops interface {
 	// UpdateContact applies a PATCH of a contact; a *InvalidError says
 	// what in it is wrong.
 	UpdateContact(ctx context.Context, id string, p ContactPatch) error
+	// SendMessage checks and queues an outbound message; a refusal is a
+	// *sdk.RefusedError, a request that is no message an *InvalidError.
+	SendMessage(ctx context.Context, msg sdk.OutboundMessage) (rec store.OutboundRecord, created bool, err error)
 }
 
 // ContactPatch is the body of PATCH /api/v1/contacts/{id}. Absent fields
@@ -104,6 +109,9 @@ func New(opt Options) *API {
 	a.mux.HandleFunc("GET /api/v1/events/{id}", a.getEvent)
 	a.mux.HandleFunc("GET /api/v1/contacts/{id}", a.getContact)
 	a.mux.HandleFunc("PATCH /api/v1/contacts/{id}", a.patchContact)
+	a.mux.HandleFunc("POST /api/v1/messages", a.sendMessage)
+	a.mux.HandleFunc("GET /api/v1/messages/{id}", a.getMessage)
+	a.mux.HandleFunc("POST /api/v1/messages/{id}/requeue", a.requeue)
 	a.mux.HandleFunc("GET /api/v1/connectors", a.listConnectors)
 	a.mux.HandleFunc("POST /api/v1/connectors/{name}/pause", a.pause)
 	a.mux.HandleFunc("POST /api/v1/connectors/{name}/resume", a.resume)
@@ -278,6 +286,58 @@ func (a *API) patchContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.getContact(w, r)
+}
+
+func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
+	var msg sdk.OutboundMessage
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&msg); err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request",
+			`want {"to": "<wa_id or user_id>", "text": "…" | "template": {"name": "…", "language": "pt_BR"}, "idempotency_key": "…"}: `+err.Error())
+		return
+	}
+	rec, created, err := a.Ops.SendMessage(r.Context(), msg)
+	var ref *sdk.RefusedError
+	var inv *InvalidError
+	switch {
+	case errors.As(err, &ref):
+		WriteError(w, http.StatusUnprocessableEntity, ref.Code, ref.Message)
+		return
+	case errors.As(err, &inv):
+		WriteError(w, http.StatusBadRequest, "bad_request", inv.Message)
+		return
+	case err != nil:
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]any{"id": rec.ID, "state": rec.State, "duplicate": !created})
+}
+
+func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
+	rec, err := a.Store.Outbound(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "not_found", "no message "+r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, rec)
+}
+
+func (a *API) requeue(w http.ResponseWriter, r *http.Request) {
+	err := a.Store.Requeue(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "not_found", "no unknown or failed message "+r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	a.getMessage(w, r)
 }
 
 func (a *API) internal(w http.ResponseWriter, err error) {

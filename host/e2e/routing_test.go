@@ -73,6 +73,12 @@ func (h *hubProc) postText(waID, wamid, text string, at time.Time) {
 	h.t.Helper()
 	body := []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Ana Souza"},"wa_id":%q}],"messages":[{"from":%q,"id":%q,"timestamp":"%d","type":"text","text":{"body":%q}}]}}]}]}`,
 		waID, waID, wamid, at.Unix(), text))
+	h.postRaw(body)
+}
+
+// postRaw posts a signed webhook body and expects 200.
+func (h *hubProc) postRaw(body []byte) {
+	h.t.Helper()
 	req, _ := http.NewRequest("POST", h.url("/webhooks/whatsapp"), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Hub-Signature-256", ingest.Sign([]byte("test-app-secret"), body))

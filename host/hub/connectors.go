@@ -11,6 +11,7 @@ import (
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/config"
 	"github.com/wahub/wahub/host/delivery"
+	"github.com/wahub/wahub/host/outbound"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
 	"github.com/wahub/wahub/sdk"
@@ -75,14 +76,20 @@ func (p plugins) Running(name string) <-chan struct{} { return p.sup.Running(nam
 
 // hostAPI is the hub as one connector's plugin calls it back.
 type hostAPI struct {
-	name  string
-	store *store.Store
+	name   string
+	store  *store.Store
+	sender *outbound.Sender
 }
 
-// SendMessage queues the message in the outbox, where the outbound sender
-// picks it up; the idempotency key is scoped to the connector.
+// SendMessage checks the message against WhatsApp's rules and queues it
+// for the outbound sender; the idempotency key is scoped to the
+// connector. A refusal reaches the plugin as *sdk.RefusedError.
 func (h *hostAPI) SendMessage(ctx context.Context, msg sdk.OutboundMessage) (sdk.SendResult, error) {
-	rec, _, err := h.store.Enqueue(ctx, "connector:"+h.name, msg)
+	rec, _, err := h.sender.Submit(ctx, "connector:"+h.name, msg)
+	var inv *outbound.InvalidError
+	if errors.As(err, &inv) {
+		return sdk.SendResult{}, &sdk.RefusedError{Code: "invalid", Message: inv.Msg}
+	}
 	if err != nil {
 		return sdk.SendResult{}, err
 	}

@@ -22,7 +22,9 @@ import (
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/config"
 	"github.com/wahub/wahub/host/delivery"
+	"github.com/wahub/wahub/host/graph"
 	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/outbound"
 	"github.com/wahub/wahub/host/route"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
@@ -40,6 +42,7 @@ type Hub struct {
 	router   *route.Router
 	sup      *supervisor.Supervisor
 	engine   *delivery.Engine
+	sender   *outbound.Sender
 	specs    []supervisor.Spec
 }
 
@@ -85,10 +88,26 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		specs:    specs,
 	}
 	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	wa := cfg.WhatsApp
+	h.sender = outbound.New(outbound.Options{
+		Store: st,
+		Graph: graph.New(wa.APIURL, wa.AccessToken.Reveal(), nil),
+		Policy: outbound.Policy{
+			BlockedCountryCodes: wa.BlockedCountryCodes,
+			PhoneNumberIDs:      wa.PhoneNumberIDs,
+			TemplateCategories:  wa.TemplateCategories,
+		},
+		Clock:             opt.Clock,
+		Logger:            h.log.With("component", "outbound"),
+		MessagesPerSecond: wa.MessagesPerSecond,
+		PairInterval:      wa.PairInterval,
+		PairBurst:         wa.PairBurst,
+		Registry:          h.registry,
+	})
 	h.sup = supervisor.New(supervisor.Options{
 		Executable: opt.Executable,
 		Logger:     h.log.With("component", "plugins"),
-		Host:       func(name string) sdk.Host { return &hostAPI{name: name, store: st} },
+		Host:       func(name string) sdk.Host { return &hostAPI{name: name, store: st, sender: h.sender} },
 	})
 	h.engine = delivery.New(delivery.Options{
 		Store:      st,
@@ -200,14 +219,19 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	// waits on a connector.
 	bg, stopBG := context.WithCancel(context.Background())
 	h.sup.Start(bg, h.specs)
-	engineDone := make(chan struct{})
+	engineDone, senderDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		h.engine.Run(bg)
 		close(engineDone)
 	}()
+	go func() {
+		h.sender.Run(bg)
+		close(senderDone)
+	}()
 	defer func() {
 		stopBG()
 		<-engineDone
+		<-senderDone
 		h.sup.Stop()
 	}()
 

@@ -10,6 +10,7 @@ import (
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/delivery"
 	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/outbound"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
 	"github.com/wahub/wahub/sdk"
@@ -168,4 +169,13 @@ func (o ops) lastBusiness(ctx context.Context, c store.Contact) *sdk.Business {
 		return nil
 	}
 	return evs[0].Business
+}
+
+func (o ops) SendMessage(ctx context.Context, msg sdk.OutboundMessage) (store.OutboundRecord, bool, error) {
+	rec, created, err := o.h.sender.Submit(ctx, "api", msg)
+	var inv *outbound.InvalidError
+	if errors.As(err, &inv) {
+		return rec, false, &admin.InvalidError{Field: "message", Message: inv.Msg}
+	}
+	return rec, created, err
 }

@@ -104,6 +104,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newPluginsCmd(g),
 		newDeadLettersCmd(g),
 		newRouteCmd(g),
+		newSendCmd(g),
 	)
 	return root
 }
