@@ -97,10 +97,10 @@ type WhatsApp struct {
 	TemplateCategories map[string]string `koanf:"template_categories" json:"template_categories,omitempty"`
 	// PairInterval and PairBurst are WhatsApp's per-recipient limit: about
 	// one message every six seconds, with a small burst.
-	PairInterval time.Duration `koanf:"pair_interval" default:"6s" json:"pair_interval"`
-	PairBurst    int           `koanf:"pair_burst" default:"3" json:"pair_burst"`
-	OptOutKeywords      []string `koanf:"opt_out_keywords" default:"STOP,PARAR,SAIR,CANCELAR" json:"opt_out_keywords"`
-	OptInKeywords       []string `koanf:"opt_in_keywords" default:"START,VOLTAR" json:"opt_in_keywords"`
+	PairInterval   time.Duration `koanf:"pair_interval" default:"6s" json:"pair_interval"`
+	PairBurst      int           `koanf:"pair_burst" default:"3" json:"pair_burst"`
+	OptOutKeywords []string      `koanf:"opt_out_keywords" default:"STOP,PARAR,SAIR,CANCELAR" json:"opt_out_keywords"`
+	OptInKeywords  []string      `koanf:"opt_in_keywords" default:"START,VOLTAR" json:"opt_in_keywords"`
 	// OptOutPayloads and OptInPayloads are template quick-reply payloads
 	// that mean the same as the keywords.
 	OptOutPayloads []string `koanf:"opt_out_payloads" json:"opt_out_payloads,omitempty"`
