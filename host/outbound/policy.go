@@ -69,7 +69,7 @@ func normalizeRecipient(to string) string {
 
 // check applies the rules to msg for recipient r at now. It returns the
 // business number to send from.
-func (p *Policy) check(ctx context.Context, st *store.Store, msg *sdk.OutboundMessage, r store.Recipient, now time.Time) (string, error) {
+func (p *Policy) check(ctx context.Context, known func(context.Context, string) (bool, error), msg *sdk.OutboundMessage, r store.Recipient, now time.Time) (string, error) {
 	kinds := 0
 	for _, set := range []bool{msg.Text != "", msg.Template != nil, len(msg.Interactive) > 0} {
 		if set {
@@ -97,7 +97,7 @@ func (p *Policy) check(ctx context.Context, st *store.Store, msg *sdk.OutboundMe
 		if !slices.Contains(p.PhoneNumberIDs, pn) {
 			return "", refuse(RefusedUnknownNumber, "business number %s is not in whatsapp.phone_number_ids", pn)
 		}
-	} else if ok, err := st.KnownBusinessNumber(ctx, pn); err != nil {
+	} else if ok, err := known(ctx, pn); err != nil {
 		return "", err
 	} else if !ok {
 		return "", refuse(RefusedUnknownNumber, "business number %s is unknown: no webhook has come for it (list it in whatsapp.phone_number_ids)", pn)

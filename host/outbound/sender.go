@@ -56,6 +56,10 @@ type Sender struct {
 	pairs   map[string]*rate.Limiter
 	busy    map[string]bool // recipients with a request in flight
 
+	// known remembers business numbers found in the log: once a webhook
+	// came for a number it stays known.
+	known sync.Map
+
 	messages *prometheus.CounterVec
 	waited   *prometheus.CounterVec
 }
@@ -120,11 +124,11 @@ func (s *Sender) Submit(ctx context.Context, source string, msg sdk.OutboundMess
 	if msg.To == "" {
 		return store.OutboundRecord{}, false, &InvalidError{`"to" is required: the customer's wa_id (phone number) or user_id`}
 	}
-	r, err := s.opt.Store.LookupRecipient(ctx, msg.To)
+	r, err := s.opt.Store.LookupRecipient(ctx, msg.To, msg.PhoneNumberID == "")
 	if err != nil {
 		return store.OutboundRecord{}, false, err
 	}
-	pn, err := s.opt.Policy.check(ctx, s.opt.Store, &msg, r, s.opt.Clock.Now())
+	pn, err := s.opt.Policy.check(ctx, s.knownNumber, &msg, r, s.opt.Clock.Now())
 	if err != nil {
 		var ref *sdk.RefusedError
 		if errors.As(err, &ref) {
@@ -142,6 +146,17 @@ func (s *Sender) Submit(ctx context.Context, source string, msg sdk.OutboundMess
 		s.Wake()
 	}
 	return rec, created, err
+}
+
+func (s *Sender) knownNumber(ctx context.Context, pn string) (bool, error) {
+	if _, ok := s.known.Load(pn); ok {
+		return true, nil
+	}
+	ok, err := s.opt.Store.KnownBusinessNumber(ctx, pn)
+	if ok {
+		s.known.Store(pn, true)
+	}
+	return ok, err
 }
 
 // Wake makes the sender look at the outbox now.
@@ -279,7 +294,7 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 	bg := context.WithoutCancel(ctx)
 	// The rules again, at send time: a trigger's reply was queued without
 	// them, and a customer may have opted out since.
-	r, err := st.LookupRecipient(ctx, m.To)
+	r, err := st.LookupRecipient(ctx, m.To, false)
 	if err != nil {
 		s.log.Error("outbox: looking up the recipient failed; will retry", "id", m.ID, "err", err)
 		st.DeferOutbound(bg, m.ID, m.To, clock.Now().Add(time.Second), "", "")
@@ -287,7 +302,7 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 	}
 	msg := m.Request
 	msg.PhoneNumberID = m.PhoneNumberID
-	if _, err := s.opt.Policy.check(ctx, st, &msg, r, clock.Now()); err != nil {
+	if _, err := s.opt.Policy.check(ctx, s.knownNumber, &msg, r, clock.Now()); err != nil {
 		code := "invalid"
 		var ref *sdk.RefusedError
 		if errors.As(err, &ref) {

@@ -100,8 +100,14 @@ func (s *Store) Enqueue(ctx context.Context, source string, msg sdk.OutboundMess
 	if err != nil {
 		return rec, false, fmt.Errorf("store: enqueue message: %w", err)
 	}
-	rec, err = s.Outbound(ctx, id)
-	return rec, created, err
+	if !created {
+		rec, err = s.Outbound(ctx, id)
+		return rec, false, err
+	}
+	// Just queued: what it holds is what was given, no need to read it.
+	now := s.now().UTC()
+	return OutboundRecord{ID: id, State: OutQueued, Source: source, To: msg.To, PhoneNumberID: msg.PhoneNumberID,
+		IdempotencyKey: msg.IdempotencyKey, Request: msg, CreatedAt: now, UpdatedAt: now}, true, nil
 }
 
 // enqueueTx is Enqueue inside the caller's write transaction.

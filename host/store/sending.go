@@ -26,7 +26,7 @@ func addHistory(tx *sql.Tx, id, state string, at int64, code, msg string) error 
 // order, one at a time), leaving out the recipients in busy.
 func (s *Store) DueOutbound(ctx context.Context, now time.Time, limit int, busy map[string]bool) ([]OutboundRecord, error) {
 	rows, err := s.reader.QueryContext(ctx, `SELECT id, source, recipient, phone_number_id, request, attempts, created_at
-		FROM outbox WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, created_at, rowid LIMIT ?`, now.UnixMilli(), limit*4)
+		FROM outbox WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, rowid LIMIT ?`, now.UnixMilli(), limit*4)
 	if err != nil {
 		return nil, fmt.Errorf("store: due messages: %w", err)
 	}
@@ -226,6 +226,9 @@ func (s *Store) AcceptOutbound(ctx context.Context, id, wamid string, sent *sdk.
 			es = append(es, e)
 		}
 		rows.Close()
+		if len(es) == 0 {
+			return nil
+		}
 		for _, e := range es {
 			if _, err := s.applyStatusTx(tx, wamid, "", e.state, e.at, e.code, e.msg); err != nil {
 				return err
@@ -335,17 +338,18 @@ type Recipient struct {
 	LastPhoneNumberID string
 }
 
-// LookupRecipient finds a recipient by contact key, wa_id or user_id.
-func (s *Store) LookupRecipient(ctx context.Context, to string) (Recipient, error) {
+// LookupRecipient finds a recipient by contact key, wa_id or user_id, in
+// one query. withNumber also finds the business number the customer last
+// wrote to (one more query), for a message that does not name one.
+func (s *Store) LookupRecipient(ctx context.Context, to string, withNumber bool) (Recipient, error) {
 	r := Recipient{}
-	key, err := s.resolveContactKey(ctx, to)
-	if err != nil {
-		return r, err
-	}
 	var wa, user sql.NullString
 	var last sql.NullInt64
-	err = s.reader.QueryRowContext(ctx, `SELECT key, wa_id, user_id, consent, last_inbound_at FROM contacts WHERE key = ?`, key).
-		Scan(&r.Key, &wa, &user, &r.Consent, &last)
+	const cols = `key, wa_id, user_id, consent, last_inbound_at`
+	err := s.reader.QueryRowContext(ctx, `SELECT `+cols+` FROM contacts WHERE key = ?1
+		UNION ALL SELECT * FROM (SELECT `+cols+` FROM contacts WHERE user_id = ?1 ORDER BY updated_at DESC LIMIT 1)
+		UNION ALL SELECT * FROM (SELECT `+cols+` FROM contacts WHERE wa_id = ?1 ORDER BY updated_at DESC LIMIT 1)
+		LIMIT 1`, to).Scan(&r.Key, &wa, &user, &r.Consent, &last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, nil
 	}
@@ -355,6 +359,9 @@ func (s *Store) LookupRecipient(ctx context.Context, to string) (Recipient, erro
 	r.Known, r.WAID, r.UserID = true, wa.String, user.String
 	if last.Valid {
 		r.LastInbound = time.UnixMilli(last.Int64)
+	}
+	if !withNumber {
+		return r, nil
 	}
 	var pn sql.NullString
 	err = s.reader.QueryRowContext(ctx, `SELECT phone_number_id FROM events WHERE contact_key = ? AND type IN ('message.received', 'button.clicked')
