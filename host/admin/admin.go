@@ -86,6 +86,8 @@ type ConnectorStatus struct {
 	Lag          int64      `json:"lag"` // events waiting for this connector
 	Cursor       int64      `json:"cursor"`
 	OldestAt     *time.Time `json:"oldest_pending_at,omitempty"`
+	// Sync is the contact sync's progress, for connectors that sync.
+	Sync *store.SyncState `json:"sync,omitempty"`
 }
 
 // Options assemble the admin API.

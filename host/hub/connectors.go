@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/config"
@@ -152,4 +153,40 @@ func (h *Hub) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(status)
 	w.Write(resp.Body)
+}
+
+// Syncer is the connector's sync call, for the syncer.
+func (p plugins) Syncer(name string) (func(context.Context, string) (sdk.SyncResult, error), bool, error) {
+	remote, desc, err := p.sup.Remote(name)
+	if err != nil {
+		return nil, false, err
+	}
+	if !desc.Has(sdk.CapabilitySync) {
+		return nil, false, nil
+	}
+	return remote.Sync, true, nil
+}
+
+// syncIntervals reads connectors.<name>.config.sync.interval: the
+// plugin's own config says what to sync, the hub when. A sync section
+// without an interval syncs every five minutes.
+func syncIntervals(cfg *config.Config) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for name, cc := range cfg.Connectors {
+		if !cc.Enabled {
+			continue
+		}
+		sec, ok := cc.Config.Reveal()["sync"].(map[string]any)
+		if !ok {
+			continue
+		}
+		every := 5 * time.Minute
+		if v, ok := sec["interval"].(string); ok {
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				every = d
+			}
+		}
+		out[name] = every
+	}
+	return out
 }

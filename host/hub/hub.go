@@ -28,6 +28,7 @@ import (
 	"github.com/wahub/wahub/host/route"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
+	"github.com/wahub/wahub/host/syncer"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -219,7 +220,12 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	// waits on a connector.
 	bg, stopBG := context.WithCancel(context.Background())
 	h.sup.Start(bg, h.specs)
-	engineDone, senderDone := make(chan struct{}), make(chan struct{})
+	engineDone, senderDone, syncDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		syncer.Run(bg, syncer.Options{Store: h.store, Plugins: plugins{h.sup}, Intervals: syncIntervals(h.cfg),
+			Clock: h.clock, Logger: h.log.With("component", "sync")})
+		close(syncDone)
+	}()
 	go func() {
 		h.engine.Run(bg)
 		close(engineDone)
@@ -232,6 +238,7 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		stopBG()
 		<-engineDone
 		<-senderDone
+		<-syncDone
 		h.sup.Stop()
 	}()
 

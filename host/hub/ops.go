@@ -37,6 +37,13 @@ func (o ops) Connectors(ctx context.Context) ([]admin.ConnectorStatus, error) {
 		if cs.Paused, err = o.h.store.Paused(ctx, st.Name); err != nil {
 			return nil, err
 		}
+		if _, syncs := syncIntervals(o.h.cfg)[st.Name]; syncs {
+			ss, err := o.h.store.SyncCursor(ctx, st.Name)
+			if err != nil {
+				return nil, err
+			}
+			cs.Sync = &ss
+		}
 		out = append(out, cs)
 	}
 	for _, name := range sortedKeys(o.h.cfg.Connectors) {

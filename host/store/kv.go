@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/wahub/wahub/sdk"
 )
@@ -121,41 +122,117 @@ func (s *Store) SetContactAttributes(ctx context.Context, c sdk.ContactUpdate) e
 		return errors.New("store: contact update names no customer: set wa_id or user_id")
 	}
 	return s.Write(ctx, func(tx *sql.Tx) error {
-		key, err := findContact(tx, c.UserID, c.WAID)
-		if err != nil {
+		return s.upsertAttributesTx(tx, c, s.now().UnixMilli())
+	})
+}
+
+func (s *Store) upsertAttributesTx(tx *sql.Tx, c sdk.ContactUpdate, now int64) error {
+	if c.WAID == "" && c.UserID == "" {
+		return errors.New("names no customer: set wa_id or user_id")
+	}
+	key, err := findContact(tx, c.UserID, c.WAID)
+	if err != nil {
+		return err
+	}
+	if key == "" {
+		key = (&sdk.Contact{WAID: c.WAID, UserID: c.UserID}).Key()
+		if _, err := tx.Exec(`INSERT INTO contacts (key, wa_id, user_id, name, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			key, nullString(c.WAID), nullString(c.UserID), c.Name, now, now); err != nil {
 			return err
 		}
-		now := s.now().UnixMilli()
-		if key == "" {
-			key = (&sdk.Contact{WAID: c.WAID, UserID: c.UserID}).Key()
-			if _, err := tx.Exec(`INSERT INTO contacts (key, wa_id, user_id, name, first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-				key, nullString(c.WAID), nullString(c.UserID), c.Name, now, now); err != nil {
-				return err
+	}
+	var raw string
+	if err := tx.QueryRow(`SELECT attributes FROM contacts WHERE key = ?`, key).Scan(&raw); err != nil {
+		return err
+	}
+	attrs := map[string]string{}
+	if err := json.Unmarshal([]byte(raw), &attrs); err != nil {
+		attrs = map[string]string{}
+	}
+	for k, v := range c.Attributes {
+		if v == "" {
+			delete(attrs, k)
+		} else {
+			attrs[k] = v
+		}
+	}
+	b, err := json.Marshal(attrs)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(`UPDATE contacts SET attributes = ?, name = COALESCE(NULLIF(?, ''), name), updated_at = ? WHERE key = ?`,
+		string(b), c.Name, now, key)
+	// The append path's cached rows may now be out of date.
+	s.contacts.reset()
+	return err
+}
+
+// SyncState is a connector's sync progress.
+type SyncState struct {
+	Cursor    string    `json:"cursor"`
+	At        time.Time `json:"last_sync_at"`
+	Contacts  int64     `json:"contacts_synced"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+func syncCursorName(connector string) string { return "sync:" + connector }
+
+// SyncCursor returns the cursor a connector's next sync starts from.
+func (s *Store) SyncCursor(ctx context.Context, connector string) (SyncState, error) {
+	var st SyncState
+	var v string
+	var at int64
+	err := s.reader.QueryRowContext(ctx, `SELECT value, updated_at FROM cursors WHERE name = ?`, syncCursorName(connector)).Scan(&v, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("store: sync cursor of %s: %w", connector, err)
+	}
+	if err := json.Unmarshal([]byte(v), &st); err != nil {
+		st.Cursor = v
+	}
+	return st, nil
+}
+
+// ApplySync stores one page of a connector's sync: the contacts'
+// attributes and the next cursor, in one commit, so that a failed page
+// leaves the cursor where it was and a restart resumes from it. An
+// attribute set to "" is deleted.
+func (s *Store) ApplySync(ctx context.Context, connector string, contacts []sdk.ContactUpdate, next string) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		for _, c := range contacts {
+			if err := s.upsertAttributesTx(tx, c, now.UnixMilli()); err != nil {
+				return fmt.Errorf("contact %s: %w", (&sdk.Contact{WAID: c.WAID, UserID: c.UserID}).Key(), err)
 			}
 		}
-		var raw string
-		if err := tx.QueryRow(`SELECT attributes FROM contacts WHERE key = ?`, key).Scan(&raw); err != nil {
-			return err
+		var prev SyncState
+		var v string
+		if err := tx.QueryRow(`SELECT value FROM cursors WHERE name = ?`, syncCursorName(connector)).Scan(&v); err == nil {
+			json.Unmarshal([]byte(v), &prev)
 		}
-		attrs := map[string]string{}
-		if err := json.Unmarshal([]byte(raw), &attrs); err != nil {
-			attrs = map[string]string{}
+		st := SyncState{Cursor: next, At: now.UTC(), Contacts: prev.Contacts + int64(len(contacts))}
+		b, _ := json.Marshal(st)
+		_, err := tx.Exec(`INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			syncCursorName(connector), string(b), now.UnixMilli())
+		return err
+	})
+}
+
+// SyncFailed records a failed sync attempt, keeping the cursor.
+func (s *Store) SyncFailed(ctx context.Context, connector, reason string) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		var st SyncState
+		var v string
+		if err := tx.QueryRow(`SELECT value FROM cursors WHERE name = ?`, syncCursorName(connector)).Scan(&v); err == nil {
+			json.Unmarshal([]byte(v), &st)
 		}
-		for k, v := range c.Attributes {
-			if v == "" {
-				delete(attrs, k)
-			} else {
-				attrs[k] = v
-			}
-		}
-		b, err := json.Marshal(attrs)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(`UPDATE contacts SET attributes = ?, name = COALESCE(NULLIF(?, ''), name), updated_at = ? WHERE key = ?`,
-			string(b), c.Name, now, key)
-		// The append path's cached rows may now be out of date.
-		s.contacts.reset()
+		st.LastError = reason
+		b, _ := json.Marshal(st)
+		_, err := tx.Exec(`INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, syncCursorName(connector), string(b), s.now().UnixMilli())
 		return err
 	})
 }

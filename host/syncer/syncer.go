@@ -1,0 +1,121 @@
+// Package syncer pulls changed contacts from connectors with the sync
+// capability (CRMs) on each connector's interval, and stores their
+// attributes with the cursor in one commit: a failed page leaves the cursor
+// where it was, and a restart resumes from it.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/sdk"
+)
+
+// Plugins finds a connector's running plugin.
+type Plugins interface {
+	// Syncer returns the connector's sync call, or an error while its
+	// plugin is not running; ok is false when it has no sync capability.
+	Syncer(name string) (sync func(ctx context.Context, cursor string) (sdk.SyncResult, error), ok bool, err error)
+	// Running is closed once the connector's plugin runs.
+	Running(name string) <-chan struct{}
+}
+
+// Options assemble a Syncer.
+type Options struct {
+	Store   *store.Store
+	Plugins Plugins
+	// Intervals are the connectors to sync and how often.
+	Intervals map[string]time.Duration
+	Clock     clockwork.Clock
+	Logger    *slog.Logger
+}
+
+// maxPages bounds one run, so that a connector paging forever (a bug, or
+// a huge first sync) still leaves room for the next interval's check.
+const maxPages = 1000
+
+// Run syncs each connector every interval until ctx ends.
+func Run(ctx context.Context, opt Options) {
+	if opt.Clock == nil {
+		opt.Clock = clockwork.NewRealClock()
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	var wg sync.WaitGroup
+	for name, every := range opt.Intervals {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx, opt, name, every)
+		}()
+	}
+	wg.Wait()
+}
+
+func loop(ctx context.Context, opt Options, name string, every time.Duration) {
+	log := opt.Logger.With("connector", name)
+	for {
+		select {
+		case <-opt.Plugins.Running(name):
+		case <-ctx.Done():
+			return
+		}
+		n, err := Once(ctx, opt.Store, opt.Plugins, name)
+		switch {
+		case errors.Is(err, errNoCapability):
+			log.Warn("sync is configured but the plugin has no sync capability; not syncing")
+			return
+		case err != nil && ctx.Err() == nil:
+			log.Warn("sync failed; the cursor stays, next try at the next interval", "err", err, "interval", every.String())
+			opt.Store.SyncFailed(context.WithoutCancel(ctx), name, err.Error())
+		case n > 0:
+			log.Info("sync stored contact changes", "contacts", n)
+		}
+		select {
+		case <-opt.Clock.After(every):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+var errNoCapability = errors.New("no sync capability")
+
+// Once runs one sync of a connector: page after page from the stored
+// cursor, each stored with its contacts. It returns how many contacts it
+// stored.
+func Once(ctx context.Context, st *store.Store, p Plugins, name string) (int, error) {
+	call, ok, err := p.Syncer(name)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, errNoCapability
+	}
+	total := 0
+	for range maxPages {
+		cur, err := st.SyncCursor(ctx, name)
+		if err != nil {
+			return total, err
+		}
+		res, err := call(ctx, cur.Cursor)
+		if err != nil {
+			return total, err
+		}
+		if err := st.ApplySync(ctx, name, res.Contacts, res.NextCursor); err != nil {
+			return total, err
+		}
+		total += len(res.Contacts)
+		if !res.More {
+			break
+		}
+	}
+	return total, nil
+}
