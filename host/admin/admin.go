@@ -27,6 +27,7 @@ type Store interface {
 	DeadLetters(ctx context.Context, connector string) ([]store.DeadLetter, error)
 	Outbound(ctx context.Context, id string) (store.OutboundRecord, error)
 	Requeue(ctx context.Context, id string) error
+	Stats(ctx context.Context, since time.Time) (store.Stats, error)
 }
 
 // Ops are the operations on the running hub.
@@ -111,6 +112,7 @@ func New(opt Options) *API {
 	a.mux.HandleFunc("GET /api/v1/events/{id}", a.getEvent)
 	a.mux.HandleFunc("GET /api/v1/contacts/{id}", a.getContact)
 	a.mux.HandleFunc("PATCH /api/v1/contacts/{id}", a.patchContact)
+	a.mux.HandleFunc("GET /api/v1/stats", a.stats)
 	a.mux.HandleFunc("POST /api/v1/messages", a.sendMessage)
 	a.mux.HandleFunc("GET /api/v1/messages/{id}", a.getMessage)
 	a.mux.HandleFunc("POST /api/v1/messages/{id}/requeue", a.requeue)
@@ -340,6 +342,28 @@ func (a *API) requeue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.getMessage(w, r)
+}
+
+// stats answers GET /api/v1/stats?since=, since being RFC 3339 or a
+// duration back from now ("24h", the default).
+func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	since := time.Now().Add(-24 * time.Hour)
+	if v := r.URL.Query().Get("since"); v != "" {
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			since = t
+		} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			since = time.Now().Add(-d)
+		} else {
+			WriteError(w, http.StatusBadRequest, "bad_request", "since: want RFC 3339 (2026-11-24T00:00:00Z) or a duration (24h)")
+			return
+		}
+	}
+	st, err := a.Store.Stats(r.Context(), since)
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, st)
 }
 
 func (a *API) internal(w http.ResponseWriter, err error) {

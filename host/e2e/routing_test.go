@@ -177,9 +177,15 @@ func TestRoutingTeamsConsentAndExplain(t *testing.T) {
 	}
 	wantRoute(*vip, "vip", "billing", "billing-hook")
 
+	// Stats count the messages by team.
+	out, errOut, code := h.wahub("stats", "--since", "8760h", "--url", h.url(""))
+	if code != 0 || !strings.Contains(out, "billing") || !strings.Contains(out, "message.received") {
+		t.Errorf("wahub stats: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// The explanation names the rule that matched and why the others did
 	// not.
-	out, errOut, code := h.wahub("route", "--explain", fixture("text_billing_keyword.json"))
+	out, errOut, code = h.wahub("route", "--explain", fixture("text_billing_keyword.json"))
 	if code != 0 || !strings.Contains(out, "✓ route billing") || !strings.Contains(out, "✗ route vip") ||
 		!strings.Contains(out, "→ rule billing, team billing, connectors billing-hook") {
 		t.Errorf("route --explain: exit %d\n%s%s", code, out, errOut)

@@ -105,6 +105,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newDeadLettersCmd(g),
 		newRouteCmd(g),
 		newSendCmd(g),
+		newStatsCmd(g),
 	)
 	return root
 }
