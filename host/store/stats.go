@@ -20,9 +20,9 @@ type Stats struct {
 	Outbound struct {
 		ByState map[string]int64 `json:"by_state"`
 		// Rates are shares of the messages Meta accepted.
-		DeliveredRate float64 `json:"delivered_rate"`
-		ReadRate      float64 `json:"read_rate"`
-		FailedRate    float64 `json:"failed_rate"`
+		DeliveredRate float64          `json:"delivered_rate"`
+		ReadRate      float64          `json:"read_rate"`
+		FailedRate    float64          `json:"failed_rate"`
 		ByErrorCode   map[string]int64 `json:"failed_by_code,omitempty"`
 	} `json:"outbound"`
 	Connectors map[string]ConnectorStats `json:"connectors"`
