@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ import (
 	"github.com/wahub/wahub/host/ingest"
 	"github.com/wahub/wahub/host/outbound"
 	"github.com/wahub/wahub/host/route"
+	"github.com/wahub/wahub/host/sandbox"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
 	"github.com/wahub/wahub/host/syncer"
@@ -44,7 +46,19 @@ type Hub struct {
 	sup      *supervisor.Supervisor
 	engine   *delivery.Engine
 	sender   *outbound.Sender
+	graph    *graphClient
 	specs    []supervisor.Spec
+	// sandbox is set in Run when the configuration asks for one: its
+	// fakes need the address the hub listens on.
+	sandbox atomic.Pointer[sandbox.Sandbox]
+}
+
+// graphClient lets Run point the sender at the sandbox's fake once the
+// hub's address is known.
+type graphClient struct{ c atomic.Pointer[graph.Client] }
+
+func (g *graphClient) Send(ctx context.Context, pn string, m graph.Message) (graph.Accepted, error) {
+	return g.c.Load().Send(ctx, pn, m)
 }
 
 // Options are what tests and the CLI may set beyond the configuration.
@@ -90,9 +104,11 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	}
 	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	wa := cfg.WhatsApp
+	h.graph = &graphClient{}
+	h.graph.c.Store(graph.New(wa.APIURL, wa.AccessToken.Reveal(), nil))
 	h.sender = outbound.New(outbound.Options{
 		Store: st,
-		Graph: graph.New(wa.APIURL, wa.AccessToken.Reveal(), nil),
+		Graph: h.graph,
 		Policy: outbound.Policy{
 			BlockedCountryCodes: wa.BlockedCountryCodes,
 			PhoneNumberIDs:      wa.PhoneNumberIDs,
@@ -135,6 +151,10 @@ func (h *Hub) routes() http.Handler {
 		secrets = append(secrets, []byte(s.Reveal()))
 	}
 	mux := http.NewServeMux()
+	if h.cfg.Sandbox {
+		mux.HandleFunc("/sandbox", h.serveSandbox)
+		mux.HandleFunc("/sandbox/", h.serveSandbox)
+	}
 	mux.Handle("/webhooks/whatsapp", &ingest.Handler{
 		Secrets:     secrets,
 		VerifyToken: h.cfg.WhatsApp.VerifyToken.Reveal(),
@@ -209,6 +229,13 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
+	if h.cfg.Sandbox {
+		if err := h.startSandbox(ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
+		defer h.sandbox.Load().Close()
+	}
 	h.log.Info("wahub listening", "addr", ln.Addr().String(), "store", h.store.Path())
 	if ready != nil {
 		ready(ln.Addr())
@@ -260,6 +287,38 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		err = serr
 	}
 	return err
+}
+
+// startSandbox starts the fakes and points every unset api_url, token and
+// secret at them.
+func (h *Hub) startSandbox(addr string) error {
+	base := "http://" + addr
+	secret := ""
+	if len(h.cfg.WhatsApp.AppSecret) > 0 {
+		secret = h.cfg.WhatsApp.AppSecret[0].Reveal()
+	}
+	sb := sandbox.New(base, secret)
+	sandbox.Apply(h.cfg, base)
+	specs, err := specs(h.cfg)
+	if err != nil {
+		sb.Close()
+		return err
+	}
+	h.specs = specs
+	wa := h.cfg.WhatsApp
+	h.graph.c.Store(graph.New(wa.APIURL, wa.AccessToken.Reveal(), nil))
+	h.sandbox.Store(sb)
+	h.log.Warn("sandbox: external APIs are fakes served by this hub; see GET /sandbox", "url", base+"/sandbox")
+	return nil
+}
+
+func (h *Hub) serveSandbox(w http.ResponseWriter, r *http.Request) {
+	sb := h.sandbox.Load()
+	if sb == nil {
+		http.Error(w, "sandbox starting", http.StatusServiceUnavailable)
+		return
+	}
+	sb.Handler().ServeHTTP(w, r)
 }
 
 // Close commits what is queued and closes the store.

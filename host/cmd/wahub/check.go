@@ -28,7 +28,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 			"never printed.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig()
+			cfg, err := g.loadProbeConfig()
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/wahub/wahub/host/config"
+	"github.com/wahub/wahub/host/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -106,6 +107,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newRouteCmd(g),
 		newSendCmd(g),
 		newStatsCmd(g),
+		newSandboxCmd(g),
 	)
 	return root
 }
@@ -118,6 +120,17 @@ func (g *globals) loadConfig() (*config.Config, error) {
 		return nil, usageErr(err)
 	}
 	return cfg, nil
+}
+
+// loadProbeConfig is loadConfig for commands that start plugins without
+// serving (check, plugins): a sandbox configuration gets the defaults
+// `serve` would give it, so that the plugins validate what they will run.
+func (g *globals) loadProbeConfig() (*config.Config, error) {
+	cfg, err := g.loadConfig()
+	if err == nil && cfg.Sandbox {
+		sandbox.Apply(cfg, "http://"+cfg.Server.Listen)
+	}
+	return cfg, err
 }
 
 // newLogger follows log.format: JSON for machines, text on a terminal.

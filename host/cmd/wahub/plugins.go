@@ -27,7 +27,7 @@ func newPluginsCmd(g *globals) *cobra.Command {
 			}
 			// The configuration is optional here: without one, built-ins
 			// are still worth listing.
-			cfg, err := g.loadConfig()
+			cfg, err := g.loadProbeConfig()
 			if err == nil {
 				for _, name := range keys(cfg.Connectors) {
 					cc := cfg.Connectors[name]

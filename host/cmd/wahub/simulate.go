@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,8 +21,9 @@ import (
 
 func newSimulateCmd(g *globals) *cobra.Command {
 	var target string
+	var now bool
 	cmd := &cobra.Command{
-		Use:   "simulate [--url URL] FILE...",
+		Use:   "simulate [--url URL] [--now] FILE...",
 		Short: "Sign webhook fixtures with the app secret and POST them to the hub",
 		Long: "Sign each file (a WhatsApp webhook body; - reads standard input) with the first configured\n" +
 			"whatsapp.app_secret, exactly as Meta would, and POST it to the hub. URL defaults to the\n" +
@@ -47,6 +50,9 @@ func newSimulateCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return runtimeErr(err)
 				}
+				if now {
+					body = stampNow(body, time.Now())
+				}
 				status, answer, err := post(client, endpoint, secret, body)
 				if err != nil {
 					return runtimeErr(fmt.Errorf("%s: %w (is `wahub serve` running at %s?)", file, err, endpoint))
@@ -63,7 +69,16 @@ func newSimulateCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&target, "url", "", "hub base URL or full webhook URL (default: http://<server.listen>)")
+	cmd.Flags().BoolVar(&now, "now", false, "rewrite every \"timestamp\" to the current time (the 24-hour window and office hours then apply to now)")
 	return cmd
+}
+
+var timestampField = regexp.MustCompile(`"timestamp"(\s*):(\s*)"\d+"`)
+
+// stampNow makes a fixture's items happen now, keeping its bytes otherwise
+// as they were (it is signed after).
+func stampNow(body []byte, now time.Time) []byte {
+	return timestampField.ReplaceAll(body, []byte(`"timestamp"$1:$2"`+strconv.FormatInt(now.Unix(), 10)+`"`))
 }
 
 // webhookURL resolves where simulate posts: --url, or the listen address

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wahub/wahub/host/admin"
+)
+
+// The shipped connectors.yaml, as the README's walkthrough runs it: every
+// connector a fake inside the hub, fixtures simulated now, an agent's
+// Slack reply reaching the customer on the fake WhatsApp.
+func TestSandboxWalkthrough(t *testing.T) {
+	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
+	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: {{DIR}}/wahub.db", 1)
+	cfg = strings.Replace(cfg, "sandbox-admin-token", adminToken, 1)
+	if cfg == string(shipped) {
+		t.Fatal("the shipped configuration's listen or store keys moved; update this test")
+	}
+	h := newHub(t, cfg)
+	for _, name := range []string{"slack", "zendesk", "freshdesk", "hubspot", "bitrix24", "audit"} {
+		h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	}
+	files, _ := filepath.Glob(fixture("*.json"))
+	if out, errOut, code := h.wahub(append([]string{"simulate", "--now", "--url", h.url("")}, files...)...); code != 0 {
+		t.Fatalf("simulate: %s%s", out, errOut)
+	}
+	type snapshot struct {
+		WhatsApp struct {
+			Sent []struct{ WAID, Text string } `json:"sent"`
+		} `json:"whatsapp"`
+		Slack struct {
+			Channels map[string][]json.RawMessage `json:"channels"`
+		} `json:"slack"`
+		Webhook struct {
+			Received []json.RawMessage `json:"received"`
+		} `json:"webhook"`
+	}
+	get := func() snapshot {
+		var s snapshot
+		resp, err := http.Get(h.url("/sandbox?format=json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s := get()
+		threads := 0
+		for _, ts := range s.Slack.Channels {
+			threads += len(ts)
+		}
+		if threads > 0 && len(s.Webhook.Received) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sandbox never showed Slack threads and audit webhooks: %+v", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, errOut, code := h.wahub("sandbox", "slack-reply", "--url", h.url(""), "--text", "Sua fatura foi reenviada")
+	if code != 0 {
+		t.Fatalf("slack-reply: %s%s", out, errOut)
+	}
+	for {
+		found := false
+		for _, m := range get().WhatsApp.Sent {
+			found = found || m.Text == "Sua fatura foi reenviada"
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent's reply never reached the fake WhatsApp")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The page a person reads.
+	req, _ := http.NewRequest("GET", h.url("/sandbox"), nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("GET /sandbox for a browser: %s", resp.Header.Get("Content-Type"))
+	}
+}
