@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -52,8 +53,10 @@ func exitWhenParentDies(parent int, every time.Duration) {
 // Logger returns a logger whose lines the host reads as the plugin's log,
 // with their level and fields kept. Use it in a connector instead of
 // printing.
-func Logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{
+func Logger() *slog.Logger { return newLogger(os.Stderr) }
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level: slog.LevelDebug,
 		// go-plugin re-emits hclog's JSON keys at the right level.
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
@@ -62,7 +65,11 @@ func Logger() *slog.Logger {
 			}
 			switch a.Key {
 			case slog.TimeKey:
+				// go-plugin parses exactly this layout (six fractional
+				// digits); anything else and it logs the whole line as
+				// one DEBUG message, losing its level and fields.
 				a.Key = "@timestamp"
+				a.Value = slog.StringValue(a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
 			case slog.LevelKey:
 				a.Key = "@level"
 				a.Value = slog.StringValue(hclogLevel(a.Value.Any().(slog.Level)))

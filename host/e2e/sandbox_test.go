@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -89,10 +90,30 @@ func TestSandboxWalkthrough(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The operator's series, scraped.
+	resp, err := http.Get(h.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{
+		`wahub_ingest_requests_total{`, `wahub_ingest_request_seconds_bucket{`, `wahub_ingest_events_total{type="message.received"}`,
+		`wahub_routing_decisions_total{rule="default",team="support"}`,
+		`wahub_connector_delivered{connector="slack"}`, `wahub_connector_retrying{connector="slack"}`,
+		`wahub_connector_dead_letters{connector="audit"}`, `wahub_connector_lag_seconds{connector="zendesk"}`,
+		`wahub_delivery_batch_seconds_bucket{`, `wahub_plugin_restarts{connector="hubspot"}`, `wahub_plugin_up{connector="bitrix24"} 1`,
+		`wahub_outbound_messages_total{`, `wahub_outbox_messages{state=`, `wahub_sync_cursor_age_seconds{connector="hubspot"}`,
+	} {
+		if !strings.Contains(string(metrics), series) {
+			t.Errorf("/metrics has no %s", series)
+		}
+	}
+
 	// The page a person reads.
 	req, _ := http.NewRequest("GET", h.url("/sandbox"), nil)
 	req.Header.Set("Accept", "text/html")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

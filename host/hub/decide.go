@@ -22,6 +22,9 @@ import (
 func (h *Hub) decide(ev *sdk.Event, st store.RouteState) store.Decision {
 	d := h.router.Route(ev, timeZero, route.State{Consent: st.Consent, Team: st.Team, LastActive: st.LastActive})
 	out := store.Decision{Connectors: d.Connectors, Team: d.Team}
+	if h.decisions != nil {
+		h.decisions.WithLabelValues(d.Team, d.Rule).Inc()
+	}
 	if d.Rule != "" || d.Team != "" || len(d.Connectors) > 0 || len(d.Triggers) > 0 {
 		out.Route = &sdk.Route{Rule: d.Rule, Team: d.Team, Connectors: d.Connectors, Triggers: d.Triggers}
 	}

@@ -47,7 +47,9 @@ type Hub struct {
 	engine   *delivery.Engine
 	sender   *outbound.Sender
 	graph    *graphClient
-	specs    []supervisor.Spec
+	// decisions counts routing decisions by team and rule.
+	decisions *prometheus.CounterVec
+	specs     []supervisor.Spec
 	// sandbox is set in Run when the configuration asks for one: its
 	// fakes need the address the hub listens on.
 	sandbox atomic.Pointer[sandbox.Sandbox]
@@ -102,7 +104,12 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		router:   router,
 		specs:    specs,
 	}
-	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStateCollector(h))
+	h.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wahub_routing_decisions_total",
+		Help: "Events routed, by the team and the rule that decided (rule \"affinity\": the conversation's team was kept).",
+	}, []string{"team", "rule"})
+	h.registry.MustRegister(h.decisions)
 	wa := cfg.WhatsApp
 	h.graph = &graphClient{}
 	h.graph.c.Store(graph.New(wa.APIURL, wa.AccessToken.Reveal(), nil))

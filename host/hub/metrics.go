@@ -1,0 +1,76 @@
+package hub
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// stateCollector reads the hub's state at scrape time: what is in the
+// store and the plugins' health, which no counter in the hot path knows.
+type stateCollector struct {
+	h *Hub
+
+	delivered, pending, retrying, dead, lag *prometheus.Desc
+	restarts, up, syncAge, outbox           *prometheus.Desc
+}
+
+func newStateCollector(h *Hub) *stateCollector {
+	c := []string{"connector"}
+	return &stateCollector{
+		h:         h,
+		delivered: prometheus.NewDesc("wahub_connector_delivered", "Events delivered to the connector (all time).", c, nil),
+		pending:   prometheus.NewDesc("wahub_connector_pending", "Events waiting for the connector, retrying ones included.", c, nil),
+		retrying:  prometheus.NewDesc("wahub_connector_retrying", "Events waiting for a retry after a failed attempt.", c, nil),
+		dead:      prometheus.NewDesc("wahub_connector_dead_letters", "Events whose delivery gave up, waiting for a replay.", c, nil),
+		lag:       prometheus.NewDesc("wahub_connector_lag_seconds", "Age of the oldest event waiting for the connector.", c, nil),
+		restarts:  prometheus.NewDesc("wahub_plugin_restarts", "Times the connector's plugin was restarted after it crashed.", c, nil),
+		up:        prometheus.NewDesc("wahub_plugin_up", "1 while the connector's plugin runs.", c, nil),
+		syncAge:   prometheus.NewDesc("wahub_sync_cursor_age_seconds", "Time since the connector's contact sync last stored a page.", c, nil),
+		outbox:    prometheus.NewDesc("wahub_outbox_messages", "Outbound messages by state.", []string{"state"}, nil),
+	}
+}
+
+func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{s.delivered, s.pending, s.retrying, s.dead, s.lag, s.restarts, s.up, s.syncAge, s.outbox} {
+		ch <- d
+	}
+}
+
+func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := s.h.clock.Now()
+	if counts, err := s.h.store.ConnectorCounts(ctx); err == nil {
+		for name, c := range counts {
+			ch <- prometheus.MustNewConstMetric(s.delivered, prometheus.CounterValue, float64(c.Delivered), name)
+			ch <- prometheus.MustNewConstMetric(s.pending, prometheus.GaugeValue, float64(c.Pending), name)
+			ch <- prometheus.MustNewConstMetric(s.retrying, prometheus.GaugeValue, float64(c.Retrying), name)
+			ch <- prometheus.MustNewConstMetric(s.dead, prometheus.GaugeValue, float64(c.Dead), name)
+			lag := 0.0
+			if c.OldestPending != nil {
+				lag = max(now.Sub(*c.OldestPending).Seconds(), 0)
+			}
+			ch <- prometheus.MustNewConstMetric(s.lag, prometheus.GaugeValue, lag, name)
+		}
+	}
+	for _, st := range s.h.sup.Statuses() {
+		ch <- prometheus.MustNewConstMetric(s.restarts, prometheus.CounterValue, float64(st.Restarts), st.Name)
+		up := 0.0
+		if st.State == "running" {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(s.up, prometheus.GaugeValue, up, st.Name)
+	}
+	for name := range syncIntervals(s.h.cfg) {
+		if ss, err := s.h.store.SyncCursor(ctx, name); err == nil && !ss.At.IsZero() {
+			ch <- prometheus.MustNewConstMetric(s.syncAge, prometheus.GaugeValue, now.Sub(ss.At).Seconds(), name)
+		}
+	}
+	if oc, err := s.h.store.OutboundCounts(ctx); err == nil {
+		for state, n := range oc {
+			ch <- prometheus.MustNewConstMetric(s.outbox, prometheus.GaugeValue, float64(n), state)
+		}
+	}
+}
