@@ -65,12 +65,20 @@ type Server struct {
 	AdminToken      Secret        `koanf:"admin_token" json:"admin_token"`
 	MaxBodyBytes    int           `koanf:"max_body_bytes" default:"4194304" json:"max_body_bytes"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" default:"15s" json:"shutdown_timeout"`
+	// TLSCert and TLSKey, both set, serve HTTPS directly (else run behind
+	// a reverse proxy that terminates TLS).
+	TLSCert string `koanf:"tls_cert" json:"tls_cert,omitempty"`
+	TLSKey  string `koanf:"tls_key" json:"tls_key,omitempty"`
 }
 
 // Store is the SQLite event log.
 type Store struct {
 	Path        string        `koanf:"path" default:"data/wahub.db" json:"path"`
 	BusyTimeout time.Duration `koanf:"busy_timeout" default:"5s" json:"busy_timeout"`
+	// RetentionDays prunes settled events older than this many days; 0
+	// keeps everything. Dead letters and undelivered events are never
+	// pruned.
+	RetentionDays int `koanf:"retention_days" json:"retention_days,omitempty"`
 }
 
 // Log configures log/slog output.

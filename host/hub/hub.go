@@ -248,7 +248,13 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		ready(ln.Addr())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if c := h.cfg.Server; c.TLSCert != "" && c.TLSKey != "" {
+			errc <- srv.ServeTLS(ln, c.TLSCert, c.TLSKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 
 	// Plugins start while the webhook already takes events: ingest never
 	// waits on a connector.
@@ -268,6 +274,9 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		h.sender.Run(bg)
 		close(senderDone)
 	}()
+	if days := h.cfg.Store.RetentionDays; days > 0 {
+		go h.prune(bg, time.Duration(days)*24*time.Hour)
+	}
 	defer func() {
 		stopBG()
 		<-engineDone
@@ -294,6 +303,24 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		err = serr
 	}
 	return err
+}
+
+// prune deletes settled events older than keep, now and then every six
+// hours.
+func (h *Hub) prune(ctx context.Context, keep time.Duration) {
+	for {
+		n, err := h.store.Prune(ctx, h.clock.Now().Add(-keep))
+		if err != nil && ctx.Err() == nil {
+			h.log.Error("retention: pruning old events failed", "err", err)
+		} else if n > 0 {
+			h.log.Info("retention: pruned settled events", "events", n, "older_than", keep.String())
+		}
+		select {
+		case <-h.clock.After(6 * time.Hour):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // startSandbox starts the fakes and points every unset api_url, token and

@@ -108,6 +108,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newSendCmd(g),
 		newStatsCmd(g),
 		newSandboxCmd(g),
+		newBackupCmd(g),
 	)
 	return root
 }
