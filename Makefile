@@ -13,9 +13,16 @@ race:
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=30s ./host/ingest/
 
+# Each figure next to its same-run baseline: ingest vs verify+parse,
+# delivery out of process vs in process, routing (Route) vs the JSON
+# parse of the same event, the sender (outbox included) vs the Graph
+# client alone.
 bench:
-	go test -run='^$$' -bench=. -benchmem ./host/...
 	go run ./host/cmd/wahub bench ingest
+	go run ./host/cmd/wahub bench delivery
+	go test -run='^$$' -bench='Route200|Decide200|ParseEventJSON' -benchmem ./host/route/
+	go test -run='^$$' -bench='Sender|GraphOnly' -benchtime=5000x ./host/outbound/
+	go test -run='^$$' -bench=. -benchmem ./host/store/ ./host/ingest/
 
 ci:
 	bash .ci/run

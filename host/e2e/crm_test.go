@@ -41,9 +41,10 @@ func crmConfig(t *testing.T, plugin string, pluginCfg map[string]any, vipURL str
 	}
 	teams := "  support: {connectors: []}\n"
 	routes := "  - {name: default, team: support}\n"
-	extra := ""
+	affinity, extra := "", ""
 	if vipURL != "" {
 		teams += "  vip: {connectors: [vip-hook]}\n"
+		affinity = "affinity: {rules_can_move: [vip]}\n"
 		routes = "  - {name: vip, when: {contact: {tier: gold}}, team: vip}\n" + routes
 		extra = `
   vip-hook:
@@ -60,8 +61,7 @@ whatsapp:
   app_secret: test-app-secret
   verify_token: test-verify-token
 teams:
-` + teams + `affinity: {rules_can_move: [vip]}
-routes:
+` + teams + affinity + `routes:
 ` + routes + `subscriptions:
   - {connector: crm, events: [message.received]}
 connectors:
@@ -387,11 +387,11 @@ func TestCRMHubSpotOneContactThroughPluginCrashes(t *testing.T) {
 
 func TestCRMHubSpotRateLimitedHalfTheTime(t *testing.T) {
 	t.Parallel()
-	// The fake enforces 10 requests per 10 s (1 search per second) and
+	// The fake enforces 10 requests per 10 s (2 searches per second) and
 	// answers every second request with a ten-secondly 429. Its Retry-After
 	// is 1: without one the plugin pauses 10 s per 429 (HubSpot's window),
 	// which with half the calls refused takes minutes for six messages.
-	limit := hubspottest.RateLimit{Per10Seconds: 10, SearchPerSecond: 1}
+	limit := hubspottest.RateLimit{Per10Seconds: 10, SearchPerSecond: 2}
 	fake := hubspottest.NewServer(hubspottest.WithSearchLag(300*time.Millisecond), hubspottest.WithRateLimit(limit))
 	fake.FailEvery(2, hubspottest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})
 	gate, url := crmServe(t, fake)
@@ -527,17 +527,23 @@ func TestCRMHubSpotSyncTierRoutesAndCursorSurvivesRestart(t *testing.T) {
 	})
 
 	// The cursor survives a hub restart: the first sync after it starts
-	// where the last one stopped, not from the beginning.
-	before := h.connectors()["crm"]
+	// where the last one stopped, not from the beginning. The cursor
+	// passes the seeded contacts once her change is older than
+	// search_lag.
+	seeded := old.Add(2 * time.Minute)
+	var before admin.ConnectorStatus
+	var curAt time.Time
+	crmWait(t, 10*time.Second, "the cursor past the seeded contacts", func() (bool, string) {
+		before = h.connectors()["crm"]
+		date, _, _ := strings.Cut(before.Sync.Cursor, "/")
+		var err error
+		curAt, err = time.Parse(time.RFC3339Nano, date)
+		return err == nil && curAt.After(seeded), fmt.Sprintf("sync %+v", before.Sync)
+	})
+	cur := before.Sync.Cursor
 	h.kill()
 	if !processGone(t, before.PID) {
 		t.Fatalf("plugin %d still running after its hub was killed", before.PID)
-	}
-	cur := before.Sync.Cursor
-	date, _, _ := strings.Cut(cur, "/")
-	curAt, err := time.Parse(time.RFC3339Nano, date)
-	if err != nil {
-		t.Fatalf("cursor %q: %v", cur, err)
 	}
 	mark := len(gate.requests())
 	h.start()
@@ -551,7 +557,7 @@ func TestCRMHubSpotSyncTierRoutesAndCursorSurvivesRestart(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%d requests since the restart", len(gate.requests())-mark)
 	})
-	if since < curAt.UnixMilli() || since <= old.Add(10*time.Minute).UnixMilli() {
+	if since < curAt.UnixMilli() || since <= seeded.UnixMilli() {
 		t.Errorf("first sync after the restart searched from %s; the cursor before it was %q: a full re-sync",
 			time.UnixMilli(since).UTC().Format(time.RFC3339Nano), cur)
 	}
@@ -754,6 +760,9 @@ func TestCRMBitrix24QueryLimitHalfTheTime(t *testing.T) {
 	}
 	t.Logf("%d requests (%d through the gate), %d refused; at most %d in one second, bucket level at most %.2f of %d",
 		st.Requests, len(gate.requests()), refused, st.MaxPerSecond, st.MaxLevel, burst)
+	for _, c := range calls {
+		t.Logf("  %s %s %d %s %v", c.At.Sub(start).Round(time.Millisecond), c.Method, c.Status, c.Error, c.Commands)
+	}
 }
 
 // crmBitrixListFilter returns the filter of a crm.contact.list call; ok
