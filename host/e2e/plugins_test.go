@@ -42,14 +42,19 @@ func (h *hubProc) connectors() map[string]admin.ConnectorStatus {
 // answers.
 func (h *hubProc) waitConnector(name string, what string, cond func(admin.ConnectorStatus) bool) admin.ConnectorStatus {
 	h.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	return h.waitConnectorFor(60*time.Second, name, what, cond)
+}
+
+func (h *hubProc) waitConnectorFor(limit time.Duration, name string, what string, cond func(admin.ConnectorStatus) bool) admin.ConnectorStatus {
+	h.t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		c := h.connectors()[name]
 		if cond(c) {
 			return c
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("connector %s: %s not reached within 60s; last status %+v", name, what, c)
+			h.t.Fatalf("connector %s: %s not reached within %s; last status %+v", name, what, limit, c)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
