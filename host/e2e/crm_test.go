@@ -389,8 +389,9 @@ func TestCRMHubSpotRateLimitedHalfTheTime(t *testing.T) {
 	t.Parallel()
 	// The fake enforces 10 requests per 10 s (2 searches per second) and
 	// answers every second request with a ten-secondly 429. Its Retry-After
-	// is 1: without one the plugin pauses 10 s per 429 (HubSpot's window),
-	// which with half the calls refused takes minutes for six messages.
+	// is 1: without one the plugin pauses the whole connector 10 s per 429
+	// (HubSpot's window, client.go pauseTenSecondly), and these six
+	// messages take about 85 s instead of 15.
 	limit := hubspottest.RateLimit{Per10Seconds: 10, SearchPerSecond: 2}
 	fake := hubspottest.NewServer(hubspottest.WithSearchLag(300*time.Millisecond), hubspottest.WithRateLimit(limit))
 	fake.FailEvery(2, hubspottest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})
@@ -535,6 +536,9 @@ func TestCRMHubSpotSyncTierRoutesAndCursorSurvivesRestart(t *testing.T) {
 	var curAt time.Time
 	crmWait(t, 10*time.Second, "the cursor past the seeded contacts", func() (bool, string) {
 		before = h.connectors()["crm"]
+		if before.Sync == nil {
+			return false, "no sync state"
+		}
 		date, _, _ := strings.Cut(before.Sync.Cursor, "/")
 		var err error
 		curAt, err = time.Parse(time.RFC3339Nano, date)
@@ -842,6 +846,9 @@ func TestCRMBitrix24SyncTierRoutesAndCursorSurvivesRestart(t *testing.T) {
 	})
 
 	before := h.connectors()["crm"]
+	if before.Sync == nil || before.Sync.Cursor == "" {
+		t.Fatalf("sync state %+v before the restart: want a cursor", before.Sync)
+	}
 	h.kill()
 	if !processGone(t, before.PID) {
 		t.Fatalf("plugin %d still running after its hub was killed", before.PID)
