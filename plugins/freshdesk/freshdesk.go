@@ -113,6 +113,13 @@
 // agent why it was not delivered. The answer is 200 unless the hub or
 // Freshdesk is unavailable (503: Freshdesk's retry is then safe).
 //
+// A ticket the KV does not know is read from the API: the connector
+// records a ticket just after creating it, so a reply in that moment (or
+// after a crash or a failed KV write there) is on a ticket carrying its
+// "wahub-…" tag, and is answered 503 with Retry-After: 5 until the
+// record exists. Other tickets (email, portal) are answered 200 and left
+// alone; a 404 (deleted) too. When the ticket cannot be read: 503.
+//
 // # Errors
 //
 // 429: retry after Retry-After, and no more calls until then (Freshdesk

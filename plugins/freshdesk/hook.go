@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wahub/wahub/sdk"
 )
@@ -88,9 +89,7 @@ func (c *connector) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.
 	}
 	var link ticketLink
 	if !found || json.Unmarshal(raw, &link) != nil || link.ConversationID == "" {
-		// A ticket from email or the portal: not ours to answer, and
-		// not worth Freshdesk retrying.
-		return ignored(fmt.Sprintf("ticket %d is not a WhatsApp conversation of this connector", ticketID)), nil
+		return c.unknownTicket(ctx, s, ticketID), nil
 	}
 	st, err := loadConv(ctx, kv, link.ConversationID)
 	if err != nil {
@@ -150,6 +149,48 @@ func (c *connector) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.
 		}
 	}
 	return replyJSON(http.StatusOK, map[string]any{"ok": true, "id": res.ID, "state": res.State}), nil
+}
+
+// notYetLinked is how long Freshdesk is asked to wait before calling
+// again about a ticket this connector opened but has not recorded yet.
+const notYetLinked = 5 * time.Second
+
+// unknownTicket answers the webhook of a ticket the KV does not link to a
+// conversation. Delivery creates the ticket first and records it after
+// (openTicket, linkTicket): a reply in between, or after a crash or a
+// failed KV write there, is about one of ours. A ticket carrying the
+// marker tag ticketBody sets is therefore answered 503, so that Freshdesk
+// retries once the link is written; any other ticket (email, portal) is
+// not ours to answer and not worth retrying.
+func (c *connector) unknownTicket(ctx context.Context, s *settings, ticketID int64) *sdk.HookResponse {
+	t, err := c.getTicket(ctx, s, ticketID, false)
+	switch {
+	case isStatus(err, http.StatusNotFound):
+		return ignored(fmt.Sprintf("ticket %d does not exist (deleted?)", ticketID))
+	case err != nil:
+		c.log.Warn("hook: could not read an unknown ticket to tell whether wahub opened it", "ticket_id", ticketID, "err", err)
+		return retryLater(fmt.Errorf("%w (reading ticket %d, which the hub does not know)", err, ticketID))
+	case !hasMarker(t.Tags):
+		return ignored(fmt.Sprintf("ticket %d is not a WhatsApp conversation of this connector", ticketID))
+	}
+	c.log.Info("hook: reply on a ticket wahub opened but has not recorded yet; asking Freshdesk to retry", "ticket_id", ticketID)
+	resp := reply(http.StatusServiceUnavailable, fmt.Sprintf("ticket %d is being linked to its WhatsApp conversation; retry", ticketID))
+	resp.Header.Set("Retry-After", strconv.Itoa(int(notYetLinked/time.Second)))
+	return resp
+}
+
+// markerRE is markerTag's form: the tag only this connector sets.
+var markerRE = regexp.MustCompile(`^wahub-[0-9a-f]{12}$`)
+
+// hasMarker reports whether tags hold the "wahub-…" tag of a ticket this
+// connector opened (beside "whatsapp", which other integrations may set).
+func hasMarker(tags []string) bool {
+	for _, tag := range tags {
+		if markerRE.MatchString(strings.ToLower(strings.TrimSpace(tag))) {
+			return true
+		}
+	}
+	return false
 }
 
 // authorized checks the shared secret, in SecretHeader or as the basic
