@@ -321,3 +321,151 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// emailTicket opens a ticket the way an email would, through the API,
+// without wahub's marker tag, and returns its id.
+func (e *env) emailTicket(tags ...string) int64 {
+	e.t.Helper()
+	body := must(json.Marshal(map[string]any{"subject": "Nota fiscal", "description": "<div>Segue a nota</div>",
+		"email": "carla@example.com", "tags": tags}))
+	req, err := http.NewRequest(http.MethodPost, e.url+"/api/v2/tickets", strings.NewReader(string(body)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", freshdesktest.BasicAuth(freshdesktest.DefaultAPIKey))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tk struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tk); err != nil || resp.StatusCode != http.StatusCreated || tk.ID == 0 {
+		e.t.Fatalf("creating an email ticket: %d %v", resp.StatusCode, err)
+	}
+	return tk.ID
+}
+
+// unlink removes the ticket's KV link, as between the ticket's creation
+// and its record (or after a crash or a failed KV write there), and
+// returns a function that writes it back.
+func (e *env) unlink(id int64) (relink func()) {
+	e.t.Helper()
+	ctx := context.Background()
+	key := "ticket:" + itoa(id)
+	raw, found, err := e.host.KV().Get(ctx, key)
+	if err != nil || !found {
+		e.t.Fatalf("no link %s: %v", key, err)
+	}
+	if err := e.host.KV().Delete(ctx, key); err != nil {
+		e.t.Fatal(err)
+	}
+	return func() {
+		if err := e.host.KV().Put(ctx, key, raw); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// A webhook about a ticket the KV does not know: the ticket is read to
+// tell whether wahub opened it and has not recorded it yet.
+func TestHookUnknownTicket(t *testing.T) {
+	cases := []struct {
+		name       string
+		prepare    func(e *env) (id int64, relink func())
+		status     int
+		retryAfter string // "" none expected
+		ignored    bool
+	}{
+		{
+			name: "ours, not linked yet: 503 until the link exists",
+			prepare: func(e *env) (int64, func()) {
+				id := e.ticketFor()
+				return id, e.unlink(id)
+			},
+			status: 503, retryAfter: "5",
+		},
+		{
+			name:    "an email ticket: ignored",
+			prepare: func(e *env) (int64, func()) { return e.emailTicket(), nil },
+			status:  200, ignored: true,
+		},
+		{
+			name:    "tagged whatsapp by someone else, without wahub's marker: ignored",
+			prepare: func(e *env) (int64, func()) { return e.emailTicket("whatsapp", "wahub"), nil },
+			status:  200, ignored: true,
+		},
+		{
+			name: "deleted: ignored",
+			prepare: func(e *env) (int64, func()) {
+				id := e.emailTicket()
+				e.fake.DeleteTicket(id)
+				return id, nil
+			},
+			status: 200, ignored: true,
+		},
+		{
+			name: "the ticket cannot be read: 503",
+			prepare: func(e *env) (int64, func()) {
+				id := e.ticketFor()
+				relink := e.unlink(id)
+				e.fake.FailNext(1, 500)
+				return id, relink
+			},
+			status: 503,
+		},
+		{
+			name: "rate limited reading the ticket: 503 with Freshdesk's Retry-After",
+			prepare: func(e *env) (int64, func()) {
+				id := e.ticketFor()
+				e.unlink(id)
+				e.fake.FailNext(1, 429)
+				return id, nil
+			},
+			status: 503, retryAfter: "60",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, setup{})
+			id, relink := tc.prepare(e)
+			if _, err := e.fake.AgentReply(id, "Olá, pode confirmar o pedido?"); err != nil && !tc.ignored {
+				t.Fatal(err)
+			}
+			// Built by hand: the fake cannot render a deleted ticket's.
+			req := post(`{"ticket_id": "` + itoa(id) + `", "body": "Agent : <div>Olá, pode confirmar o pedido?</div>"}`)
+			resp, err := e.remote.HandleHook(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != tc.status {
+				t.Fatalf("status %d (%s), want %d", resp.Status, resp.Body, tc.status)
+			}
+			if got := resp.Header.Get("Retry-After"); tc.retryAfter != "" && got != tc.retryAfter {
+				t.Errorf("Retry-After %q, want %q", got, tc.retryAfter)
+			}
+			if tc.ignored && !strings.Contains(string(resp.Body), `"ignored"`) {
+				t.Errorf("answer %s, want ignored", resp.Body)
+			}
+			if sent := e.host.Sent(); len(sent) != 0 {
+				t.Fatalf("sent %+v before the ticket was linked", sent)
+			}
+			if relink == nil {
+				return
+			}
+			// The delivery records the ticket; Freshdesk's retry of the
+			// same webhook sends the reply, once.
+			relink()
+			for range 2 {
+				if status, body := e.hook(req); status != 200 || body["ok"] != true {
+					t.Fatalf("after the link: %d %v", status, body)
+				}
+			}
+			if sent := e.host.Sent(); len(sent) != 1 || sent[0].Text != "Olá, pode confirmar o pedido?" {
+				t.Errorf("sent %+v, want the reply once", sent)
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@ type zTicket struct {
 	Status      string    `json:"status"`
 	RequesterID int64     `json:"requester_id"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	ExternalID  string    `json:"external_id"`
 }
 
 type zUser struct {

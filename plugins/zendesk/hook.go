@@ -126,7 +126,7 @@ func (c *connector) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.
 	case err != nil:
 		return retryLater(err.Error()), nil
 	case !found:
-		return ignored("ticket " + strconv.FormatInt(ticketID, 10) + " was not opened by wahub"), nil
+		return c.unknownTicket(ctx, s, ticketID), nil
 	}
 
 	comments, users, err := s.comments(ctx, ticketID)
@@ -187,6 +187,47 @@ func (c *connector) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.
 		c.log.Warn("zendesk: sent reply not recorded", "comment_id", cm.ID, "err", err)
 	}
 	return reply(http.StatusOK, map[string]any{"ok": true, "id": res.ID, "state": res.State}), nil
+}
+
+// notYetAdopted is the Retry-After of a webhook about a ticket this
+// connector created but has not recorded yet.
+const notYetAdopted = "5"
+
+// unknownTicket answers the webhook of a ticket with no ticket:<id>
+// record. The connector creates a ticket and records it just after
+// (customerMessage, adopt): a reply in between, or after a crash or a
+// failed KV write there, is on one of ours, which a later attempt of the
+// delivery adopts. Such a ticket carries the external_id naming its
+// conversation and generation, and that conversation's record says its
+// ticket of that generation is being created: it is answered 503, so that
+// Zendesk retries once the record exists. Any other ticket is not ours,
+// and answered 200.
+func (c *connector) unknownTicket(ctx context.Context, s *settings, ticketID int64) *sdk.HookResponse {
+	id := strconv.FormatInt(ticketID, 10)
+	t, err := s.getTicket(ctx, ticketID)
+	switch {
+	case isStatus(err, 404):
+		return ignored("ticket " + id + " does not exist (deleted?)")
+	case err != nil:
+		c.log.Warn("zendesk: cannot read an unrecorded ticket to tell whether wahub opened it", "ticket_id", ticketID, "err", err)
+		return retryLater("cannot read ticket " + id + ", which the hub has no record of: " + err.Error())
+	}
+	conv, gen, ok := parseTicketExternalID(t.ExternalID)
+	if !ok {
+		return ignored("ticket " + id + " was not opened by wahub")
+	}
+	var cr convRecord
+	found, err := getJSON(ctx, s.host.KV(), convKey(conv), &cr)
+	switch {
+	case err != nil:
+		return retryLater(err.Error())
+	case !found || cr.Gen != gen || cr.TicketID != 0:
+		return ignored("ticket " + id + " was not opened by wahub")
+	}
+	c.log.Warn("zendesk: reply on a ticket wahub opened but has not recorded yet; asking Zendesk to retry", "ticket_id", ticketID, "conversation_id", conv)
+	r := failure(http.StatusServiceUnavailable, "ticket "+id+" is being recorded as the conversation's ticket; retry")
+	r.Header.Set("Retry-After", notYetAdopted)
+	return r
 }
 
 // noteRefusal tells the agent, in an internal note on the ticket, why

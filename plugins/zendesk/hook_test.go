@@ -17,6 +17,7 @@ import (
 	"github.com/wahub/wahub/plugins/zendesk"
 	"github.com/wahub/wahub/plugins/zendesk/zendesktest"
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdktest"
 )
 
 // withTicket delivers Ana's first message and returns the ticket id.
@@ -349,4 +350,130 @@ func TestHooksOffWithoutSecret(t *testing.T) {
 	resp := e.hook(1, 1)
 	status(t, resp, 403)
 	contains(t, "answer", string(resp.Body), "webhook_secret")
+}
+
+// foreignTicket opens a ticket through the API as another channel would
+// (email, another integration), with external_id ext when set.
+func foreignTicket(t *testing.T, e *env, ext string) int64 {
+	t.Helper()
+	tk := map[string]any{"subject": "Nota fiscal", "comment": map[string]any{"body": "segue a nota"}}
+	if ext != "" {
+		tk["external_id"] = ext
+	}
+	body, _ := json.Marshal(map[string]any{"ticket": tk})
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/api/v2/tickets", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(zendesktest.DefaultEmail+"/token", zendesktest.DefaultToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Ticket struct {
+			ID int64 `json:"id"`
+		} `json:"ticket"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creating a ticket: %d %v", resp.StatusCode, err)
+	}
+	return out.Ticket.ID
+}
+
+// A webhook about a ticket the KV has no record of: the ticket is read to
+// tell whether wahub created it and has not recorded it yet.
+func TestWebhookOnUnrecordedTicket(t *testing.T) {
+	// unrecorded delivers Ana's first message with the ticket:<id> write
+	// failing, as in the moment between the ticket's creation and its
+	// record, or after a crash or a failed KV write there; the delivery's
+	// retry records it.
+	unrecorded := func(t *testing.T, e *env, host *flakyHost) (int64, func()) {
+		host.mu.Lock()
+		host.fails = 1
+		host.mu.Unlock()
+		ev := text("evt_1", "conv_a", ana, "preciso de ajuda")
+		if res := e.deliver(ev)["evt_1"]; res.Outcome != sdk.Retry {
+			t.Fatalf("first delivery: %s %s, want retry", res.Outcome, res.Error)
+		}
+		return e.onlyTicket().ID, func() { e.mustDeliver(ev) }
+	}
+	cases := []struct {
+		name       string
+		prepare    func(t *testing.T, e *env, host *flakyHost) (id int64, record func())
+		status     int
+		retryAfter string
+		ignored    bool
+	}{
+		{name: "ours, not recorded yet: 503 until it is", prepare: unrecorded, status: 503, retryAfter: "5"},
+		{
+			name: "ours, and the ticket cannot be read: 503",
+			prepare: func(t *testing.T, e *env, host *flakyHost) (int64, func()) {
+				id, record := unrecorded(t, e, host)
+				e.setIntercept(func(r *http.Request) *injected {
+					if r.Method == http.MethodGet && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, ".json"), "/tickets/"+strconv.FormatInt(id, 10)) {
+						return &injected{status: 500, body: `{"error": "InternalError"}`}
+					}
+					return nil
+				})
+				return id, func() { e.setIntercept(nil); record() }
+			},
+			status: 503, retryAfter: "10",
+		},
+		{
+			name:    "an email ticket: ignored",
+			prepare: func(t *testing.T, e *env, host *flakyHost) (int64, func()) { return foreignTicket(t, e, ""), nil },
+			status:  200, ignored: true,
+		},
+		{
+			name: "another integration's external_id: ignored",
+			prepare: func(t *testing.T, e *env, host *flakyHost) (int64, func()) {
+				return foreignTicket(t, e, "crm-4711"), nil
+			},
+			status: 200, ignored: true,
+		},
+		{
+			name: "external_id of a known conversation whose ticket is recorded: ignored",
+			prepare: func(t *testing.T, e *env, host *flakyHost) (int64, func()) {
+				e.mustDeliver(text("evt_1", "conv_a", ana, "preciso de ajuda"))
+				return foreignTicket(t, e, "conv_a"), nil
+			},
+			status: 200, ignored: true,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			host := &flakyHost{FakeHost: sdktest.NewFakeHost(), prefix: "ticket:"}
+			e := newEnv(t, envOptions{host: host})
+			id, record := tc.prepare(t, e, host)
+			cid, err := e.fake.AgentComment(id, "Olá Ana, pode confirmar o pedido?", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp := e.hook(id, cid)
+			status(t, resp, tc.status)
+			if got := resp.Header.Get("Retry-After"); got != tc.retryAfter {
+				t.Errorf("Retry-After %q, want %q", got, tc.retryAfter)
+			}
+			if tc.ignored {
+				contains(t, "answer", string(resp.Body), "not opened by wahub")
+			}
+			if sent := host.Sent(); len(sent) != 0 {
+				t.Fatalf("sent %+v before the ticket was recorded", sent)
+			}
+			if record == nil {
+				return
+			}
+			// The delivery's retry records the ticket; Zendesk's retries
+			// of the same webhook send the reply, once.
+			record()
+			status(t, e.hook(id, cid), 200)
+			status(t, e.hook(id, cid), 200)
+			if sent := host.Sent(); len(sent) != 1 || sent[0].Text != "Olá Ana, pode confirmar o pedido?" || sent[0].To != ana.WAID {
+				t.Errorf("sent %+v, want the reply once", sent)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/wahub/wahub/sdk"
 )
@@ -64,6 +65,20 @@ func ticketExternalID(conv string, gen int) string {
 		return conv
 	}
 	return conv + "/" + strconv.Itoa(gen)
+}
+
+// parseTicketExternalID is the inverse of ticketExternalID; ok is false
+// for an empty external_id.
+func parseTicketExternalID(ext string) (conv string, gen int, ok bool) {
+	if ext == "" {
+		return "", 0, false
+	}
+	if i := strings.LastIndexByte(ext, '/'); i > 0 {
+		if n, err := strconv.Atoi(ext[i+1:]); err == nil && n >= 2 && ext[i+1:] == strconv.Itoa(n) {
+			return ext[:i], n, true
+		}
+	}
+	return ext, 1, true
 }
 
 // getJSON reads a KV record; found is false when the key is absent.

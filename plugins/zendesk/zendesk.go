@@ -104,6 +104,14 @@
 // internal note to the ticket saying why and what to do (send an approved
 // template). A failure to reach the hub or Zendesk answers 503 so that
 // Zendesk retries.
+//
+// A ticket with no ticket:<id> record is read from the API: the connector
+// records a ticket just after creating it, so a reply in that moment (or
+// after a crash or a failed KV write there) is on a ticket whose
+// external_id names a conversation whose record says that ticket is being
+// created. That webhook is answered 503 with Retry-After: 5 until a later
+// attempt of the delivery records the ticket; other tickets are answered
+// 200 and left alone. When the ticket cannot be read: 503.
 package zendesk
 
 import (
