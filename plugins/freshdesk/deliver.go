@@ -10,7 +10,6 @@ import (
 	"html"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/wahub/wahub/sdk"
@@ -29,44 +28,8 @@ func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Resul
 		}
 		return results
 	}
-	convs := groupByConversation(events)
-	work := make(chan []int)
-	var wg sync.WaitGroup
-	for range min(maxConcurrent, len(convs)) {
-		wg.Go(func() {
-			for idx := range work {
-				c.deliverConversation(ctx, s, events, idx, results)
-			}
-		})
-	}
-	for _, idx := range convs {
-		work <- idx
-	}
-	close(work)
-	wg.Wait()
+	sdk.ByConversation(events, maxConcurrent, func(idx []int) { c.deliverConversation(ctx, s, events, idx, results) })
 	return results
-}
-
-// groupByConversation groups the indexes of events by conversation, in
-// batch order (log order within a conversation). An event without a
-// conversation goes alone.
-func groupByConversation(events []sdk.Event) [][]int {
-	var out [][]int
-	at := map[string]int{}
-	for i, ev := range events {
-		if ev.ConversationID == "" {
-			out = append(out, []int{i})
-			continue
-		}
-		j, ok := at[ev.ConversationID]
-		if !ok {
-			j = len(out)
-			at[ev.ConversationID] = j
-			out = append(out, nil)
-		}
-		out[j] = append(out[j], i)
-	}
-	return out
 }
 
 func (c *connector) deliverConversation(ctx context.Context, s *settings, events []sdk.Event, idx []int, results []sdk.Result) {

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,45 +40,8 @@ func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Resul
 		}
 		return results
 	}
-	convs := conversations(events)
-	work := make(chan []int)
-	var wg sync.WaitGroup
-	for range min(maxConcurrent, len(convs)) {
-		wg.Go(func() {
-			for idx := range work {
-				c.deliverConversation(ctx, s, events, idx, results)
-			}
-		})
-	}
-	for _, idx := range convs {
-		work <- idx
-	}
-	close(work)
-	wg.Wait()
+	sdk.ByConversation(events, maxConcurrent, func(idx []int) { c.deliverConversation(ctx, s, events, idx, results) })
 	return results
-}
-
-// conversations groups the indexes of events by conversation, keeping
-// batch order (which the hub guarantees is log order within one
-// conversation). An event without a conversation (account-level webhook
-// fields) is ordered with nothing and goes alone.
-func conversations(events []sdk.Event) [][]int {
-	var out [][]int
-	at := map[string]int{}
-	for i, ev := range events {
-		if ev.ConversationID == "" {
-			out = append(out, []int{i})
-			continue
-		}
-		j, ok := at[ev.ConversationID]
-		if !ok {
-			j = len(out)
-			at[ev.ConversationID] = j
-			out = append(out, nil)
-		}
-		out[j] = append(out[j], i)
-	}
-	return out
 }
 
 func (c *connector) deliverConversation(ctx context.Context, s *settings, events []sdk.Event, idx []int, results []sdk.Result) {
