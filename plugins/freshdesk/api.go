@@ -214,7 +214,7 @@ func (c *connector) answerError(s *settings, op string, resp *http.Response, raw
 	var what string
 	switch code := resp.StatusCode; {
 	case code == http.StatusTooManyRequests:
-		e.retryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
+		e.retryAfter = sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), now, maxRetryAfter)
 		if e.retryAfter > 0 {
 			s.pausedUntil.Store(now.Add(e.retryAfter).UnixNano())
 		}
@@ -223,7 +223,7 @@ func (c *connector) answerError(s *settings, op string, resp *http.Response, raw
 			what += " after " + e.retryAfter.String()
 		}
 	case code >= 500 || code == http.StatusRequestTimeout:
-		e.retryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
+		e.retryAfter = sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), now, maxRetryAfter)
 		what = "Freshdesk is unavailable; retrying"
 	case code == http.StatusUnauthorized:
 		what = "the API key is not accepted: set " + key("api_key") + " to the key shown in Freshdesk › Profile settings › View API key"
@@ -281,30 +281,6 @@ func fieldHint(s *settings, field string) string {
 		return "the customer's WhatsApp profile does not fit Freshdesk's contact fields"
 	}
 	return ""
-}
-
-// retryAfter reads Retry-After: seconds or an HTTP date, capped at
-// maxRetryAfter; 0 when absent or unusable (the hub's backoff applies).
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs >= int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, maxRetryAfter)
-		}
-	}
-	return 0
 }
 
 func cut(s string, n int) string {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wahub/wahub/sdk"
 )
 
 // API paths (the classic v3 style).
@@ -256,7 +258,7 @@ func (c *connector) call(ctx context.Context, s *settings, o op, method, path st
 
 func (c *connector) apiError(o op, method, path string, resp *http.Response, raw []byte) *apiError {
 	e := &apiError{op: o, method: method, path: path, status: resp.StatusCode, statusText: resp.Status,
-		retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now())}
+		retryAfter: sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now(), maxRetryAfter)}
 	var env envelope
 	if json.Unmarshal(raw, &env) == nil && (env.Message != "" || env.Category != "" || env.PolicyName != "") {
 		e.category, e.message, e.policy, e.correlationID = env.Category, env.Message, env.PolicyName, env.CorrelationID
@@ -308,29 +310,6 @@ func snippet(raw []byte) string {
 		s = s[:snippetBytes] + "…"
 	}
 	return s
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP-date; 0 means none.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs >= int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, maxRetryAfter)
-		}
-	}
-	return 0
 }
 
 // describe turns an error into what a user reads in the dead-letter list

@@ -458,8 +458,8 @@ func TestOrderWithinConversation(t *testing.T) {
 		want2     sdk.Outcome
 		heldAfter time.Duration
 	}{
-		{"503 retries", hubspottest.Fault{Status: 503, RetryAfter: "30", Path: hubspottest.PathCommunications}, sdk.Retry, 30 * time.Second},
-		{"400 fails", hubspottest.Fault{Status: 400, Path: hubspottest.PathCommunications}, sdk.Failed, 0},
+		{"503 retries", hubspottest.Fault{Status: 503, RetryAfter: "30", Path: hubspottest.PathCommunications, BodyContains: "dois"}, sdk.Retry, 30 * time.Second},
+		{"400 fails", hubspottest.Fault{Status: 400, Path: hubspottest.PathCommunications, BodyContains: "dois"}, sdk.Failed, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -121,7 +121,7 @@ func (c *connector) post(ctx context.Context, s *settings, ev *sdk.Event) sdk.Re
 	case code >= 200 && code < 300:
 		return sdk.DeliveredResult(ev.ID)
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500 && code < 600:
-		return sdk.RetryResult(ev.ID, retryAfter(resp.Header.Get("Retry-After"), now), answerError(s, resp, snippet))
+		return sdk.RetryResult(ev.ID, sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), now, maxRetryAfter), answerError(s, resp, snippet))
 	}
 	return sdk.FailedResult(ev.ID, answerError(s, resp, snippet))
 }
@@ -141,32 +141,4 @@ func answerError(s *settings, resp *http.Response, snippet []byte) error {
 		msg += ": " + text
 	}
 	return errors.New(msg)
-}
-
-// retryAfter reads a Retry-After header: delay-seconds or an HTTP-date
-// (RFC 9110 §10.2.3), capped at maxRetryAfter. 0 means none usable, and
-// leaves the delay to the hub's backoff.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		// Compared before multiplying: a huge value would overflow.
-		if secs >= int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		d := t.Sub(now)
-		if d <= 0 {
-			return 0
-		}
-		return min(d, maxRetryAfter)
-	}
-	return 0
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -178,7 +177,7 @@ func (s *settings) classify(what string, resp *http.Response, snippet []byte) er
 	switch st := resp.StatusCode; {
 	case st == http.StatusTooManyRequests:
 		e.Transient = true
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), s.now())
+		e.RetryAfter = sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now(), maxRetryAfter)
 		e.msg = fmt.Sprintf("%s: rate limited: %s", what, answer)
 		if e.RetryAfter > 0 {
 			e.msg += "; retrying after " + e.RetryAfter.String()
@@ -186,7 +185,7 @@ func (s *settings) classify(what string, resp *http.Response, snippet []byte) er
 	case st == http.StatusConflict, st >= 500:
 		// 409: another update of the same ticket won the race.
 		e.Transient = true
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), s.now())
+		e.RetryAfter = sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now(), maxRetryAfter)
 		e.msg = fmt.Sprintf("%s: %s", what, answer)
 	case st == http.StatusUnauthorized:
 		e.msg = fmt.Sprintf("%s: %s: check %semail and %stoken (an API token of that agent, with token access enabled in Admin Center > Apps and integrations > Zendesk API)", what, answer, key, key)
@@ -202,30 +201,6 @@ func (s *settings) classify(what string, resp *http.Response, snippet []byte) er
 		e.msg = fmt.Sprintf("%s: %s", what, answer)
 	}
 	return e
-}
-
-// retryAfter reads Retry-After: seconds or an HTTP date, capped at
-// maxRetryAfter; 0 when absent or unusable (the hub's backoff decides).
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs >= int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, maxRetryAfter)
-		}
-	}
-	return 0
 }
 
 // result turns the error of handling ev into its Result: a transient

@@ -117,10 +117,15 @@ type Fault struct {
 	// up.
 	Method string `json:"method,omitempty"`
 	Path   string `json:"path,omitempty"`
+	// BodyContains, when set, limits the fault further to requests whose
+	// body holds it: with conversations delivered concurrently, it is how
+	// a test picks which one meets the fault.
+	BodyContains string `json:"body_contains,omitempty"`
 }
 
-func (f *Fault) applies(method, path string) bool {
-	return (f.Method == "" || f.Method == method) && (f.Path == "" || f.Path == path)
+func (f *Fault) applies(method, path string, body []byte) bool {
+	return (f.Method == "" || f.Method == method) && (f.Path == "" || f.Path == path) &&
+		(f.BodyContains == "" || bytes.Contains(body, []byte(f.BodyContains)))
 }
 
 // Association is one association of a created engagement.
@@ -585,7 +590,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeRateLimited(w, corr, policy, limit.RetryAfter, limit)
 		return
 	}
-	fault := s.nextFault(r.Method, r.URL.Path)
+	fault := s.nextFault(r.Method, r.URL.Path, body)
 	if fault == nil && !isSearch {
 		// Search answers carry no rate headers (apis.md §1.4).
 		s.rateHeaders(w)
@@ -650,14 +655,14 @@ func (s *Server) overLimit(now time.Time, search bool) (string, bool) {
 	return "", false
 }
 
-func (s *Server) nextFault(method, path string) *Fault {
+func (s *Server) nextFault(method, path string, body []byte) *Fault {
 	for i, f := range s.script {
-		if f.applies(method, path) {
+		if f.applies(method, path, body) {
 			s.script = append(s.script[:i:i], s.script[i+1:]...)
 			return &f
 		}
 	}
-	if s.everyK > 0 && s.everyFault.applies(method, path) {
+	if s.everyK > 0 && s.everyFault.applies(method, path, body) {
 		s.everyN++
 		if s.everyN%s.everyK == 0 {
 			f := s.everyFault
