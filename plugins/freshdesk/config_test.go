@@ -36,7 +36,7 @@ func TestConfig(t *testing.T) {
 		{"short secret", `{"domain": "acme", ` + base + `, "webhook_secret": "abc"}`, "connectors.freshdesk.config.webhook_secret: too short"},
 		{"priority 5", `{"domain": "acme", ` + base + `, "priorities": {"vip": 5}}`, "connectors.freshdesk.config.priorities.vip: 5 is not a priority"},
 		{"default priority 0", `{"domain": "acme", ` + base + `, "priority": 0}`, "connectors.freshdesk.config.priority: 0 is not a priority"},
-		{"priority as text", `{"domain": "acme", ` + base + `, "priorities": {"vip": "high"}}`, "connectors.freshdesk.config.priorities: expected int"},
+		{"priority as text", `{"domain": "acme", ` + base + `, "priorities": {"vip": "high"}}`, "connectors.freshdesk.config.priorities.vip: expected int"},
 		{"resolved status", `{"domain": "acme", ` + base + `, "status": 4}`, "connectors.freshdesk.config.status: 4 cannot be the status of a new ticket"},
 		{"bad group", `{"domain": "acme", ` + base + `, "groups": {"billing": 0}}`, "connectors.freshdesk.config.groups.billing: 0 is not a group id"},
 		{"bad source", `{"domain": "acme", ` + base + `, "source": 0}`, "connectors.freshdesk.config.source: 0 is not a ticket source"},
