@@ -80,6 +80,9 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	if opt.Clock == nil {
 		opt.Clock = clockwork.NewRealClock()
 	}
+	// Before anything reads them: the webhook and admin handlers take
+	// their secrets now.
+	sandbox.ApplySecrets(cfg)
 	router, err := route.New(cfg)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runWahubEnv is runWahub with exactly env (plus PATH and HOME): the
+// tests here decide which variables the hub sees.
+func runWahubEnv(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "WAHUB_CONFIG="}, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("running wahub %v: %v", args, err)
+		}
+	}
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// shippedConfig copies the repository's connectors.yaml into a fresh
+// directory with the store there and a free port.
+func shippedConfig(t *testing.T) (dir, path string) {
+	t.Helper()
+	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
+	dir = t.TempDir()
+	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: "+dir+"/wahub.db", 1)
+	path = filepath.Join(dir, "connectors.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, path
+}
+
+// The shipped file with the sandbox off never runs on the sandbox's
+// published secrets: not when the variables are unset, and not when they
+// are set to the published values.
+func TestSandboxSecretsRefusedInProduction(t *testing.T) {
+	dir, path := shippedConfig(t)
+	listCfg := filepath.Join(dir, "list.yaml")
+	if err := os.WriteFile(listCfg, []byte(strings.ReplaceAll(testConfig, "{{DIR}}", dir)+"sandbox: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	public := []string{
+		"WHATSAPP_APP_SECRET=sandbox-app-secret", "WHATSAPP_VERIFY_TOKEN=sandbox-verify-token",
+		"WAHUB_ADMIN_TOKEN=sandbox-admin-token", "SLACK_SIGNING_SECRET=wahub-sandbox-signing-secret",
+		"ZENDESK_WEBHOOK_SECRET=zendesk-sandbox-webhook-secret", "AUDIT_WEBHOOK_SECRET=sandbox-webhook-secret",
+	}
+	for _, tc := range []struct {
+		name   string
+		config string
+		env    []string
+		keys   []string
+	}{
+		{"no variables", path, []string{"WAHUB_SANDBOX=false"},
+			[]string{"whatsapp.app_secret: ", "whatsapp.verify_token: "}},
+		{"published values", path, append([]string{"WAHUB_SANDBOX=false"}, public...),
+			[]string{"whatsapp.app_secret: holds a published sandbox default", "whatsapp.verify_token: holds",
+				"server.admin_token: holds", "connectors.slack.config.signing_secret: holds",
+				"connectors.zendesk.config.webhook_secret: holds", "connectors.audit.config.secret: holds"}},
+		{"one of a rotation list", listCfg, []string{"WAHUB_WHATSAPP__APP_SECRET=real-secret,sandbox-app-secret"},
+			[]string{"whatsapp.app_secret[1]: holds a published sandbox default"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, cmd := range []string{"check", "serve"} {
+				_, errOut, code := runWahubEnv(t, dir, tc.env, cmd, "--config", tc.config)
+				if code != 2 {
+					t.Fatalf("wahub %s: exit %d, want 2; stderr:\n%s", cmd, code, errOut)
+				}
+				for _, k := range tc.keys {
+					if !strings.Contains(errOut, k) {
+						t.Errorf("wahub %s: stderr does not name %q:\n%s", cmd, k, errOut)
+					}
+				}
+				if strings.Contains(errOut, "real-secret") {
+					t.Errorf("wahub %s printed a secret:\n%s", cmd, errOut)
+				}
+			}
+		})
+	}
+}
