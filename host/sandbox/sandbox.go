@@ -272,7 +272,6 @@ func Apply(cfg *config.Config, hubURL string) {
 	}
 }
 
-
 // Handler serves GET /sandbox and each fake under /sandbox/<name>/.
 func (s *Sandbox) Handler() http.Handler { return s.handler }
 
