@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wahub/wahub/host/admin"
 )
 
 // runWahubEnv is runWahub with exactly env (plus PATH and HOME): the
@@ -89,5 +94,43 @@ func TestSandboxSecretsRefusedInProduction(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A plugin starts with an allowlisted environment: a variable the hub has
+// (here a canary standing for WHATSAPP_ACCESS_TOKEN and every other
+// connector's secret) is not in the plugin process's environment.
+func TestPluginEnvironmentIsAllowlisted(t *testing.T) {
+	const canary = "WAHUB_E2E_CANARY=canary-7f3a91"
+	t.Setenv("WAHUB_E2E_CANARY", "canary-7f3a91")
+	t.Setenv("WHATSAPP_ACCESS_TOKEN", "canary-access-token")
+	t.Setenv("LC_TIME", "C")
+	h := newHub(t, noopConfig)
+	c := h.waitConnector("sink", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" && c.PID != 0 })
+	environ := func(pid int) []string {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	}
+	if hub := environ(h.cmd.Process.Pid); !slices.Contains(hub, canary) {
+		t.Fatalf("the hub itself lacks the canary; the test proves nothing: %q", hub)
+	}
+	plugin := environ(c.PID)
+	for _, kv := range plugin {
+		if strings.Contains(kv, "canary") {
+			t.Errorf("plugin environment has %q", kv)
+		}
+	}
+	names := map[string]bool{}
+	for _, kv := range plugin {
+		name, _, _ := strings.Cut(kv, "=")
+		names[name] = true
+	}
+	for _, want := range []string{"PATH", "LC_TIME", "PLUGIN_CLIENT_CERT"} {
+		if !names[want] {
+			t.Errorf("plugin environment lacks %s: %q", want, slices.Sorted(maps.Keys(names)))
+		}
 	}
 }

@@ -97,7 +97,11 @@ const (
 )
 
 // connectorDefault is a config key the sandbox fills for a built-in
-// plugin; secret marks the ones a production hub must not run with.
+// plugin. secret marks the ones that decide what the hub or a receiver
+// trusts (signing and webhook secrets, which the operator chooses): a
+// production hub must not run with a published value there. API tokens
+// are issued by the external service, which refuses the fakes' values
+// anyway.
 type connectorDefault struct {
 	key    string
 	value  string
@@ -109,22 +113,22 @@ type connectorDefault struct {
 // address).
 var connectorDefaults = map[string][]connectorDefault{
 	"slack": {
-		{"token", slacktest.DefaultToken, true},
+		{"token", slacktest.DefaultToken, false},
 		{"signing_secret", slacktest.DefaultSigningSecret, true},
 		{"channel", slacktest.DefaultChannel, false},
 	},
-	"hubspot": {{"token", HubSpotToken, true}},
+	"hubspot": {{"token", HubSpotToken, false}},
 	"bitrix24": {
 		{"user_id", bitrix24test.DefaultUserID, false},
-		{"token", bitrix24test.DefaultToken, true},
+		{"token", bitrix24test.DefaultToken, false},
 	},
 	"zendesk": {
 		{"email", zendesktest.DefaultEmail, false},
-		{"token", zendesktest.DefaultToken, true},
+		{"token", zendesktest.DefaultToken, false},
 		{"webhook_secret", zendesktest.DefaultWebhookSecret, true},
 	},
 	"freshdesk": {
-		{"api_key", freshdesktest.DefaultAPIKey, true},
+		{"api_key", freshdesktest.DefaultAPIKey, false},
 		{"webhook_secret", FreshdeskWebhookSecret, true},
 	},
 	"webhook": {{"secret", WebhookSecret, true}},
@@ -158,8 +162,7 @@ func ApplySecrets(cfg *config.Config) {
 
 // published is every secret value the sandbox hands out.
 func published() map[string]bool {
-	m := map[string]bool{AppSecret: true, VerifyToken: true, AdminToken: true, GraphToken: true,
-		slacktest.DefaultAppToken: true}
+	m := map[string]bool{AppSecret: true, VerifyToken: true, AdminToken: true, GraphToken: true}
 	for _, defs := range connectorDefaults {
 		for _, d := range defs {
 			if d.secret {
