@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/wahub/wahub/host/admin"
@@ -132,5 +133,102 @@ func TestPluginEnvironmentIsAllowlisted(t *testing.T) {
 		if !names[want] {
 			t.Errorf("plugin environment lacks %s: %q", want, slices.Sorted(maps.Keys(names)))
 		}
+	}
+}
+
+// newHubIn is newHub in a directory the test prepared.
+func newHubIn(t *testing.T, dir, cfg string) *hubProc {
+	t.Helper()
+	h := &hubProc{t: t, dir: dir, cfgPath: filepath.Join(dir, "connectors.yaml")}
+	if err := os.WriteFile(h.cfgPath, []byte(strings.ReplaceAll(cfg, "{{DIR}}", dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	t.Cleanup(func() {
+		if h.running() {
+			h.kill()
+		}
+		if t.Failed() {
+			t.Logf("hub log:\n%s", h.log())
+		}
+	})
+	return h
+}
+
+// gitData makes dir/data as a checkout of the repository has it: 0755
+// (from git and the umask) with a .gitkeep.
+func gitData(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", ".gitkeep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// relativeStore is testConfig with the shipped file's relative store path.
+var relativeStore = strings.Replace(testConfig, "path: {{DIR}}/wahub.db", "path: data/wahub.db", 1)
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+// The store holds customer messages: its directory is 0700 and the
+// database, its WAL and SHM, the lock and every backup 0600, whatever the
+// umask; a directory shared with other files is left alone, with a
+// warning.
+func TestStoreFilesArePrivate(t *testing.T) {
+	// The most permissive umask: every mode below is the hub's doing.
+	defer syscall.Umask(syscall.Umask(0))
+	dir := t.TempDir()
+	gitData(t, dir)
+	h := newHubIn(t, dir, relativeStore)
+	if out, errOut, code := h.wahub("simulate", "--url", h.url(""), fixture("text.json")); code != 0 {
+		t.Fatalf("simulate: %s%s", out, errOut)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if out, errOut, code := h.wahub("backup", backup); code != 0 {
+		t.Fatalf("backup: %s%s", out, errOut)
+	}
+	data := filepath.Join(dir, "data")
+	if m := mode(t, data); m != 0o700 {
+		t.Errorf("%s: mode %04o, want 0700", data, m)
+	}
+	for _, f := range []string{"data/wahub.db", "data/wahub.db-wal", "data/wahub.db-shm", "data/wahub.db.lock", "backup.db"} {
+		if m := mode(t, filepath.Join(dir, f)); m != 0o600 {
+			t.Errorf("%s: mode %04o, want 0600", f, m)
+		}
+	}
+	if strings.Contains(h.log(), "accessible to other users") {
+		t.Errorf("warned about a directory it tightened:\n%s", h.log())
+	}
+
+	// A directory that holds other things is the operator's: warn, do
+	// not chmod it.
+	shared := t.TempDir()
+	if err := os.Chmod(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shared, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHubIn(t, shared, testConfig)
+	if m := mode(t, shared); m != 0o755 {
+		t.Errorf("the hub changed a shared directory to %04o", m)
+	}
+	if m := mode(t, filepath.Join(shared, "wahub.db")); m != 0o600 {
+		t.Errorf("wahub.db in a shared directory: mode %04o, want 0600", m)
+	}
+	if !strings.Contains(h2.log(), "accessible to other users") || !strings.Contains(h2.log(), "chmod 700 "+shared) {
+		t.Errorf("no warning about the shared directory:\n%s", h2.log())
 	}
 }

@@ -91,6 +91,13 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	warning, err := store.SecureDir(cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		opt.Logger.Warn(warning)
+	}
 	st, err := store.Open(cfg.Store.Path, store.Options{
 		BusyTimeout: cfg.Store.BusyTimeout,
 		Now:         opt.Clock.Now,
