@@ -232,3 +232,30 @@ func TestStoreFilesArePrivate(t *testing.T) {
 		t.Errorf("no warning about the shared directory:\n%s", h2.log())
 	}
 }
+
+// One SQLite store, one hub: a second `wahub serve` on the same file
+// exits naming the first one's pid, while backup and route --explain
+// still work; once the first is gone (even SIGKILLed) a new hub starts.
+func TestSecondHubOnSameStoreRefused(t *testing.T) {
+	dir := t.TempDir()
+	gitData(t, dir)
+	h := newHubIn(t, dir, relativeStore)
+	_, errOut, code := h.wahub("serve")
+	want := fmt.Sprintf("store data/wahub.db is in use by another wahub (pid %d)", h.cmd.Process.Pid)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code == 0 || lines[len(lines)-1] != "wahub: "+want {
+		t.Fatalf("second serve: exit %d, stderr %q; want non-zero and %q", code, errOut, "wahub: "+want)
+	}
+	if out, errOut, code := h.wahub("backup", filepath.Join(dir, "copy.db")); code != 0 {
+		t.Errorf("backup while the hub runs: exit %d: %s%s", code, out, errOut)
+	}
+	if out, errOut, code := h.wahub("route", "--explain", fixture("text.json")); code != 0 {
+		t.Errorf("route --explain while the hub runs: exit %d: %s%s", code, out, errOut)
+	}
+	h.kill()
+	// The kernel drops the lock with the process, plugins included.
+	h2 := newHubIn(t, dir, relativeStore)
+	if code := h2.stop(); code != 0 {
+		t.Fatalf("hub after the first was killed: exit %d\n%s", code, h2.log())
+	}
+}

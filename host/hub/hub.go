@@ -39,6 +39,7 @@ type Hub struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	store    *store.Store
+	lock     *store.Lock
 	registry *prometheus.Registry
 	handler  http.Handler
 	clock    clockwork.Clock
@@ -98,17 +99,24 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	if warning != "" {
 		opt.Logger.Warn(warning)
 	}
+	// One hub per SQLite file: a second would deliver every event again.
+	lock, err := store.AcquireLock(cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(cfg.Store.Path, store.Options{
 		BusyTimeout: cfg.Store.BusyTimeout,
 		Now:         opt.Clock.Now,
 	})
 	if err != nil {
+		lock.Release()
 		return nil, err
 	}
 	h := &Hub{
 		cfg:      cfg,
 		log:      opt.Logger,
 		store:    st,
+		lock:     lock,
 		registry: prometheus.NewRegistry(),
 		clock:    opt.Clock,
 		router:   router,
@@ -365,7 +373,8 @@ func (h *Hub) serveSandbox(w http.ResponseWriter, r *http.Request) {
 	sb.Handler().ServeHTTP(w, r)
 }
 
-// Close commits what is queued and closes the store.
+// Close commits what is queued, closes the store and gives up its lock.
 func (h *Hub) Close() error {
-	return h.store.Close()
+	err := h.store.Close()
+	return errors.Join(err, h.lock.Release())
 }
