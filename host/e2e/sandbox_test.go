@@ -23,7 +23,7 @@ func TestSandboxWalkthrough(t *testing.T) {
 	}
 	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
 	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: {{DIR}}/wahub.db", 1)
-	cfg = strings.Replace(cfg, "sandbox-admin-token", adminToken, 1)
+	cfg = strings.Replace(cfg, "${WAHUB_ADMIN_TOKEN:-}", adminToken, 1)
 	if cfg == string(shipped) {
 		t.Fatal("the shipped configuration's listen or store keys moved; update this test")
 	}

@@ -39,6 +39,7 @@ type Hub struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	store    *store.Store
+	lock     *store.Lock
 	registry *prometheus.Registry
 	handler  http.Handler
 	clock    clockwork.Clock
@@ -80,6 +81,9 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	if opt.Clock == nil {
 		opt.Clock = clockwork.NewRealClock()
 	}
+	// Before anything reads them: the webhook and admin handlers take
+	// their secrets now.
+	sandbox.ApplySecrets(cfg)
 	router, err := route.New(cfg)
 	if err != nil {
 		return nil, err
@@ -88,17 +92,31 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	warning, err := store.SecureDir(cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		opt.Logger.Warn(warning)
+	}
+	// One hub per SQLite file: a second would deliver every event again.
+	lock, err := store.AcquireLock(cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(cfg.Store.Path, store.Options{
 		BusyTimeout: cfg.Store.BusyTimeout,
 		Now:         opt.Clock.Now,
 	})
 	if err != nil {
+		lock.Release()
 		return nil, err
 	}
 	h := &Hub{
 		cfg:      cfg,
 		log:      opt.Logger,
 		store:    st,
+		lock:     lock,
 		registry: prometheus.NewRegistry(),
 		clock:    opt.Clock,
 		router:   router,
@@ -355,7 +373,8 @@ func (h *Hub) serveSandbox(w http.ResponseWriter, r *http.Request) {
 	sb.Handler().ServeHTTP(w, r)
 }
 
-// Close commits what is queued and closes the store.
+// Close commits what is queued, closes the store and gives up its lock.
 func (h *Hub) Close() error {
-	return h.store.Close()
+	err := h.store.Close()
+	return errors.Join(err, h.lock.Release())
 }

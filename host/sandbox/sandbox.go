@@ -8,6 +8,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"sort"
@@ -86,11 +87,157 @@ func (s *Sandbox) Close() { s.Graph.Close() }
 // URL is where a fake is served.
 func (s *Sandbox) URL(name string) string { return s.base + "/" + name }
 
+// The hub's own secrets when the sandbox is on and the configuration
+// leaves them unset. They are published (in this file and the README), so
+// a hub with the sandbox off refuses them: see ProductionProblems.
+const (
+	AppSecret   = "sandbox-app-secret"
+	VerifyToken = "sandbox-verify-token"
+	AdminToken  = "sandbox-admin-token"
+)
+
+// connectorDefault is a config key the sandbox fills for a built-in
+// plugin. secret marks the ones that decide what the hub or a receiver
+// trusts (signing and webhook secrets, which the operator chooses): a
+// production hub must not run with a published value there. API tokens
+// are issued by the external service, which refuses the fakes' values
+// anyway.
+type connectorDefault struct {
+	key    string
+	value  string
+	secret bool
+}
+
+// connectorDefaults are the credentials each built-in plugin gets pointed
+// at the fakes with. api_url is added by Apply (it depends on the hub's
+// address).
+var connectorDefaults = map[string][]connectorDefault{
+	"slack": {
+		{"token", slacktest.DefaultToken, false},
+		{"signing_secret", slacktest.DefaultSigningSecret, true},
+		{"channel", slacktest.DefaultChannel, false},
+	},
+	"hubspot": {{"token", HubSpotToken, false}},
+	"bitrix24": {
+		{"user_id", bitrix24test.DefaultUserID, false},
+		{"token", bitrix24test.DefaultToken, false},
+	},
+	"zendesk": {
+		{"email", zendesktest.DefaultEmail, false},
+		{"token", zendesktest.DefaultToken, false},
+		{"webhook_secret", zendesktest.DefaultWebhookSecret, true},
+	},
+	"freshdesk": {
+		{"api_key", freshdesktest.DefaultAPIKey, false},
+		{"webhook_secret", FreshdeskWebhookSecret, true},
+	},
+	"webhook": {{"secret", WebhookSecret, true}},
+}
+
+// FreshdeskWebhookSecret is what the sandbox's Freshdesk automation would
+// send; the fake itself does not call back.
+const FreshdeskWebhookSecret = "sandbox-freshdesk-webhook-secret"
+
+// ApplySecrets fills the hub's own secrets left unset (app secret, verify
+// token, admin token) with the sandbox's published ones. Every command
+// that loads a configuration with sandbox: true calls it, so that
+// `simulate` signs with the secret `serve` verifies and the CLI's admin
+// calls carry the token the hub expects. It does nothing with the
+// sandbox off.
+func ApplySecrets(cfg *config.Config) {
+	if !cfg.Sandbox {
+		return
+	}
+	wa := &cfg.WhatsApp
+	if len(wa.AppSecret) == 0 {
+		wa.AppSecret = []config.Secret{AppSecret}
+	}
+	if wa.VerifyToken.Reveal() == "" {
+		wa.VerifyToken = config.Secret(VerifyToken)
+	}
+	if cfg.Server.AdminToken.Reveal() == "" {
+		cfg.Server.AdminToken = config.Secret(AdminToken)
+	}
+}
+
+// published is every secret value the sandbox hands out.
+func published() map[string]bool {
+	m := map[string]bool{AppSecret: true, VerifyToken: true, AdminToken: true, GraphToken: true}
+	for _, defs := range connectorDefaults {
+		for _, d := range defs {
+			if d.secret {
+				m[d.value] = true
+			}
+		}
+	}
+	return m
+}
+
+// ProductionProblems reports, for a configuration with the sandbox off,
+// every secret that still holds one of the sandbox's published values:
+// anyone could sign webhooks, call the admin API or impersonate a
+// connector's system with it. `wahub check` and `wahub serve` refuse such
+// a configuration (exit 2), naming each key.
+func ProductionProblems(cfg *config.Config) []error {
+	if cfg.Sandbox {
+		return nil
+	}
+	pub := published()
+	var out []error
+	refuse := func(key, what string) {
+		out = append(out, &config.Error{Key: key, Msg: "holds a published sandbox default, which anyone can use; " +
+			"with sandbox: false set " + what})
+	}
+	for i, s := range cfg.WhatsApp.AppSecret {
+		if pub[s.Reveal()] {
+			key := "whatsapp.app_secret"
+			if len(cfg.WhatsApp.AppSecret) > 1 {
+				key = fmt.Sprintf("whatsapp.app_secret[%d]", i)
+			}
+			refuse(key, "the App secret of Meta's App Dashboard › App settings › Basic (export WHATSAPP_APP_SECRET)")
+		}
+	}
+	if pub[cfg.WhatsApp.VerifyToken.Reveal()] {
+		refuse("whatsapp.verify_token", "a random token of your own, and type the same in App Dashboard › WhatsApp › Configuration (export WHATSAPP_VERIFY_TOKEN)")
+	}
+	if pub[cfg.WhatsApp.AccessToken.Reveal()] {
+		refuse("whatsapp.access_token", "the system user's access token from Meta's Business Manager (export WHATSAPP_ACCESS_TOKEN)")
+	}
+	if pub[cfg.Server.AdminToken.Reveal()] {
+		refuse("server.admin_token", "a long random token of your own, e.g. `openssl rand -hex 32` (export WAHUB_ADMIN_TOKEN), or leave it empty to turn the admin API off")
+	}
+	names := make([]string, 0, len(cfg.Connectors))
+	for name := range cfg.Connectors {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		cc := cfg.Connectors[name]
+		if !cc.Enabled {
+			continue
+		}
+		conf := cc.Config.Reveal()
+		keys := make([]string, 0, len(conf))
+		for k := range conf {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if v, ok := conf[k].(string); ok && pub[v] {
+				refuse("connectors."+name+".config."+k, "the credential of your "+cc.Plugin+" account")
+			}
+		}
+	}
+	return out
+}
+
 // Apply points everything the configuration leaves unset at the fakes of
-// a hub reachable at hubURL: the Graph API and its token, and each
-// built-in connector's api_url, credentials and secrets. `wahub check`
-// applies it too, so that the shipped configuration validates.
+// a hub reachable at hubURL: the hub's own secrets, the Graph API and its
+// token, and each built-in connector's api_url, credentials and secrets.
+// `wahub check` applies it too, so that the shipped configuration
+// validates.
 func Apply(cfg *config.Config, hubURL string) {
+	ApplySecrets(cfg)
 	s := &Sandbox{base: hubURL + "/sandbox"}
 	wa := &cfg.WhatsApp
 	if wa.APIURL == "" || strings.HasPrefix(wa.APIURL, "https://graph.facebook.com") {
@@ -112,30 +259,18 @@ func Apply(cfg *config.Config, hubURL string) {
 		switch cc.Plugin {
 		case "slack":
 			set("api_url", s.URL("slack")+"/")
-			set("token", slacktest.DefaultToken)
-			set("signing_secret", slacktest.DefaultSigningSecret)
-			set("channel", slacktest.DefaultChannel)
-		case "hubspot":
-			set("api_url", s.URL("hubspot"))
-			set("token", HubSpotToken)
+		case "hubspot", "zendesk", "freshdesk":
+			set("api_url", s.URL(cc.Plugin))
 		case "bitrix24":
-			if _, ok := c["webhook_url"]; !ok {
-				set("api_url", s.URL("bitrix24"))
-				set("user_id", bitrix24test.DefaultUserID)
-				set("token", bitrix24test.DefaultToken)
+			if _, ok := c["webhook_url"]; ok {
+				continue // an inbound-webhook URL carries its own credentials
 			}
-		case "zendesk":
-			set("api_url", s.URL("zendesk"))
-			set("email", zendesktest.DefaultEmail)
-			set("token", zendesktest.DefaultToken)
-			set("webhook_secret", zendesktest.DefaultWebhookSecret)
-		case "freshdesk":
-			set("api_url", s.URL("freshdesk"))
-			set("api_key", freshdesktest.DefaultAPIKey)
-			set("webhook_secret", "sandbox-freshdesk-webhook-secret")
+			set("api_url", s.URL("bitrix24"))
 		case "webhook":
 			set("url", s.URL("webhook")+"/")
-			set("secret", WebhookSecret)
+		}
+		for _, d := range connectorDefaults[cc.Plugin] {
+			set(d.key, d.value)
 		}
 	}
 }

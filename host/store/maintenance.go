@@ -12,9 +12,16 @@ import (
 // runs (SQLite's VACUUM INTO reads one snapshot; writers go on). path must
 // not exist.
 func (s *Store) Backup(ctx context.Context, path string) error {
-	if _, err := os.Stat(path); err == nil {
-		return fmt.Errorf("store: backup: %s exists; choose a new file", path)
+	// VACUUM INTO fills an empty file it finds, keeping its mode.
+	if err := createPrivate(path); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(path)
+		}
+	}()
 	// Its own connection: the readers are read-only, and VACUUM cannot run
 	// inside the writer's transactions.
 	db, err := sql.Open("sqlite3", "file:"+s.path+"?_busy_timeout=10000")
@@ -25,6 +32,7 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
 		return fmt.Errorf("store: backup to %s: %w", path, err)
 	}
+	ok = true
 	return nil
 }
 

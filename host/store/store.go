@@ -102,9 +102,12 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("store: synchronous %q: want full or normal", opt.Synchronous)
 	}
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, dirMode); err != nil {
 			return nil, fmt.Errorf("store: create directory for %s: %w (check store.path and the permissions of its directory)", path, err)
 		}
+	}
+	if err := secureFiles(path); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")

@@ -261,9 +261,12 @@ func (s *Supervisor) launch(ctx context.Context, spec Spec) (*plugin.Client, *sd
 		return nil, nil, sdk.Description{}, fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginSet(nil),
-		Cmd:              cmd,
+		HandshakeConfig: sdk.Handshake,
+		Plugins:         sdk.PluginSet(nil),
+		Cmd:             cmd,
+		// cmd.Env is the allowlist below; go-plugin would otherwise
+		// append the hub's whole environment, secrets included.
+		SkipHostEnv:      true,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -322,7 +325,9 @@ func (s *Supervisor) command(spec Spec) (*exec.Cmd, *plugin.SecureConfig, error)
 				return nil, nil, fmt.Errorf("find the wahub executable to run built-in %q: %w", spec.Plugin, err)
 			}
 		}
-		return exec.Command(exe, ServeCommand, spec.Plugin), nil, nil
+		cmd := exec.Command(exe, ServeCommand, spec.Plugin)
+		cmd.Env = PluginEnv(os.Environ())
+		return cmd, nil, nil
 	}
 	want, err := hex.DecodeString(spec.SHA256)
 	if err != nil || len(want) != sha256.Size {
@@ -338,7 +343,36 @@ func (s *Supervisor) command(spec Spec) (*exec.Cmd, *plugin.SecureConfig, error)
 	}
 	// go-plugin checks the checksum again right before exec, closing the
 	// window between this check and the start.
-	return exec.Command(spec.Plugin), &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}, nil
+	cmd := exec.Command(spec.Plugin)
+	cmd.Env = PluginEnv(os.Environ())
+	return cmd, &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}, nil
+}
+
+// pluginEnvNames are the variables a plugin process inherits from the hub:
+// what any program needs to find executables, write temporary files, tell
+// the time and language, trust certificates and reach the network through
+// a proxy. Nothing else: the hub's environment holds every connector's
+// secrets (WHATSAPP_ACCESS_TOKEN, SLACK_BOT_TOKEN, ...), and a plugin gets
+// its own configuration, secrets included, over gRPC only. go-plugin adds
+// its handshake variables (magic cookie, AutoMTLS certificate) itself.
+var pluginEnvNames = map[string]bool{
+	"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LANG": true,
+	"SSL_CERT_FILE": true, "SSL_CERT_DIR": true,
+	"HTTP_PROXY": true, "HTTPS_PROXY": true, "NO_PROXY": true,
+	"http_proxy": true, "https_proxy": true, "no_proxy": true,
+}
+
+// PluginEnv filters environ (as os.Environ returns it) down to what a
+// plugin may see: pluginEnvNames and the LC_* locale variables.
+func PluginEnv(environ []string) []string {
+	out := []string{}
+	for _, kv := range environ {
+		name, _, ok := strings.Cut(kv, "=")
+		if ok && (pluginEnvNames[name] || strings.HasPrefix(name, "LC_")) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // VerifyExecutable checks an external plugin's checksum, for wahub check.

@@ -32,7 +32,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if problems := cfg.ServeProblems(); len(problems) > 0 {
+			if problems := serveProblems(cfg); len(problems) > 0 {
 				return usageErr(errors.Join(problems...))
 			}
 			w := g.stdout

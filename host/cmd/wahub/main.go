@@ -114,13 +114,22 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 }
 
 // loadConfig reads the configuration; every failure is a bad-configuration
-// exit.
+// exit. With sandbox: true the hub's own secrets left unset get the
+// sandbox's published values, so that every command agrees with `serve`.
 func (g *globals) loadConfig() (*config.Config, error) {
 	cfg, err := config.Load(g.configPath, os.Environ())
 	if err != nil {
 		return nil, usageErr(err)
 	}
+	sandbox.ApplySecrets(cfg)
 	return cfg, nil
+}
+
+// serveProblems is what keeps a configuration from serving: missing
+// secrets, and (with the sandbox off) secrets that are the sandbox's
+// published defaults.
+func serveProblems(cfg *config.Config) []error {
+	return append(cfg.ServeProblems(), sandbox.ProductionProblems(cfg)...)
 }
 
 // loadProbeConfig is loadConfig for commands that start plugins without

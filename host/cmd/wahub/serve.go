@@ -23,10 +23,13 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if problems := cfg.ServeProblems(); len(problems) > 0 {
+			if problems := serveProblems(cfg); len(problems) > 0 {
 				return usageErr(errors.Join(problems...))
 			}
 			logger := newLogger(cfg, g.stderr)
+			if !cfg.Sandbox && cfg.WhatsApp.AccessToken.Reveal() == "" {
+				logger.Warn("whatsapp.access_token is empty: the hub receives webhooks but every outbound message (replies, triggers, agents' answers) will fail; export WHATSAPP_ACCESS_TOKEN")
+			}
 			h, err := hub.New(cfg, hub.Options{Logger: logger})
 			if err != nil {
 				return runtimeErr(err)

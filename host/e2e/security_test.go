@@ -1,0 +1,261 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/wahub/wahub/host/admin"
+)
+
+// runWahubEnv is runWahub with exactly env (plus PATH and HOME): the
+// tests here decide which variables the hub sees.
+func runWahubEnv(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "WAHUB_CONFIG="}, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("running wahub %v: %v", args, err)
+		}
+	}
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// shippedConfig copies the repository's connectors.yaml into a fresh
+// directory with the store there and a free port.
+func shippedConfig(t *testing.T) (dir, path string) {
+	t.Helper()
+	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
+	dir = t.TempDir()
+	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: "+dir+"/wahub.db", 1)
+	path = filepath.Join(dir, "connectors.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, path
+}
+
+// The shipped file with the sandbox off never runs on the sandbox's
+// published secrets: not when the variables are unset, and not when they
+// are set to the published values.
+func TestSandboxSecretsRefusedInProduction(t *testing.T) {
+	dir, path := shippedConfig(t)
+	listCfg := filepath.Join(dir, "list.yaml")
+	if err := os.WriteFile(listCfg, []byte(strings.ReplaceAll(testConfig, "{{DIR}}", dir)+"sandbox: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	public := []string{
+		"WHATSAPP_APP_SECRET=sandbox-app-secret", "WHATSAPP_VERIFY_TOKEN=sandbox-verify-token",
+		"WAHUB_ADMIN_TOKEN=sandbox-admin-token", "SLACK_SIGNING_SECRET=wahub-sandbox-signing-secret",
+		"ZENDESK_WEBHOOK_SECRET=zendesk-sandbox-webhook-secret", "AUDIT_WEBHOOK_SECRET=sandbox-webhook-secret",
+	}
+	for _, tc := range []struct {
+		name   string
+		config string
+		env    []string
+		keys   []string
+	}{
+		{"no variables", path, []string{"WAHUB_SANDBOX=false"},
+			[]string{"whatsapp.app_secret: ", "whatsapp.verify_token: "}},
+		{"published values", path, append([]string{"WAHUB_SANDBOX=false"}, public...),
+			[]string{"whatsapp.app_secret: holds a published sandbox default", "whatsapp.verify_token: holds",
+				"server.admin_token: holds", "connectors.slack.config.signing_secret: holds",
+				"connectors.zendesk.config.webhook_secret: holds", "connectors.audit.config.secret: holds"}},
+		{"one of a rotation list", listCfg, []string{"WAHUB_WHATSAPP__APP_SECRET=real-secret,sandbox-app-secret"},
+			[]string{"whatsapp.app_secret[1]: holds a published sandbox default"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, cmd := range []string{"check", "serve"} {
+				_, errOut, code := runWahubEnv(t, dir, tc.env, cmd, "--config", tc.config)
+				if code != 2 {
+					t.Fatalf("wahub %s: exit %d, want 2; stderr:\n%s", cmd, code, errOut)
+				}
+				for _, k := range tc.keys {
+					if !strings.Contains(errOut, k) {
+						t.Errorf("wahub %s: stderr does not name %q:\n%s", cmd, k, errOut)
+					}
+				}
+				if strings.Contains(errOut, "real-secret") {
+					t.Errorf("wahub %s printed a secret:\n%s", cmd, errOut)
+				}
+			}
+		})
+	}
+}
+
+// A plugin starts with an allowlisted environment: a variable the hub has
+// (here a canary standing for WHATSAPP_ACCESS_TOKEN and every other
+// connector's secret) is not in the plugin process's environment.
+func TestPluginEnvironmentIsAllowlisted(t *testing.T) {
+	const canary = "WAHUB_E2E_CANARY=canary-7f3a91"
+	t.Setenv("WAHUB_E2E_CANARY", "canary-7f3a91")
+	t.Setenv("WHATSAPP_ACCESS_TOKEN", "canary-access-token")
+	t.Setenv("LC_TIME", "C")
+	h := newHub(t, noopConfig)
+	c := h.waitConnector("sink", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" && c.PID != 0 })
+	environ := func(pid int) []string {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	}
+	if hub := environ(h.cmd.Process.Pid); !slices.Contains(hub, canary) {
+		t.Fatalf("the hub itself lacks the canary; the test proves nothing: %q", hub)
+	}
+	plugin := environ(c.PID)
+	for _, kv := range plugin {
+		if strings.Contains(kv, "canary") {
+			t.Errorf("plugin environment has %q", kv)
+		}
+	}
+	names := map[string]bool{}
+	for _, kv := range plugin {
+		name, _, _ := strings.Cut(kv, "=")
+		names[name] = true
+	}
+	for _, want := range []string{"PATH", "LC_TIME", "PLUGIN_CLIENT_CERT"} {
+		if !names[want] {
+			t.Errorf("plugin environment lacks %s: %q", want, slices.Sorted(maps.Keys(names)))
+		}
+	}
+}
+
+// newHubIn is newHub in a directory the test prepared.
+func newHubIn(t *testing.T, dir, cfg string) *hubProc {
+	t.Helper()
+	h := &hubProc{t: t, dir: dir, cfgPath: filepath.Join(dir, "connectors.yaml")}
+	if err := os.WriteFile(h.cfgPath, []byte(strings.ReplaceAll(cfg, "{{DIR}}", dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	t.Cleanup(func() {
+		if h.running() {
+			h.kill()
+		}
+		if t.Failed() {
+			t.Logf("hub log:\n%s", h.log())
+		}
+	})
+	return h
+}
+
+// gitData makes dir/data as a checkout of the repository has it: 0755
+// (from git and the umask) with a .gitkeep.
+func gitData(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", ".gitkeep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// relativeStore is testConfig with the shipped file's relative store path.
+var relativeStore = strings.Replace(testConfig, "path: {{DIR}}/wahub.db", "path: data/wahub.db", 1)
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+// The store holds customer messages: its directory is 0700 and the
+// database, its WAL and SHM, the lock and every backup 0600, whatever the
+// umask; a directory shared with other files is left alone, with a
+// warning.
+func TestStoreFilesArePrivate(t *testing.T) {
+	// The most permissive umask: every mode below is the hub's doing.
+	defer syscall.Umask(syscall.Umask(0))
+	dir := t.TempDir()
+	gitData(t, dir)
+	h := newHubIn(t, dir, relativeStore)
+	if out, errOut, code := h.wahub("simulate", "--url", h.url(""), fixture("text.json")); code != 0 {
+		t.Fatalf("simulate: %s%s", out, errOut)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if out, errOut, code := h.wahub("backup", backup); code != 0 {
+		t.Fatalf("backup: %s%s", out, errOut)
+	}
+	data := filepath.Join(dir, "data")
+	if m := mode(t, data); m != 0o700 {
+		t.Errorf("%s: mode %04o, want 0700", data, m)
+	}
+	for _, f := range []string{"data/wahub.db", "data/wahub.db-wal", "data/wahub.db-shm", "data/wahub.db.lock", "backup.db"} {
+		if m := mode(t, filepath.Join(dir, f)); m != 0o600 {
+			t.Errorf("%s: mode %04o, want 0600", f, m)
+		}
+	}
+	if strings.Contains(h.log(), "accessible to other users") {
+		t.Errorf("warned about a directory it tightened:\n%s", h.log())
+	}
+
+	// A directory that holds other things is the operator's: warn, do
+	// not chmod it.
+	shared := t.TempDir()
+	if err := os.Chmod(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shared, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHubIn(t, shared, testConfig)
+	if m := mode(t, shared); m != 0o755 {
+		t.Errorf("the hub changed a shared directory to %04o", m)
+	}
+	if m := mode(t, filepath.Join(shared, "wahub.db")); m != 0o600 {
+		t.Errorf("wahub.db in a shared directory: mode %04o, want 0600", m)
+	}
+	if !strings.Contains(h2.log(), "accessible to other users") || !strings.Contains(h2.log(), "chmod 700 "+shared) {
+		t.Errorf("no warning about the shared directory:\n%s", h2.log())
+	}
+}
+
+// One SQLite store, one hub: a second `wahub serve` on the same file
+// exits naming the first one's pid, while backup and route --explain
+// still work; once the first is gone (even SIGKILLed) a new hub starts.
+func TestSecondHubOnSameStoreRefused(t *testing.T) {
+	dir := t.TempDir()
+	gitData(t, dir)
+	h := newHubIn(t, dir, relativeStore)
+	_, errOut, code := h.wahub("serve")
+	want := fmt.Sprintf("store data/wahub.db is in use by another wahub (pid %d)", h.cmd.Process.Pid)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code == 0 || lines[len(lines)-1] != "wahub: "+want {
+		t.Fatalf("second serve: exit %d, stderr %q; want non-zero and %q", code, errOut, "wahub: "+want)
+	}
+	if out, errOut, code := h.wahub("backup", filepath.Join(dir, "copy.db")); code != 0 {
+		t.Errorf("backup while the hub runs: exit %d: %s%s", code, out, errOut)
+	}
+	if out, errOut, code := h.wahub("route", "--explain", fixture("text.json")); code != 0 {
+		t.Errorf("route --explain while the hub runs: exit %d: %s%s", code, out, errOut)
+	}
+	h.kill()
+	// The kernel drops the lock with the process, plugins included.
+	h2 := newHubIn(t, dir, relativeStore)
+	if code := h2.stop(); code != 0 {
+		t.Fatalf("hub after the first was killed: exit %d\n%s", code, h2.log())
+	}
+}
