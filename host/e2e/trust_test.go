@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// explained is one event of wahub route --explain's output: its id and the
+// route it says the hub stores.
+type explained struct {
+	id, route, text string
+}
+
+var (
+	explainEventRe = regexp.MustCompile(`(?m)^event \d+: \S+ (evt_\S+)$`)
+	explainRouteRe = regexp.MustCompile(`(?m)^  → stored route: (.*)$`)
+)
+
+func parseExplain(t *testing.T, out string) []explained {
+	t.Helper()
+	ids := explainEventRe.FindAllStringSubmatch(out, -1)
+	routes := explainRouteRe.FindAllStringSubmatch(out, -1)
+	if len(ids) == 0 || len(ids) != len(routes) {
+		t.Fatalf("route --explain: %d events, %d stored routes:\n%s", len(ids), len(routes), out)
+	}
+	blocks := explainEventRe.Split(out, -1)[1:]
+	var got []explained
+	for i := range ids {
+		got = append(got, explained{id: ids[i][1], route: routes[i][1], text: blocks[i]})
+	}
+	return got
+}
+
+// textBody is a signed-able webhook body with one text message per text,
+// all from waID.
+func textBody(waID, wamidPrefix string, at time.Time, texts ...string) []byte {
+	var msgs []string
+	for i, text := range texts {
+		msgs = append(msgs, fmt.Sprintf(`{"from":%q,"id":"%s.%d","timestamp":"%d","type":"text","text":{"body":%q}}`,
+			waID, wamidPrefix, i, at.Unix()+int64(i), text))
+	}
+	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Caio"},"wa_id":%q}],"messages":[%s]}}]}]}`,
+		waID, strings.Join(msgs, ",")))
+}
+
+// storedRoute is the route the hub stored with an event, as JSON, once it
+// has routed it.
+func (h *hubProc) storedRoute(id string) string {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ev sdk.Event
+		code := h.api("GET", "/api/v1/events/"+id, nil, &ev)
+		if code == 200 && ev.Route != nil {
+			b, _ := json.Marshal(ev.Route)
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("event %s: no route stored within 30s (GET: %d)", id, code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Item 1 of issue 15: route --explain tells the route the hub stores, for a
+// returning customer too (conversation affinity), and for several messages
+// of one customer in one body.
+func TestExplainAgreesWithTheStoredRoute(t *testing.T) {
+	billing, support := newReceiver(t), newReceiver(t)
+	h := newHub(t, routingConfig(billing.URL(), support.URL()))
+	dir := t.TempDir()
+	write := func(name string, body []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	explain := func(path string) []explained {
+		t.Helper()
+		out, errOut, code := h.wahub("route", "--explain", path)
+		if code != 0 {
+			t.Fatalf("route --explain: exit %d\n%s%s", code, out, errOut)
+		}
+		if strings.Contains(out, "belongs to no conversation") {
+			t.Errorf("route --explain sees no conversation:\n%s", out)
+		}
+		return parseExplain(t, out)
+	}
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+
+	// A first message: routed by rules to support.
+	first := write("first.json", textBody("5511900000001", "wamid.E2E.explain.a", at, "bom dia"))
+	before := explain(first)
+	h.postRaw(mustRead(t, first))
+	if got := h.storedRoute(before[0].id); got != before[0].route {
+		t.Errorf("first message: explain said %s, the hub stored %s", before[0].route, got)
+	}
+
+	// The same customer about an invoice: the billing rule matches, but
+	// affinity keeps the open conversation with support, and explain says
+	// so before the message is posted.
+	second := write("second.json", textBody("5511900000001", "wamid.E2E.explain.b", at.Add(time.Minute), "minha fatura veio errada"))
+	ex := explain(second)
+	if !strings.Contains(ex[0].route, `"rule":"affinity"`) || !strings.Contains(ex[0].route, `"team":"support"`) {
+		t.Errorf("explain of a returning customer's billing message: stored route %s, want affinity → support:\n%s", ex[0].route, ex[0].text)
+	}
+	if !strings.Contains(ex[0].text, "✓ route billing") || !strings.Contains(ex[0].text, "✓ affinity support") {
+		t.Errorf("explain should show billing matching and affinity keeping support:\n%s", ex[0].text)
+	}
+	h.postRaw(mustRead(t, second))
+	if got := h.storedRoute(ex[0].id); got != ex[0].route {
+		t.Errorf("returning customer: explain said %s, the hub stored %s", ex[0].route, got)
+	}
+
+	// A new customer's two messages in one body: the second follows the
+	// first's conversation, as the hub routes them.
+	both := write("both.json", textBody("5511900000002", "wamid.E2E.explain.c", at, "olá", "e o boleto?"))
+	ex = explain(both)
+	if len(ex) != 2 {
+		t.Fatalf("explain of two messages: %d events", len(ex))
+	}
+	h.postRaw(mustRead(t, both))
+	for i, e := range ex {
+		if got := h.storedRoute(e.id); got != e.route {
+			t.Errorf("message %d of one body: explain said %s, the hub stored %s", i+1, e.route, got)
+		}
+	}
+	if !strings.Contains(ex[1].route, `"rule":"affinity"`) {
+		t.Errorf("the second message of a new conversation: %s, want affinity", ex[1].route)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
