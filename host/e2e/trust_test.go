@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -146,4 +148,94 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// shippedConfig is the repository's connectors.yaml on a free port, with
+// its store in the test's directory and the test's admin token.
+func shippedConfig(t *testing.T) string {
+	t.Helper()
+	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
+	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: {{DIR}}/wahub.db", 1)
+	cfg = strings.Replace(cfg, "sandbox-admin-token", adminToken, 1)
+	cfg = strings.Replace(cfg, "format: auto", "format: json", 1)
+	if !strings.Contains(cfg, "127.0.0.1:0") || !strings.Contains(cfg, "{{DIR}}") || !strings.Contains(cfg, adminToken) {
+		t.Fatal("the shipped configuration's listen, store or admin_token keys moved; update shippedConfig")
+	}
+	return cfg
+}
+
+var shippedConnectors = []string{"slack", "zendesk", "freshdesk", "hubspot", "bitrix24", "audit"}
+
+// logRecords are the hub's JSON log lines.
+func (h *hubProc) logRecords() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(h.log(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// stopGroup sends SIGTERM to the hub's whole process group, plugins
+// included, as systemd's KillMode=control-group does, and returns the
+// hub's exit status once every process of the group has gone.
+func (h *hubProc) stopGroup() int {
+	h.t.Helper()
+	pgid := h.cmd.Process.Pid
+	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil {
+		h.t.Fatal(err)
+	}
+	select {
+	case <-h.exited:
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("wahub did not exit within 30s of SIGTERM to its group")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(-pgid, 0) == nil {
+		if time.Now().After(deadline) {
+			h.t.Fatal("plugin processes outlived the hub by 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return h.cmd.ProcessState.ExitCode()
+}
+
+// Item 3 of issue 15: SIGTERM to the whole group — running, or while the
+// plugins are still starting — is a clean stop: exit 0 and not one ERROR.
+func TestStopOfTheWholeGroupIsClean(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		waitAll bool
+	}{
+		{"running", true},
+		{"during start-up", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHubProc(t, shippedConfig(t), true)
+			if tc.waitAll {
+				for _, name := range shippedConnectors {
+					h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+				}
+			}
+			if code := h.stopGroup(); code != 0 {
+				t.Errorf("exit status %d, want 0", code)
+			}
+			stopped := false
+			for _, rec := range h.logRecords() {
+				if rec["level"] == "ERROR" {
+					t.Errorf("ERROR logged by a clean stop: %v", rec)
+				}
+				stopped = stopped || rec["msg"] == "wahub stopped"
+			}
+			if !stopped {
+				t.Errorf("no \"wahub stopped\" line:\n%s", h.log())
+			}
+		})
+	}
 }
