@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/wahub/wahub/host/admin"
+	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/plugins/webhook/webhooktest"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -237,5 +240,59 @@ func TestStopOfTheWholeGroupIsClean(t *testing.T) {
 				t.Errorf("no \"wahub stopped\" line:\n%s", h.log())
 			}
 		})
+	}
+}
+
+// waitLog waits until the hub's log has a record for which match holds.
+func (h *hubProc) waitLog(what string, match func(rec map[string]any) bool) map[string]any {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, rec := range h.logRecords() {
+			if match(rec) {
+				return rec
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: no such log record within 30s:\n%s", what, h.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Item 2 of issue 15: a failing connector's retries and dead letters are
+// in the log, and so is each routing decision.
+func TestRetriesDeadLettersAndRoutesAreLogged(t *testing.T) {
+	rcv := newReceiver(t)
+	rcv.SetHandler(func(*http.Request, []byte) webhooktest.Response {
+		return webhooktest.Response{Status: 503, Body: "down for maintenance"}
+	})
+	cfg := strings.Replace(webhookConfig(rcv.URL()), "max_attempts: 6", "max_attempts: 2", 1)
+	h := newHub(t, cfg)
+	h.postText("5511900000009", "wamid.E2E.logs.1", "olá", time.Now())
+	id := ingest.EventID("m:wamid.E2E.logs.1")
+
+	routed := h.waitLog("the routing decision", func(r map[string]any) bool { return r["msg"] == "routed" && r["event"] == id })
+	if routed["level"] != "DEBUG" || routed["rule"] != "default" || routed["team"] != "support" {
+		t.Errorf("routing record %v", routed)
+	}
+	retry := h.waitLog("the retry", func(r map[string]any) bool { return r["msg"] == "delivery failed; will retry" && r["event"] == id })
+	if retry["level"] != "WARN" || retry["connector"] != "hook" || retry["attempt"] != float64(1) ||
+		!strings.Contains(fmt.Sprint(retry["err"]), "503") || retry["next_at"] == nil {
+		t.Errorf("retry record %v", retry)
+	}
+	if s, ok := retry["retry_in"].(string); !ok {
+		t.Errorf("retry_in %v: want a duration as text", retry["retry_in"])
+	} else if _, err := time.ParseDuration(s); err != nil {
+		t.Errorf("retry_in %q: %v", s, err)
+	}
+	dead := h.waitLog("the dead letter", func(r map[string]any) bool { return r["level"] == "ERROR" && r["event"] == id })
+	if dead["connector"] != "hook" || dead["attempts"] != float64(2) {
+		t.Errorf("dead letter record %v", dead)
+	}
+	for _, rec := range h.logRecords() {
+		if _, twin := rec["timestamp"]; twin {
+			t.Errorf("a record with both time and timestamp: %v", rec)
+		}
 	}
 }
