@@ -39,7 +39,10 @@ type Spec struct {
 	// Plugin is a built-in connector name, or a path to an executable.
 	Plugin string
 	SHA256 string // required for an executable
-	Config json.RawMessage
+	// Unchecked runs an executable without checking its digest
+	// (connectors.yaml's sha256: dev, which only a sandbox accepts).
+	Unchecked bool
+	Config    json.RawMessage
 }
 
 // Builtin reports whether the spec names a built-in connector.
@@ -324,6 +327,15 @@ func (s *Supervisor) command(spec Spec) (*exec.Cmd, *plugin.SecureConfig, error)
 		}
 		return exec.Command(exe, ServeCommand, spec.Plugin), nil, nil
 	}
+	if spec.Unchecked {
+		if _, err := os.Stat(spec.Plugin); err != nil {
+			return nil, nil, fmt.Errorf("connectors.%s.plugin: %w", spec.Name, err)
+		}
+		if s.log != nil {
+			s.log.Warn("running a plugin without checking its sha256 (sha256: dev, sandbox only)", "connector", spec.Name, "plugin", spec.Plugin)
+		}
+		return exec.Command(spec.Plugin), nil, nil
+	}
 	want, err := hex.DecodeString(spec.SHA256)
 	if err != nil || len(want) != sha256.Size {
 		return nil, nil, fmt.Errorf("connectors.%s.sha256: want the 64 hex digits of `sha256sum %s`", spec.Name, spec.Plugin)
@@ -346,7 +358,7 @@ func VerifyExecutable(spec Spec) error {
 	if spec.Builtin() {
 		return nil
 	}
-	_, _, err := (&Supervisor{}).command(spec)
+	_, _, err := (&Supervisor{}).command(spec) // no log: nothing runs
 	return err
 }
 
