@@ -18,12 +18,11 @@ import (
 // It returns only when the host ends the plugin. Write logs with Logger,
 // never to stdout: go-plugin's handshake owns stdout.
 func Serve(c Connector) {
-	// The logger must exist before plugin.Serve swaps os.Stderr, so that
-	// its lines reach the host's log intact.
+	ignoreStopSignals()
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:       c.Describe().Name,
 		JSONFormat: true,
-		Output:     os.Stderr,
+		Output:     logOutput,
 		Level:      hclog.Info,
 	})
 	go exitWhenParentDies(os.Getppid(), time.Second)
@@ -50,16 +49,28 @@ func exitWhenParentDies(parent int, every time.Duration) {
 	}
 }
 
+// logOutput is the plugin's stderr as the process started with it. The
+// host reads that file as the plugin's log; plugin.Serve replaces
+// os.Stderr with a pipe whose lines go nowhere the host logs, so a logger
+// made on os.Stderr after Serve started (inside Configure or Deliver)
+// would lose every line.
+var logOutput = os.Stderr
+
 // Logger returns a logger whose lines the host reads as the plugin's log,
 // with their level and fields kept. Use it in a connector instead of
-// printing.
-func Logger() *slog.Logger { return newLogger(os.Stderr) }
+// printing; it works wherever it is called, before Serve or inside
+// Deliver.
+func Logger() *slog.Logger { return newLogger(logOutput) }
 
 func newLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level: slog.LevelDebug,
 		// go-plugin re-emits hclog's JSON keys at the right level.
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				// As the host's log and connectors.yaml write them.
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
 			if len(groups) > 0 {
 				return a
 			}

@@ -189,10 +189,17 @@ type Subscription struct {
 }
 
 // Connector is one configured plugin instance.
+// DevSHA256, as an external plugin's sha256, runs the executable without
+// checking its digest, so that a plugin being developed need not be
+// re-hashed after every build. Validation refuses it unless sandbox is
+// true: a production hub runs only the binary it was told about.
+const DevSHA256 = "dev"
+
 type Connector struct {
 	// Plugin is a name from Builtins or a path to an executable.
 	Plugin string `koanf:"plugin" json:"plugin"`
-	// SHA256 is the lowercase hex digest an external plugin must have.
+	// SHA256 is the lowercase hex digest an external plugin must have, or
+	// DevSHA256 (sandbox only).
 	SHA256  string `koanf:"sha256" json:"sha256,omitempty"`
 	Enabled bool   `koanf:"enabled" default:"true" json:"enabled"`
 	// Config is handed to the plugin, which validates it.

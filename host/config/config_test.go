@@ -423,6 +423,8 @@ func TestBrokenConfigs(t *testing.T) {
 		{name: "unknown plugin", full: true, yaml: "connectors: {slack: {plugin: slak}}", keys: []string{"connectors.slack.plugin"},
 			msg: `unknown plugin "slak" (built-in: bitrix24, freshdesk, hubspot, noop, slack, webhook, zendesk; or a path to an executable`},
 		{name: "external plugin without sha256", full: true, yaml: "connectors: {erp: {plugin: ./bin/erp}}", keys: []string{"connectors.erp.sha256"}, msg: "required for an external plugin"},
+		{name: "sha256 dev outside the sandbox", full: true, yaml: "connectors: {erp: {plugin: ./bin/erp, sha256: dev}}", keys: []string{"connectors.erp.sha256"},
+			msg: "a development override allowed only with sandbox: true"},
 		{name: "external plugin with bad sha256", full: true, yaml: "connectors: {erp: {plugin: ./bin/erp, sha256: abc}}", keys: []string{"connectors.erp.sha256"}},
 		{name: "bad connector name", full: true, yaml: "connectors: {My_ERP: {plugin: webhook}}", keys: []string{"connectors.My_ERP"}, msg: "/hooks/"},
 		{name: "retry initial after max", full: true, yaml: "connectors: {h: {plugin: webhook, retry: {initial_interval: 1h, max_interval: 1m}}}", keys: []string{"connectors.h.retry.initial_interval"}},
@@ -499,6 +501,9 @@ func TestAfterHoursLoops(t *testing.T) {
 }
 
 func TestValidEdgeCases(t *testing.T) {
+	if c := mustParse(t, "sandbox: true\nconnectors: {erp: {plugin: ./bin/erp, sha256: dev}}"); c.Connectors["erp"].SHA256 != DevSHA256 {
+		t.Errorf("sha256: dev in the sandbox: %q", c.Connectors["erp"].SHA256)
+	}
 	mustParse(t, base+"sandbox: true\nsandbox_public: true\nserver: {listen: 0.0.0.0:8080}")
 	for _, listen := range []string{"127.0.0.1:8080", "127.1.2.3:1", "'[::1]:8080'", "localhost:8080"} {
 		mustParse(t, "sandbox: true\nserver: {listen: "+listen+"}")

@@ -218,6 +218,10 @@ func (v *validator) connectors() {
 			switch {
 			case cc.SHA256 == "":
 				v.add(key+".sha256", "required for an external plugin: the SHA-256 of the executable as 64 hex digits (see sha256sum %s)", cc.Plugin)
+			case cc.SHA256 == DevSHA256:
+				if !v.c.Sandbox {
+					v.add(key+".sha256", "%q runs whatever %s is, unchecked: a development override allowed only with sandbox: true; in production give the 64 hex digits of sha256sum %s", DevSHA256, cc.Plugin, cc.Plugin)
+				}
 			case !isSHA256(cc.SHA256):
 				v.add(key+".sha256", "must be 64 hex digits, the SHA-256 of the executable (see sha256sum %s; quote it, or YAML may read a digest of digits as a number)", cc.Plugin)
 			default:

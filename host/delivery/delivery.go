@@ -254,6 +254,7 @@ type worker struct {
 	limiter *rate.Limiter
 	breaker *breaker
 	wake    chan struct{}
+	retries retryLog
 }
 
 func (w *worker) poke() {
@@ -363,8 +364,8 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
 	if rerr := w.e.opt.Store.RecordAttempts(context.WithoutCancel(ctx), attempts); rerr != nil {
 		w.e.log.Error("recording delivery outcomes failed; the batch will be delivered again", "connector", w.name, "err", rerr)
 	}
-	if err != nil {
-		w.e.log.Warn("batch not delivered; will retry", "connector", w.name, "events", len(batch), "err", err)
+	if logEnabled(w.e.log, attempts) {
+		w.logOutcomes(clock, batch, attempts)
 	}
 }
 

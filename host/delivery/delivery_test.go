@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,7 @@ func (f *fakeConnector) Running(string) <-chan struct{}      { return f.up }
 
 type harness struct {
 	t      *testing.T
+	logs   *logBuffer
 	st     *store.Store
 	clock  *clockwork.FakeClock
 	fake   *fakeConnector
@@ -80,7 +82,9 @@ func start(t *testing.T, pol Policy, fake *fakeConnector) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := newLogBuffer()
 	e := New(Options{
+		Logger:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Store:      st,
 		Connectors: fake,
 		Decide:     func(*sdk.Event, store.RouteState) store.Decision { return store.Decision{Connectors: []string{"c"}} },
@@ -89,7 +93,7 @@ func start(t *testing.T, pol Policy, fake *fakeConnector) *harness {
 		Rand:       rand.New(rand.NewPCG(1, 2)),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, st: st, clock: clock, fake: fake, engine: e, cancel: cancel, done: make(chan struct{})}
+	h := &harness{t: t, logs: logs, st: st, clock: clock, fake: fake, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() { e.Run(ctx); close(h.done) }()
 	t.Cleanup(func() {
 		cancel()

@@ -62,8 +62,11 @@ type hubProc struct {
 	cmd     *exec.Cmd
 	addr    string // host:port it listens on
 	exited  chan struct{}
-	logMu   sync.Mutex
-	logs    bytes.Buffer
+	// ownGroup starts the hub in a process group of its own (its plugins
+	// join it), so that a test can signal the group as systemd does.
+	ownGroup bool
+	logMu    sync.Mutex
+	logs     bytes.Buffer
 }
 
 // testConfig is the configuration most tests start from. It listens on
@@ -95,8 +98,13 @@ const adminToken = "test-admin-token"
 // wahub serve on it.
 func newHub(t *testing.T, cfg string) *hubProc {
 	t.Helper()
+	return newHubProc(t, cfg, false)
+}
+
+func newHubProc(t *testing.T, cfg string, ownGroup bool) *hubProc {
+	t.Helper()
 	dir := t.TempDir()
-	h := &hubProc{t: t, dir: dir, cfgPath: filepath.Join(dir, "connectors.yaml")}
+	h := &hubProc{t: t, dir: dir, cfgPath: filepath.Join(dir, "connectors.yaml"), ownGroup: ownGroup}
 	if err := os.WriteFile(h.cfgPath, []byte(strings.ReplaceAll(cfg, "{{DIR}}", dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +126,9 @@ func (h *hubProc) start() {
 	cmd := exec.Command(binary, "serve", "--config", h.cfgPath)
 	cmd.Dir = h.dir
 	cmd.Env = append(os.Environ(), "WAHUB_CONFIG=")
+	if h.ownGroup {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		h.t.Fatal(err)

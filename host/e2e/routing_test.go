@@ -184,10 +184,11 @@ func TestRoutingTeamsConsentAndExplain(t *testing.T) {
 	}
 
 	// The explanation names the rule that matched and why the others did
-	// not.
+	// not, and that Bruno's open conversation stays with billing.
 	out, errOut, code = h.wahub("route", "--explain", fixture("text_billing_keyword.json"))
 	if code != 0 || !strings.Contains(out, "✓ route billing") || !strings.Contains(out, "✗ route vip") ||
-		!strings.Contains(out, "→ rule billing, team billing, connectors billing-hook") {
+		!strings.Contains(out, "✓ affinity billing") ||
+		!strings.Contains(out, "→ rule affinity, team billing, connectors billing-hook") {
 		t.Errorf("route --explain: exit %d\n%s%s", code, out, errOut)
 	}
 	// From standard input, with Ana's stored tier.

@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"time"
 
 	"github.com/wahub/wahub/host/config"
@@ -21,6 +23,10 @@ import (
 // routes it a minute later, after a restart.
 func (h *Hub) decide(ev *sdk.Event, st store.RouteState) store.Decision {
 	d := h.router.Route(ev, timeZero, route.State{Consent: st.Consent, Team: st.Team, LastActive: st.LastActive})
+	if h.log.Enabled(context.Background(), slog.LevelDebug) {
+		h.log.Debug("routed", "component", "route", "event", ev.ID, "type", ev.Type, "conversation", ev.ConversationID,
+			"rule", d.Rule, "team", d.Team, "connectors", d.Connectors, "triggers", d.Triggers)
+	}
 	out := store.Decision{Connectors: d.Connectors, Team: d.Team}
 	if h.decisions != nil {
 		h.decisions.WithLabelValues(d.Team, d.Rule).Inc()

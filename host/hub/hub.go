@@ -277,7 +277,21 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	// Plugins start while the webhook already takes events: ingest never
 	// waits on a connector.
 	bg, stopBG := context.WithCancel(context.Background())
-	h.sup.Start(bg, h.specs)
+	started := make(chan struct{})
+	go func() {
+		h.sup.Start(bg, h.specs)
+		close(started)
+	}()
+	select {
+	case <-started:
+	case <-ctx.Done():
+		// Stopped while plugins start: end the launches now rather than
+		// wait for every one of them, and stop as usual.
+		stopBG()
+		<-started
+		h.sup.Stop()
+		return h.shutdown(srv, errc)
+	}
 	engineDone, senderDone, syncDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		syncer.Run(bg, syncer.Options{Store: h.store, Plugins: plugins{h.sup}, Intervals: syncIntervals(h.cfg),
@@ -308,10 +322,15 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	return h.shutdown(srv, errc)
+}
+
+// shutdown stops taking requests and lets those in flight finish.
+func (h *Hub) shutdown(srv *http.Server, errc <-chan error) error {
 	h.log.Info("shutting down: finishing in-flight requests", "timeout", h.cfg.Server.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), h.cfg.Server.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		h.log.Warn("shutdown timeout: closing remaining connections")
 		srv.Close()

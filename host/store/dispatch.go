@@ -67,6 +67,10 @@ type RouteState struct {
 // transaction, so it must be quick and must not call the store.
 type DecideFunc func(ev *sdk.Event, st RouteState) Decision
 
+// IsActivity tells which events keep a conversation open for affinity
+// (wahub route --explain follows Dispatch with it).
+func IsActivity(typ string) bool { return isActivity(typ) }
+
 // isActivity tells which events keep a conversation open for affinity.
 func isActivity(typ string) bool {
 	return isInbound(typ) || typ == sdk.TypeMessageSent
@@ -424,15 +428,27 @@ func writeCursor(tx *sql.Tx, name, value string, now int64) error {
 
 // Lookup returns what routing would know of ev's contact and conversation
 // now: its stored attributes and state. A contact the store has never seen
-// has none.
+// has none. It sets ev.ConversationID to the conversation Append would put
+// the event in (the stored contact's, or a new one for a new contact), so
+// that routing sees the event as the hub will.
 func (s *Store) Lookup(ctx context.Context, ev *sdk.Event) (map[string]string, RouteState, error) {
 	var st RouteState
 	if ev.Contact == nil || ev.Contact.Key() == "" {
 		return nil, st, nil
 	}
 	key, err := findContact(s.reader, ev.Contact.UserID, ev.Contact.WAID)
-	if err != nil || key == "" {
+	if err != nil {
 		return nil, st, err
+	}
+	if ev.Business != nil && ev.Business.PhoneNumberID != "" {
+		k := key
+		if k == "" {
+			k = (&sdk.Contact{UserID: ev.Contact.UserID, WAID: ev.Contact.WAID}).Key()
+		}
+		ev.ConversationID = ConversationID(ev.Business.PhoneNumberID, k)
+	}
+	if key == "" {
+		return nil, st, nil
 	}
 	var raw string
 	if err := s.reader.QueryRowContext(ctx, `SELECT attributes, consent FROM contacts WHERE key = ?`, key).Scan(&raw, &st.Consent); err != nil {

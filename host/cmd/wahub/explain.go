@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -93,23 +94,86 @@ func explainEvents(ctx context.Context, w io.Writer, cfg *config.Config, events 
 		fmt.Fprintln(w, "the body yields no events")
 		return nil
 	}
+	// What earlier events of the body change for later ones, as the
+	// store's Dispatch carries it within one batch: a first message of a
+	// new customer gives the conversation a team that the second keeps.
+	convs := map[string]store.RouteState{}
+	consent := map[string]string{}
+	attrs := map[string]map[string]string{}
 	for i := range events {
 		ev := &events[i]
 		var rs store.RouteState
+		var stored map[string]string
 		if st != nil {
-			attrs, s, err := st.Lookup(ctx, ev)
+			a, s, err := st.Lookup(ctx, ev)
 			if err != nil {
 				return runtimeErr(err)
 			}
-			rs = s
-			if ev.Contact != nil {
-				ev.Contact.Attributes = attrs
-			}
+			stored, rs = a, s
+		} else if ev.Contact != nil && ev.Contact.Key() != "" && ev.Business != nil && ev.Business.PhoneNumberID != "" {
+			ev.ConversationID = store.ConversationID(ev.Business.PhoneNumberID, ev.Contact.Key())
+		}
+		who := ev.Contact.Key()
+		if a, ok := attrs[who]; ok && who != "" {
+			stored = a
+		}
+		if c, ok := consent[who]; ok && who != "" {
+			rs.Consent = c
+		}
+		if c, ok := convs[ev.ConversationID]; ok && ev.ConversationID != "" {
+			rs.Team, rs.LastActive = c.Team, c.LastActive
+		}
+		if ev.Contact != nil {
+			ev.Contact.Attributes = stored
 		}
 		d := r.Decide(ev, at, route.State{Consent: rs.Consent, Team: rs.Team, LastActive: rs.LastActive})
 		writeExplanation(w, i+1, ev, at, rs, d, r)
+
+		if who == "" {
+			continue
+		}
+		if state, _ := r.ConsentChange(ev); state != "" {
+			consent[who] = state
+		}
+		for _, a := range d.Actions {
+			if a.Kind != "set" {
+				continue
+			}
+			merged := map[string]string{}
+			for k, v := range stored {
+				merged[k] = v
+			}
+			for k, v := range a.Set {
+				if v == "" {
+					delete(merged, k)
+				} else {
+					merged[k] = v
+				}
+			}
+			attrs[who], stored = merged, merged
+		}
+		if ev.ConversationID != "" && store.IsActivity(ev.Type) {
+			team := d.Team
+			if team == "" {
+				team = rs.Team
+			}
+			last := ev.OccurredAt
+			if rs.LastActive.After(last) {
+				last = rs.LastActive
+			}
+			convs[ev.ConversationID] = store.RouteState{Team: team, LastActive: last}
+		}
 	}
 	return nil
+}
+
+// storedRoute is the route the hub stores with the event for decision d
+// (host/hub's decide): nil when nothing applies.
+func storedRoute(d route.Decision) *sdk.Route {
+	if d.Rule == "" && d.Team == "" && len(d.Connectors) == 0 && len(d.Triggers) == 0 {
+		return nil
+	}
+	return &sdk.Route{Rule: d.Rule, Team: d.Team, Connectors: d.Connectors, Triggers: d.Triggers}
 }
 
 func writeExplanation(w io.Writer, n int, ev *sdk.Event, at time.Time, rs store.RouteState, d route.Decision, r *route.Router) {
@@ -152,8 +216,13 @@ func writeExplanation(w io.Writer, n int, ev *sdk.Event, at time.Time, rs store.
 		consent = "unknown"
 	}
 	fmt.Fprintf(w, "  consent:   %s\n", consent)
-	if rs.Team != "" {
-		fmt.Fprintf(w, "  conversation: with team %s, last active %s\n", rs.Team, rs.LastActive.Format(time.RFC3339))
+	switch {
+	case ev.ConversationID == "":
+		fmt.Fprintf(w, "  conversation: none (the event names no customer or no business number)\n")
+	case rs.Team != "":
+		fmt.Fprintf(w, "  conversation: %s, with team %s, last active %s\n", ev.ConversationID, rs.Team, rs.LastActive.Format(time.RFC3339))
+	default:
+		fmt.Fprintf(w, "  conversation: %s, with no team yet\n", ev.ConversationID)
 	}
 	for _, s := range d.Trace {
 		mark := "✗"
@@ -189,6 +258,14 @@ func writeExplanation(w io.Writer, n int, ev *sdk.Event, at time.Time, rs store.
 	if state, source := r.ConsentChange(ev); state != "" && state != rs.Consent {
 		fmt.Fprintf(w, "  → consent becomes %s (%s)\n", state, source)
 	}
+	// The route exactly as the hub stores it with the event (GET
+	// /api/v1/events/{id} shows it), for scripts and for comparing.
+	stored := "null"
+	if sr := storedRoute(d); sr != nil {
+		b, _ := json.Marshal(sr)
+		stored = string(b)
+	}
+	fmt.Fprintf(w, "  → stored route: %s\n", stored)
 }
 
 func describeAction(a route.Action) string {

@@ -1,0 +1,298 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wahub/wahub/host/admin"
+	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/plugins/webhook/webhooktest"
+	"github.com/wahub/wahub/sdk"
+)
+
+// explained is one event of wahub route --explain's output: its id and the
+// route it says the hub stores.
+type explained struct {
+	id, route, text string
+}
+
+var (
+	explainEventRe = regexp.MustCompile(`(?m)^event \d+: \S+ (evt_\S+)$`)
+	explainRouteRe = regexp.MustCompile(`(?m)^  → stored route: (.*)$`)
+)
+
+func parseExplain(t *testing.T, out string) []explained {
+	t.Helper()
+	ids := explainEventRe.FindAllStringSubmatch(out, -1)
+	routes := explainRouteRe.FindAllStringSubmatch(out, -1)
+	if len(ids) == 0 || len(ids) != len(routes) {
+		t.Fatalf("route --explain: %d events, %d stored routes:\n%s", len(ids), len(routes), out)
+	}
+	blocks := explainEventRe.Split(out, -1)[1:]
+	var got []explained
+	for i := range ids {
+		got = append(got, explained{id: ids[i][1], route: routes[i][1], text: blocks[i]})
+	}
+	return got
+}
+
+// textBody is a signed-able webhook body with one text message per text,
+// all from waID.
+func textBody(waID, wamidPrefix string, at time.Time, texts ...string) []byte {
+	var msgs []string
+	for i, text := range texts {
+		msgs = append(msgs, fmt.Sprintf(`{"from":%q,"id":"%s.%d","timestamp":"%d","type":"text","text":{"body":%q}}`,
+			waID, wamidPrefix, i, at.Unix()+int64(i), text))
+	}
+	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Caio"},"wa_id":%q}],"messages":[%s]}}]}]}`,
+		waID, strings.Join(msgs, ",")))
+}
+
+// storedRoute is the route the hub stored with an event, as JSON, once it
+// has routed it.
+func (h *hubProc) storedRoute(id string) string {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ev sdk.Event
+		code := h.api("GET", "/api/v1/events/"+id, nil, &ev)
+		if code == 200 && ev.Route != nil {
+			b, _ := json.Marshal(ev.Route)
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("event %s: no route stored within 30s (GET: %d)", id, code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Item 1 of issue 15: route --explain tells the route the hub stores, for a
+// returning customer too (conversation affinity), and for several messages
+// of one customer in one body.
+func TestExplainAgreesWithTheStoredRoute(t *testing.T) {
+	billing, support := newReceiver(t), newReceiver(t)
+	h := newHub(t, routingConfig(billing.URL(), support.URL()))
+	dir := t.TempDir()
+	write := func(name string, body []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	explain := func(path string) []explained {
+		t.Helper()
+		out, errOut, code := h.wahub("route", "--explain", path)
+		if code != 0 {
+			t.Fatalf("route --explain: exit %d\n%s%s", code, out, errOut)
+		}
+		if strings.Contains(out, "belongs to no conversation") {
+			t.Errorf("route --explain sees no conversation:\n%s", out)
+		}
+		return parseExplain(t, out)
+	}
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+
+	// A first message: routed by rules to support.
+	first := write("first.json", textBody("5511900000001", "wamid.E2E.explain.a", at, "bom dia"))
+	before := explain(first)
+	h.postRaw(mustRead(t, first))
+	if got := h.storedRoute(before[0].id); got != before[0].route {
+		t.Errorf("first message: explain said %s, the hub stored %s", before[0].route, got)
+	}
+
+	// The same customer about an invoice: the billing rule matches, but
+	// affinity keeps the open conversation with support, and explain says
+	// so before the message is posted.
+	second := write("second.json", textBody("5511900000001", "wamid.E2E.explain.b", at.Add(time.Minute), "minha fatura veio errada"))
+	ex := explain(second)
+	if !strings.Contains(ex[0].route, `"rule":"affinity"`) || !strings.Contains(ex[0].route, `"team":"support"`) {
+		t.Errorf("explain of a returning customer's billing message: stored route %s, want affinity → support:\n%s", ex[0].route, ex[0].text)
+	}
+	if !strings.Contains(ex[0].text, "✓ route billing") || !strings.Contains(ex[0].text, "✓ affinity support") {
+		t.Errorf("explain should show billing matching and affinity keeping support:\n%s", ex[0].text)
+	}
+	h.postRaw(mustRead(t, second))
+	if got := h.storedRoute(ex[0].id); got != ex[0].route {
+		t.Errorf("returning customer: explain said %s, the hub stored %s", ex[0].route, got)
+	}
+
+	// A new customer's two messages in one body: the second follows the
+	// first's conversation, as the hub routes them.
+	both := write("both.json", textBody("5511900000002", "wamid.E2E.explain.c", at, "olá", "e o boleto?"))
+	ex = explain(both)
+	if len(ex) != 2 {
+		t.Fatalf("explain of two messages: %d events", len(ex))
+	}
+	h.postRaw(mustRead(t, both))
+	for i, e := range ex {
+		if got := h.storedRoute(e.id); got != e.route {
+			t.Errorf("message %d of one body: explain said %s, the hub stored %s", i+1, e.route, got)
+		}
+	}
+	if !strings.Contains(ex[1].route, `"rule":"affinity"`) {
+		t.Errorf("the second message of a new conversation: %s, want affinity", ex[1].route)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// shippedConfig is the repository's connectors.yaml on a free port, with
+// its store in the test's directory and the test's admin token.
+func shippedConfig(t *testing.T) string {
+	t.Helper()
+	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
+	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: {{DIR}}/wahub.db", 1)
+	cfg = strings.Replace(cfg, "sandbox-admin-token", adminToken, 1)
+	cfg = strings.Replace(cfg, "format: auto", "format: json", 1)
+	if !strings.Contains(cfg, "127.0.0.1:0") || !strings.Contains(cfg, "{{DIR}}") || !strings.Contains(cfg, adminToken) {
+		t.Fatal("the shipped configuration's listen, store or admin_token keys moved; update shippedConfig")
+	}
+	return cfg
+}
+
+var shippedConnectors = []string{"slack", "zendesk", "freshdesk", "hubspot", "bitrix24", "audit"}
+
+// logRecords are the hub's JSON log lines.
+func (h *hubProc) logRecords() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(h.log(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// stopGroup sends SIGTERM to the hub's whole process group, plugins
+// included, as systemd's KillMode=control-group does, and returns the
+// hub's exit status once every process of the group has gone.
+func (h *hubProc) stopGroup() int {
+	h.t.Helper()
+	pgid := h.cmd.Process.Pid
+	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil {
+		h.t.Fatal(err)
+	}
+	select {
+	case <-h.exited:
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("wahub did not exit within 30s of SIGTERM to its group")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(-pgid, 0) == nil {
+		if time.Now().After(deadline) {
+			h.t.Fatal("plugin processes outlived the hub by 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return h.cmd.ProcessState.ExitCode()
+}
+
+// Item 3 of issue 15: SIGTERM to the whole group — running, or while the
+// plugins are still starting — is a clean stop: exit 0 and not one ERROR.
+func TestStopOfTheWholeGroupIsClean(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		waitAll bool
+	}{
+		{"running", true},
+		{"during start-up", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHubProc(t, shippedConfig(t), true)
+			if tc.waitAll {
+				for _, name := range shippedConnectors {
+					h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+				}
+			}
+			if code := h.stopGroup(); code != 0 {
+				t.Errorf("exit status %d, want 0", code)
+			}
+			stopped := false
+			for _, rec := range h.logRecords() {
+				if rec["level"] == "ERROR" {
+					t.Errorf("ERROR logged by a clean stop: %v", rec)
+				}
+				stopped = stopped || rec["msg"] == "wahub stopped"
+			}
+			if !stopped {
+				t.Errorf("no \"wahub stopped\" line:\n%s", h.log())
+			}
+		})
+	}
+}
+
+// waitLog waits until the hub's log has a record for which match holds.
+func (h *hubProc) waitLog(what string, match func(rec map[string]any) bool) map[string]any {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, rec := range h.logRecords() {
+			if match(rec) {
+				return rec
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: no such log record within 30s:\n%s", what, h.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Item 2 of issue 15: a failing connector's retries and dead letters are
+// in the log, and so is each routing decision.
+func TestRetriesDeadLettersAndRoutesAreLogged(t *testing.T) {
+	rcv := newReceiver(t)
+	rcv.SetHandler(func(*http.Request, []byte) webhooktest.Response {
+		return webhooktest.Response{Status: 503, Body: "down for maintenance"}
+	})
+	cfg := strings.Replace(webhookConfig(rcv.URL()), "max_attempts: 6", "max_attempts: 2", 1)
+	h := newHub(t, cfg)
+	h.postText("5511900000009", "wamid.E2E.logs.1", "olá", time.Now())
+	id := ingest.EventID("m:wamid.E2E.logs.1")
+
+	routed := h.waitLog("the routing decision", func(r map[string]any) bool { return r["msg"] == "routed" && r["event"] == id })
+	if routed["level"] != "DEBUG" || routed["rule"] != "default" || routed["team"] != "support" {
+		t.Errorf("routing record %v", routed)
+	}
+	retry := h.waitLog("the retry", func(r map[string]any) bool { return r["msg"] == "delivery failed; will retry" && r["event"] == id })
+	if retry["level"] != "WARN" || retry["connector"] != "hook" || retry["attempt"] != float64(1) ||
+		!strings.Contains(fmt.Sprint(retry["err"]), "503") || retry["next_at"] == nil {
+		t.Errorf("retry record %v", retry)
+	}
+	if s, ok := retry["retry_in"].(string); !ok {
+		t.Errorf("retry_in %v: want a duration as text", retry["retry_in"])
+	} else if _, err := time.ParseDuration(s); err != nil {
+		t.Errorf("retry_in %q: %v", s, err)
+	}
+	dead := h.waitLog("the dead letter", func(r map[string]any) bool { return r["level"] == "ERROR" && r["event"] == id })
+	if dead["connector"] != "hook" || dead["attempts"] != float64(2) {
+		t.Errorf("dead letter record %v", dead)
+	}
+	for _, rec := range h.logRecords() {
+		if _, twin := rec["timestamp"]; twin {
+			t.Errorf("a record with both time and timestamp: %v", rec)
+		}
+	}
+}
