@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +14,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/wahub/wahub/host/admin"
+	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/store"
 )
 
 // runWahubEnv is runWahub with exactly env (plus PATH and HOME): the
@@ -258,4 +265,158 @@ func TestSecondHubOnSameStoreRefused(t *testing.T) {
 	if code := h2.stop(); code != 0 {
 		t.Fatalf("hub after the first was killed: exit %d\n%s", code, h2.log())
 	}
+}
+
+// buildPlugin builds the external plugin in testdata/NAME and returns its
+// path and sha256.
+func buildPlugin(t *testing.T, name string) (path, sum string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), name)
+	build := exec.Command("go", "build", "-o", path, "./host/e2e/testdata/"+name)
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", name, err, out)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, fmt.Sprintf("%x", sha256.Sum256(raw))
+}
+
+type deadLetterPage struct {
+	DeadLetters []store.DeadLetter `json:"deadletters"`
+	NextAfter   int64              `json:"next_after"`
+}
+
+// A plugin's error text is stored capped (a few KiB of valid UTF-8 with a
+// marker), in the dead letter and in every attempt; the dead-letter list
+// pages, and `wahub deadletters list` reads every page.
+func TestHugePluginErrorIsStoredCapped(t *testing.T) {
+	plugin, sum := buildPlugin(t, "bigerr")
+	h := newHub(t, testConfig+fmt.Sprintf(`
+connectors:
+  bad:
+    plugin: %s
+    sha256: %s
+subscriptions:
+  - connector: bad
+    events: ["*"]
+`, plugin, sum))
+	if out, errOut, code := h.wahub("simulate", "--url", h.url(""), fixture("text.json"), fixture("batch_mixed.json")); code != 0 {
+		t.Fatalf("simulate: %s%s", out, errOut)
+	}
+	h.waitConnector("bad", "5 dead letters", func(c admin.ConnectorStatus) bool { return c.Dead == 5 })
+	var all deadLetterPage
+	if code := h.api("GET", "/api/v1/deadletters?connector=bad", nil, &all); code != http.StatusOK || len(all.DeadLetters) != 5 {
+		t.Fatalf("GET /api/v1/deadletters: %d, %d dead letters", code, len(all.DeadLetters))
+	}
+	for _, dl := range all.DeadLetters {
+		if len(dl.LastError) > 4096 || !utf8.ValidString(dl.LastError) ||
+			!strings.HasPrefix(dl.LastError, "502 from upstream: <html>") || !strings.Contains(dl.LastError, "[truncated, ") {
+			t.Errorf("dead letter %s: %d bytes of last_error, ending %q", dl.EventID, len(dl.LastError), dl.LastError[max(0, len(dl.LastError)-60):])
+		}
+		var ev struct {
+			Deliveries []struct {
+				Attempts []struct{ Error string }
+			}
+		}
+		h.api("GET", "/api/v1/events/"+dl.EventID, nil, &ev)
+		for _, d := range ev.Deliveries {
+			for _, a := range d.Attempts {
+				if len(a.Error) > 4096 {
+					t.Errorf("event %s: an attempt's error is %d bytes", dl.EventID, len(a.Error))
+				}
+			}
+		}
+	}
+
+	// Two at a time: three pages, the last without next_after.
+	var seen []string
+	after := int64(0)
+	for pages := 0; ; pages++ {
+		if pages > 3 {
+			t.Fatal("paging never ended")
+		}
+		var page deadLetterPage
+		path := fmt.Sprintf("/api/v1/deadletters?connector=bad&limit=2&after=%d", after)
+		if code := h.api("GET", path, nil, &page); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		for _, dl := range page.DeadLetters {
+			seen = append(seen, dl.EventID)
+		}
+		if page.NextAfter == 0 {
+			break
+		}
+		after = page.NextAfter
+	}
+	var want []string
+	for _, dl := range all.DeadLetters {
+		want = append(want, dl.EventID)
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("paged %v, want %v", seen, want)
+	}
+	if code := h.api("GET", "/api/v1/deadletters?limit=5000", nil, nil); code != http.StatusBadRequest {
+		t.Errorf("limit=5000: %d, want 400", code)
+	}
+	out, errOut, code := h.wahub("deadletters", "list", "--url", h.url(""), "--connector", "bad")
+	if code != 0 || strings.Count(out, "\n") != 6 || len(out) > 6*4096+1000 {
+		t.Errorf("deadletters list: exit %d, %d bytes:\n%.2000s%s", code, len(out), out, errOut)
+	}
+}
+
+// 12 events of about 6 MiB each (a 3 MiB text, and the raw item with it)
+// are 72 MiB, over the 64 MiB gRPC message between hub and plugin: the hub
+// splits the batch by size and every event is delivered, each at its first
+// attempt.
+func TestLargeEventsBatchIsSplit(t *testing.T) {
+	h := newHub(t, strings.Replace(noopConfig, "server:\n", "server:\n  max_body_bytes: 8388608\n", 1))
+	h.waitConnector("sink", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	// Paused, so that all twelve are due together in one batch.
+	if code := h.api("POST", "/api/v1/connectors/sink/pause", nil, nil); code != http.StatusOK {
+		t.Fatalf("pause: %d", code)
+	}
+	text := strings.Repeat("fatura ", 3<<20/7)
+	const n = 12
+	for i := range n {
+		h.postText(fmt.Sprintf("55119876500%02d", i), fmt.Sprintf("wamid.big%02d", i), text, time.Now())
+	}
+	if code := h.api("POST", "/api/v1/connectors/sink/resume", nil, nil); code != http.StatusOK {
+		t.Fatalf("resume: %d", code)
+	}
+	c := h.waitConnectorFor(3*time.Minute, "sink", "12 delivered", func(c admin.ConnectorStatus) bool { return c.Delivered == n || c.Dead > 0 })
+	if c.Delivered != n || c.Dead != 0 || c.Retrying != 0 {
+		t.Fatalf("connector %+v: want all %d delivered", c, n)
+	}
+	var ev struct {
+		Deliveries []struct {
+			State    string
+			Attempts []struct{ Outcome string }
+		}
+	}
+	evs := h.allEvents()
+	h.api("GET", "/api/v1/events/"+evs[0].ID, nil, &ev)
+	if len(ev.Deliveries) != 1 || len(ev.Deliveries[0].Attempts) != 1 || ev.Deliveries[0].Attempts[0].Outcome != "delivered" {
+		t.Errorf("first event's deliveries %+v: want one delivered attempt", ev.Deliveries)
+	}
+}
+
+// postSigned POSTs a webhook body signed with the test app secret.
+func postSigned(t *testing.T, h *hubProc, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", h.url("/webhooks/whatsapp"), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Hub-Signature-256", ingest.Sign([]byte("test-app-secret"), body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
