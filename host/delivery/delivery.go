@@ -369,7 +369,7 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
 			settled = append(settled, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "failed", State: store.StateDead,
 				Error: fmt.Sprintf("the event is %d bytes as JSON, over the %d bytes one plugin call may carry; it cannot be delivered (inspect it with GET /api/v1/events/%s)",
 					len(d.JSON), limit, d.EventID)})
-			w.e.log.Warn("event too large for one plugin call: dead letter", "connector", w.name, "event", d.EventID, "bytes", len(d.JSON))
+			w.e.log.Error("dead letter: the event is too large for one plugin call", "connector", w.name, "event", d.EventID, "bytes", len(d.JSON))
 			continue
 		}
 		if len(cur) > 0 && size+n > limit {
