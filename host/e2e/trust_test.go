@@ -163,7 +163,7 @@ func shippedConfig(t *testing.T) string {
 	}
 	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
 	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: {{DIR}}/wahub.db", 1)
-	cfg = strings.Replace(cfg, "sandbox-admin-token", adminToken, 1)
+	cfg = strings.Replace(cfg, "${WAHUB_ADMIN_TOKEN:-}", adminToken, 1)
 	cfg = strings.Replace(cfg, "format: auto", "format: json", 1)
 	if !strings.Contains(cfg, "127.0.0.1:0") || !strings.Contains(cfg, "{{DIR}}") || !strings.Contains(cfg, adminToken) {
 		t.Fatal("the shipped configuration's listen, store or admin_token keys moved; update shippedConfig")
