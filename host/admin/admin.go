@@ -130,7 +130,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the admin API is off: set server.admin_token in connectors.yaml (or WAHUB_SERVER__ADMIN_TOKEN) and send it as a bearer token")
 		return
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	got, ok := BearerToken(r.Header.Get("Authorization"))
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wahub"`)
 		WriteError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <server.admin_token>")
@@ -143,6 +143,18 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>"
+// header. The scheme is case-insensitive (RFC 9110 §11.1), and spaces
+// around the token are not part of it.
+func BearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
 
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -39,9 +40,9 @@ func runWahubEnv(t *testing.T, dir string, env []string, args ...string) (stdout
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-// shippedConfig copies the repository's connectors.yaml into a fresh
-// directory with the store there and a free port.
-func shippedConfig(t *testing.T) (dir, path string) {
+// shippedFile copies the repository's connectors.yaml, as it is, into a
+// fresh directory with the store there and a free port.
+func shippedFile(t *testing.T) (dir, path string) {
 	t.Helper()
 	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
 	if err != nil {
@@ -61,7 +62,7 @@ func shippedConfig(t *testing.T) (dir, path string) {
 // published secrets: not when the variables are unset, and not when they
 // are set to the published values.
 func TestSandboxSecretsRefusedInProduction(t *testing.T) {
-	dir, path := shippedConfig(t)
+	dir, path := shippedFile(t)
 	listCfg := filepath.Join(dir, "list.yaml")
 	if err := os.WriteFile(listCfg, []byte(strings.ReplaceAll(testConfig, "{{DIR}}", dir)+"sandbox: false\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -419,4 +420,144 @@ func postSigned(t *testing.T, h *hubProc, body []byte) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// get sends a GET with the given Host and headers and returns the status.
+func get(t *testing.T, url, host string, hdr map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The sandbox (published admin token, fakes that accept anything) answers
+// only requests addressed to a loopback name: a page on another name that
+// resolves to 127.0.0.1 (DNS rebinding) gets 421. A hook whose header is
+// not UTF-8 is a client error: 400, logged below ERROR, before any plugin
+// sees it.
+func TestSandboxRefusesForeignHostAndBadHeaders(t *testing.T) {
+	h := newHub(t, shippedConfig(t))
+	h.waitConnector("slack", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	_, port, _ := strings.Cut(h.addr, ":")
+	token := map[string]string{"Authorization": "Bearer " + adminToken}
+	for _, tc := range []struct {
+		path, host string
+		want       int
+	}{
+		{"/sandbox?format=json", "", http.StatusOK},
+		{"/sandbox?format=json", "localhost:" + port, http.StatusOK},
+		{"/sandbox?format=json", "[::1]:" + port, http.StatusOK},
+		{"/sandbox?format=json", "rebind.evil.example:" + port, http.StatusMisdirectedRequest},
+		{"/sandbox?format=json", "127.0.0.1.nip.io:" + port, http.StatusMisdirectedRequest},
+		{"/api/v1/connectors", "", http.StatusOK},
+		{"/api/v1/connectors", "rebind.evil.example", http.StatusMisdirectedRequest},
+		{"/metrics", "rebind.evil.example", http.StatusMisdirectedRequest},
+	} {
+		if got := get(t, h.url(tc.path), tc.host, token); got != tc.want {
+			t.Errorf("GET %s with Host %q: %d, want %d", tc.path, tc.host, got, tc.want)
+		}
+	}
+
+	req, _ := http.NewRequest("POST", h.url("/hooks/slack"), strings.NewReader(`{"type":"event_callback"}`))
+	req.Header.Set("X-Slack-Signature", "v0=\xff\xfe")
+	req.Header.Set("X-Slack-Request-Timestamp", "1764000000")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "X-Slack-Signature") {
+		t.Errorf("hook with a non-UTF-8 header: %d %s, want 400 naming the header", resp.StatusCode, body)
+	}
+	for _, line := range strings.Split(h.log(), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "hook") {
+			t.Errorf("a client's bad header logged at ERROR: %s", line)
+		}
+	}
+}
+
+// A signed webhook whose body is not valid UTF-8 is refused (400) and
+// nothing is stored, so every JSON the hub serves stays valid.
+func TestInvalidUTF8WebhookRefused(t *testing.T) {
+	h := newHub(t, testConfig)
+	text, err := os.ReadFile(fixture("text.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(text, []byte(`"body": "`), []byte("\"body\": \"\xc3\x28 \xff"), 1)
+	if bytes.Equal(bad, text) {
+		t.Fatal("text.json has no text body to spoil")
+	}
+	if code := postSigned(t, h, bad); code != http.StatusBadRequest {
+		t.Fatalf("invalid UTF-8: %d, want 400", code)
+	}
+	if evs := h.allEvents(); len(evs) != 0 {
+		t.Fatalf("stored %d events from a refused body", len(evs))
+	}
+	// The same body, valid, is taken, and what the API serves is JSON.
+	if code := postSigned(t, h, text); code != http.StatusOK {
+		t.Fatalf("valid body: %d", code)
+	}
+	if evs := h.allEvents(); len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+}
+
+// server.metrics_listen moves /metrics and /readyz off the public
+// listener; the admin token's scheme is case-insensitive.
+func TestMetricsListenAndBearerScheme(t *testing.T) {
+	h := newHub(t, strings.Replace(testConfig, "server:\n", "server:\n  metrics_listen: 127.0.0.1:0\n", 1))
+	var metricsAddr string
+	for _, line := range strings.Split(h.log(), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "metrics listening" {
+			metricsAddr = rec.Addr
+		}
+	}
+	if metricsAddr == "" {
+		t.Fatalf("no \"metrics listening\" line:\n%s", h.log())
+	}
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{h.url("/metrics"), http.StatusNotFound},
+		{h.url("/readyz"), http.StatusNotFound},
+		{h.url("/healthz"), http.StatusOK},
+		{"http://" + metricsAddr + "/metrics", http.StatusOK},
+		{"http://" + metricsAddr + "/healthz", http.StatusOK},
+		{"http://" + metricsAddr + "/api/v1/connectors", http.StatusNotFound},
+		{"http://" + metricsAddr + "/webhooks/whatsapp", http.StatusNotFound},
+	} {
+		if got := get(t, tc.url, "", nil); got != tc.want {
+			t.Errorf("GET %s: %d, want %d", tc.url, got, tc.want)
+		}
+	}
+	// /readyz answers 200 or 503 (plugins), but from the metrics listener.
+	if got := get(t, "http://"+metricsAddr+"/readyz", "", nil); got != http.StatusOK && got != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz on metrics_listen: %d", got)
+	}
+	for _, auth := range []string{"bearer " + adminToken, "BEARER " + adminToken, "Bearer  " + adminToken} {
+		if got := get(t, h.url("/api/v1/connectors"), "", map[string]string{"Authorization": auth}); got != http.StatusOK {
+			t.Errorf("Authorization %q: %d, want 200", auth, got)
+		}
+	}
+	if got := get(t, h.url("/api/v1/connectors"), "", map[string]string{"Authorization": "Basic " + adminToken}); got != http.StatusUnauthorized {
+		t.Errorf("Basic scheme: %d, want 401", got)
+	}
 }
