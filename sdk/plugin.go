@@ -32,8 +32,11 @@ var Handshake = plugin.HandshakeConfig{
 // PluginName is the name the connector is dispensed under.
 const PluginName = "connector"
 
-// maxMessageSize lifts gRPC's 4 MB default, which a batch of events with
-// large raw payloads can exceed; the hub bounds batches by count anyway.
+// MaxMessageSize is the largest gRPC message between the hub and a plugin
+// (gRPC's default is 4 MB, which a batch of events with large raw payloads
+// exceeds). The hub splits delivery batches to stay below it.
+const MaxMessageSize = maxMessageSize
+
 const maxMessageSize = 64 << 20
 
 // SDKVersion is reported to the host by Describe.

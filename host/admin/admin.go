@@ -24,7 +24,7 @@ type Store interface {
 	Event(ctx context.Context, id string) (sdk.Event, error)
 	EventDeliveries(ctx context.Context, seq int64) ([]store.DeliveryRecord, error)
 	Contact(ctx context.Context, id string) (store.Contact, error)
-	DeadLetters(ctx context.Context, connector string) ([]store.DeadLetter, error)
+	DeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]store.DeadLetter, error)
 	Outbound(ctx context.Context, id string) (store.OutboundRecord, error)
 	Requeue(ctx context.Context, id string) error
 	Stats(ctx context.Context, since time.Time) (store.Stats, error)
@@ -130,7 +130,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the admin API is off: set server.admin_token in connectors.yaml (or WAHUB_SERVER__ADMIN_TOKEN) and send it as a bearer token")
 		return
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	got, ok := BearerToken(r.Header.Get("Authorization"))
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wahub"`)
 		WriteError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <server.admin_token>")
@@ -143,6 +143,18 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>"
+// header. The scheme is case-insensitive (RFC 9110 §11.1), and spaces
+// around the token are not part of it.
+func BearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
 
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
@@ -222,13 +234,35 @@ func (a *API) setPaused(w http.ResponseWriter, r *http.Request, paused bool) {
 	WriteJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused})
 }
 
+// listDeadLetters answers a page: ?limit= (1 to 1000, default 100) and
+// ?after= (the "next_after" of the previous page). next_after is present
+// while more may follow.
 func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
-	dl, err := a.Store.DeadLetters(r.Context(), r.URL.Query().Get("connector"))
+	q := r.URL.Query()
+	f := store.DeadLetterFilter{Connector: q.Get("connector"), Limit: 100}
+	var err error
+	if v := q.Get("after"); v != "" {
+		if f.After, err = strconv.ParseInt(v, 10, 64); err != nil || f.After < 0 {
+			WriteError(w, http.StatusBadRequest, "bad_request", "after: want the next_after of the previous page (a non-negative integer)")
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 1000 {
+			WriteError(w, http.StatusBadRequest, "bad_request", "limit: want 1 to 1000")
+			return
+		}
+	}
+	dl, err := a.Store.DeadLetters(r.Context(), f)
 	if err != nil {
 		a.internal(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"deadletters": dl})
+	out := map[string]any{"deadletters": dl}
+	if len(dl) == f.Limit {
+		out["next_after"] = dl[len(dl)-1].Cursor
+	}
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *API) replay(w http.ResponseWriter, r *http.Request) {

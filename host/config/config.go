@@ -65,6 +65,15 @@ type Server struct {
 	AdminToken      Secret        `koanf:"admin_token" json:"admin_token"`
 	MaxBodyBytes    int           `koanf:"max_body_bytes" default:"4194304" json:"max_body_bytes"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" default:"15s" json:"shutdown_timeout"`
+	// WriteTimeout bounds the time from reading a request's headers to the
+	// end of writing its answer, so a client that stops reading cannot
+	// hold a connection forever. A handler that streams sets its own
+	// deadline (http.ResponseController).
+	WriteTimeout time.Duration `koanf:"write_timeout" default:"60s" json:"write_timeout"`
+	// MetricsListen, when set, serves GET /metrics and GET /readyz on this
+	// address only (an internal interface, e.g. 127.0.0.1:9090), not on
+	// the public listener.
+	MetricsListen string `koanf:"metrics_listen" json:"metrics_listen,omitempty"`
 	// TLSCert and TLSKey, both set, serve HTTPS directly (else run behind
 	// a reverse proxy that terminates TLS).
 	TLSCert string `koanf:"tls_cert" json:"tls_cert,omitempty"`

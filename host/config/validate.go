@@ -56,6 +56,12 @@ func (v *validator) server() {
 	if host, ok := v.listen("server.listen", s.Listen); ok && v.c.Sandbox && !v.c.SandboxPublic && !isLoopback(host) {
 		v.add("server.listen", "sandbox: true serves fake WhatsApp and connector APIs that accept anything, so it only listens on a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), and %s is not one; set sandbox: false for production, or sandbox_public: true to expose the sandbox anyway", v.show("server.listen", s.Listen))
 	}
+	if s.MetricsListen != "" {
+		v.listen("server.metrics_listen", s.MetricsListen)
+	}
+	if s.WriteTimeout <= 0 {
+		v.add("server.write_timeout", "must be more than 0 (the default is 60s)")
+	}
 	if s.MaxBodyBytes <= 0 {
 		v.add("server.max_body_bytes", "must be more than 0 (the default is 4194304, 4 MiB)")
 	}

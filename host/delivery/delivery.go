@@ -14,6 +14,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -24,6 +25,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/time/rate"
 
+	"github.com/wahub/wahub/host/errtext"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/sdk"
 )
@@ -103,7 +105,17 @@ type Options struct {
 	Rand *rand.Rand
 	// DispatchBatch is how many events one dispatch transaction takes.
 	DispatchBatch int
+	// MaxBatchBytes bounds the encoded events of one plugin call (default:
+	// just below sdk.MaxMessageSize, which gRPC enforces).
+	MaxBatchBytes int
 }
+
+// batchOverhead is what the Deliver request adds around all its events
+// (and eventOverhead around each: a field tag and a length).
+const (
+	batchOverhead = 64 << 10
+	eventOverhead = 16
+)
 
 // Engine runs the dispatcher and the connector workers.
 type Engine struct {
@@ -126,6 +138,9 @@ func New(opt Options) *Engine {
 	}
 	if opt.DispatchBatch <= 0 {
 		opt.DispatchBatch = 500
+	}
+	if opt.MaxBatchBytes <= 0 {
+		opt.MaxBatchBytes = sdk.MaxMessageSize - batchOverhead
 	}
 	e := &Engine{opt: opt, log: opt.Logger, workers: map[string]*worker{}}
 	for name, pol := range opt.Policies {
@@ -335,12 +350,98 @@ func (w *worker) wait(ctx context.Context, changed <-chan struct{}, until time.T
 	}
 }
 
-// deliver sends one batch and records what became of each event.
+// deliver sends the due deliveries in calls that each fit in one gRPC
+// message, in order. An event too large to fit alone fails by itself, as
+// a dead letter saying why; the others go. Once a conversation has an
+// event that did not get through, its later events in this round are held
+// (not attempted, no retry spent) until that event's next attempt, which
+// keeps their order; after a call that fails as a whole, every later
+// event waits with it.
 func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
+	limit := w.e.opt.MaxBatchBytes
+	var settled []store.Attempt // too large, or held
+	var chunks [][]store.Delivery
+	var cur []store.Delivery
+	size := 0
+	for _, d := range batch {
+		n := len(d.JSON) + eventOverhead
+		if n > limit {
+			settled = append(settled, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "failed", State: store.StateDead,
+				Error: fmt.Sprintf("the event is %d bytes as JSON, over the %d bytes one plugin call may carry; it cannot be delivered (inspect it with GET /api/v1/events/%s)",
+					len(d.JSON), limit, d.EventID)})
+			w.e.log.Error("dead letter: the event is too large for one plugin call", "connector", w.name, "event", d.EventID, "bytes", len(d.JSON))
+			continue
+		}
+		if len(cur) > 0 && size+n > limit {
+			chunks = append(chunks, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, d)
+		size += n
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	hold := func(d store.Delivery, until time.Time, why string) {
+		settled = append(settled, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
+			State: store.StatePending, NextAt: until, Error: why})
+	}
+	held := map[string]time.Time{} // conversation → not before
+	for i, chunk := range chunks {
+		var send []store.Delivery
+		for _, d := range chunk {
+			if until, ok := held[d.Conversation]; ok {
+				hold(d, until, "held behind an earlier event of its conversation")
+				continue
+			}
+			send = append(send, d)
+		}
+		if len(send) == 0 {
+			continue
+		}
+		attempts, ok := w.deliverChunk(ctx, send)
+		if attempts == nil {
+			break // no call made (plugin down, shutting down): all stay as they were
+		}
+		var earliest time.Time
+		for j, a := range attempts {
+			if a.State != store.StatePending {
+				continue
+			}
+			if c := send[j].Conversation; a.NextAt.After(held[c]) {
+				held[c] = a.NextAt
+			}
+			if earliest.IsZero() || a.NextAt.Before(earliest) {
+				earliest = a.NextAt
+			}
+		}
+		if !ok {
+			for _, rest := range chunks[i+1:] {
+				for _, d := range rest {
+					until := earliest
+					if h := held[d.Conversation]; h.After(until) {
+						until = h
+					}
+					hold(d, until, "held: the plugin call before it failed")
+				}
+			}
+			break
+		}
+	}
+	if len(settled) > 0 {
+		if err := w.e.opt.Store.RecordAttempts(context.WithoutCancel(ctx), settled); err != nil {
+			w.e.log.Error("recording delivery outcomes failed", "connector", w.name, "err", err)
+		}
+	}
+}
+
+// deliverChunk sends one batch and records what became of each event. ok
+// is false when the call failed as a whole (or was not made).
+func (w *worker) deliverChunk(ctx context.Context, batch []store.Delivery) (attempts []store.Attempt, ok bool) {
 	clock := w.e.opt.Clock
 	d, err := w.e.opt.Connectors.Deliverer(w.name)
 	if err != nil {
-		return // the plugin went down between the checks; Running waits
+		return nil, false // the plugin went down between the checks; Running waits
 	}
 	events := make([][]byte, len(batch))
 	for i := range batch {
@@ -354,10 +455,10 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
 	if err != nil && ctx.Err() != nil {
 		// Shutting down: the outcome is unknown, and not the events'
 		// fault. They stay pending as they were and go again next start.
-		return
+		return nil, false
 	}
-	attempts, ok := w.outcomes(batch, results, err, start, end)
-	w.breaker.record(ok)
+	attempts, answered := w.outcomes(batch, results, err, start, end)
+	w.breaker.record(answered)
 	w.e.opt.Metrics.batch(w.name, end.Sub(start), attempts)
 	// Recorded even if ctx ended meanwhile: the plugin has answered, and
 	// forgetting a delivered outcome would only cause a duplicate.
@@ -367,6 +468,7 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
 	if logEnabled(w.e.log, attempts) {
 		w.logOutcomes(clock, batch, attempts)
 	}
+	return attempts, err == nil
 }
 
 // outcomes turns the plugin's answer into per-event attempts. ok is false
@@ -396,6 +498,7 @@ func (w *worker) outcomes(batch []store.Delivery, results []sdk.Result, callErr 
 			// without spending its retry budget.
 			a.Outcome, a.Held, a.State = "held", true, store.StatePending
 			a.NextAt = end.Add(w.delay(max(d.Attempts, 1), a.RetryAfter))
+			a.Error = errtext.Cap(a.Error)
 			attempts = append(attempts, a)
 			continue
 		}
@@ -416,6 +519,7 @@ func (w *worker) outcomes(batch []store.Delivery, results []sdk.Result, callErr 
 				a.NextAt = end.Add(w.delay(d.Attempts+1, a.RetryAfter))
 			}
 		}
+		a.Error = errtext.Cap(a.Error)
 		attempts = append(attempts, a)
 	}
 	return attempts, anyOK

@@ -12,9 +12,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/wahub/wahub/host/errtext"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/sdk"
 )
@@ -77,13 +79,19 @@ type harness struct {
 
 func start(t *testing.T, pol Policy, fake *fakeConnector) *harness {
 	t.Helper()
+	return startWith(t, pol, fake, nil)
+}
+
+// startWith is start with a chance to change the engine's options.
+func startWith(t *testing.T, pol Policy, fake *fakeConnector, edit func(*Options)) *harness {
+	t.Helper()
 	clock := clockwork.NewFakeClockAt(t0)
 	st, err := store.Open(filepath.Join(t.TempDir(), "wahub.db"), store.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := newLogBuffer()
-	e := New(Options{
+	opt := Options{
 		Logger:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Store:      st,
 		Connectors: fake,
@@ -91,7 +99,11 @@ func start(t *testing.T, pol Policy, fake *fakeConnector) *harness {
 		Policies:   map[string]Policy{"c": pol},
 		Clock:      clock,
 		Rand:       rand.New(rand.NewPCG(1, 2)),
-	})
+	}
+	if edit != nil {
+		edit(&opt)
+	}
+	e := New(opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, logs: logs, st: st, clock: clock, fake: fake, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() { e.Run(ctx); close(h.done) }()
@@ -329,7 +341,7 @@ func TestBackoffGrowsAndEndsInDeadLetterThenReplay(t *testing.T) {
 		}
 	}
 	waitFor(t, h.st, func() bool { return h.counts().Dead == 1 })
-	dl, err := h.st.DeadLetters(context.Background(), "c")
+	dl, err := h.st.DeadLetters(context.Background(), store.DeadLetterFilter{Connector: "c"})
 	if err != nil || len(dl) != 1 || dl[0].EventID != ids[0] || dl[0].Attempts != 4 {
 		t.Fatalf("dead letters %+v %v", dl, err)
 	}
@@ -491,5 +503,113 @@ func TestHeldEventsKeepTheirRetryBudget(t *testing.T) {
 	got := h.deliveries(ids[1])[0]
 	if got.State != store.StateDelivered || len(got.Attempts) != 1 || got.Attempts[0].Outcome != "delivered" {
 		t.Fatalf("held event: %+v; want delivered with its one real attempt recorded", got)
+	}
+}
+
+// appendText logs one text message per entry of texts in conversation conv.
+func (h *harness) appendText(conv string, texts ...string) []string {
+	h.t.Helper()
+	var evs []sdk.Event
+	var ids []string
+	for i, text := range texts {
+		id := fmt.Sprintf("%s-%03d", conv, i)
+		evs = append(evs, sdk.Event{ID: id, Type: sdk.TypeMessageReceived, OccurredAt: t0, ReceivedAt: t0,
+			Business: &sdk.Business{PhoneNumberID: "pn"}, Contact: &sdk.Contact{WAID: conv},
+			Message: &sdk.Message{ID: "wamid." + id, Type: "text", Text: text}})
+		ids = append(ids, id)
+	}
+	if _, err := h.st.Append(context.Background(), evs); err != nil {
+		h.t.Fatal(err)
+	}
+	return ids
+}
+
+// Batches are split by encoded size below the plugin call's limit; an
+// event larger than the limit by itself becomes a dead letter saying so,
+// and the others are delivered.
+func TestBatchesSplitBySize(t *testing.T) {
+	const limit = 4000
+	var mu sync.Mutex
+	var sizes []int
+	fake := newFake(delivered)
+	h := startWith(t, Policy{BatchSize: 100}, fake, func(o *Options) {
+		o.MaxBatchBytes = limit
+		// Recorded by a wrapper: what each call carried in bytes.
+		o.Connectors = sizeRecorder{fake, func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }}
+	})
+	big := strings.Repeat("x", 1500)
+	texts := []string{big, big, big, strings.Repeat("y", limit+1), big, big}
+	ids := h.appendText("5511", texts...)
+	waitFor(t, h.st, func() bool { c := h.counts(); return c.Delivered == 5 && c.Dead == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) < 3 {
+		t.Errorf("%d calls for five ~1.9 kB events under a %d-byte limit; want them split", len(sizes), limit)
+	}
+	for i, n := range sizes {
+		if n > limit {
+			t.Errorf("call %d carried %d bytes, over the %d limit", i, n, limit)
+		}
+	}
+	recs := h.deliveries(ids[3])
+	if len(recs) != 1 || recs[0].State != store.StateDead || !strings.Contains(recs[0].LastError, "over the 4000 bytes one plugin call may carry") {
+		t.Fatalf("the oversized event: %+v", recs)
+	}
+}
+
+type sizeRecorder struct {
+	*fakeConnector
+	record func(int)
+}
+
+func (s sizeRecorder) Deliverer(string) (Deliverer, error) { return s, nil }
+
+func (s sizeRecorder) DeliverJSON(ctx context.Context, raws [][]byte) ([]sdk.Result, error) {
+	n := 0
+	for _, r := range raws {
+		n += len(r) + eventOverhead
+	}
+	s.record(n)
+	return s.fakeConnector.DeliverJSON(ctx, raws)
+}
+
+// A conversation whose event did not get through in one part of a split
+// batch sends nothing more in that round: its order holds.
+func TestSplitBatchKeepsConversationOrder(t *testing.T) {
+	var mu sync.Mutex
+	failFirst := true
+	var order []string
+	fake := newFake(func(call int, ev sdk.Event) sdk.Result {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.ID == "5511-000" && failFirst {
+			failFirst = false
+			return sdk.Result{Outcome: sdk.Retry, Error: "429"}
+		}
+		order = append(order, ev.ID)
+		return sdk.Result{Outcome: sdk.Delivered}
+	})
+	h := startWith(t, Policy{BatchSize: 100, Initial: time.Second}, fake, func(o *Options) { o.MaxBatchBytes = 2500 })
+	big := strings.Repeat("x", 1500)
+	h.appendText("5511", big, big, big)
+	h.stepUntil(time.Second, func() bool { return h.counts().Delivered == 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"5511-000", "5511-001", "5511-002"}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("delivered in order %v, want %v", order, want)
+	}
+}
+
+func TestRecordedErrorsAreCapped(t *testing.T) {
+	huge := strings.Repeat("<html>\xff", 100_000)
+	h := start(t, Policy{}, newFake(func(int, sdk.Event) sdk.Result {
+		return sdk.Result{Outcome: sdk.Failed, Error: huge}
+	}))
+	ids := h.append("5511", 1)
+	waitFor(t, h.st, func() bool { return h.counts().Dead == 1 })
+	recs := h.deliveries(ids[0])
+	if len(recs) != 1 || len(recs[0].LastError) > errtext.Max || !utf8.ValidString(recs[0].LastError) ||
+		len(recs[0].Attempts) != 1 || len(recs[0].Attempts[0].Error) > errtext.Max {
+		t.Fatalf("recorded error of %d bytes (valid UTF-8 %v), want at most %d", len(recs[0].LastError), utf8.ValidString(recs[0].LastError), errtext.Max)
 	}
 }

@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +15,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/wahub/wahub/host/admin"
+	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/store"
 )
 
 // runWahubEnv is runWahub with exactly env (plus PATH and HOME): the
@@ -32,9 +40,9 @@ func runWahubEnv(t *testing.T, dir string, env []string, args ...string) (stdout
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-// shippedConfig copies the repository's connectors.yaml into a fresh
-// directory with the store there and a free port.
-func shippedConfig(t *testing.T) (dir, path string) {
+// shippedFile copies the repository's connectors.yaml, as it is, into a
+// fresh directory with the store there and a free port.
+func shippedFile(t *testing.T) (dir, path string) {
 	t.Helper()
 	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
 	if err != nil {
@@ -54,7 +62,7 @@ func shippedConfig(t *testing.T) (dir, path string) {
 // published secrets: not when the variables are unset, and not when they
 // are set to the published values.
 func TestSandboxSecretsRefusedInProduction(t *testing.T) {
-	dir, path := shippedConfig(t)
+	dir, path := shippedFile(t)
 	listCfg := filepath.Join(dir, "list.yaml")
 	if err := os.WriteFile(listCfg, []byte(strings.ReplaceAll(testConfig, "{{DIR}}", dir)+"sandbox: false\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -257,5 +265,299 @@ func TestSecondHubOnSameStoreRefused(t *testing.T) {
 	h2 := newHubIn(t, dir, relativeStore)
 	if code := h2.stop(); code != 0 {
 		t.Fatalf("hub after the first was killed: exit %d\n%s", code, h2.log())
+	}
+}
+
+// buildPlugin builds the external plugin in testdata/NAME and returns its
+// path and sha256.
+func buildPlugin(t *testing.T, name string) (path, sum string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), name)
+	build := exec.Command("go", "build", "-o", path, "./host/e2e/testdata/"+name)
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", name, err, out)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, fmt.Sprintf("%x", sha256.Sum256(raw))
+}
+
+type deadLetterPage struct {
+	DeadLetters []store.DeadLetter `json:"deadletters"`
+	NextAfter   int64              `json:"next_after"`
+}
+
+// A plugin's error text is stored capped (a few KiB of valid UTF-8 with a
+// marker), in the dead letter and in every attempt; the dead-letter list
+// pages, and `wahub deadletters list` reads every page.
+func TestHugePluginErrorIsStoredCapped(t *testing.T) {
+	plugin, sum := buildPlugin(t, "bigerr")
+	h := newHub(t, testConfig+fmt.Sprintf(`
+connectors:
+  bad:
+    plugin: %s
+    sha256: %s
+subscriptions:
+  - connector: bad
+    events: ["*"]
+`, plugin, sum))
+	if out, errOut, code := h.wahub("simulate", "--url", h.url(""), fixture("text.json"), fixture("batch_mixed.json")); code != 0 {
+		t.Fatalf("simulate: %s%s", out, errOut)
+	}
+	h.waitConnector("bad", "5 dead letters", func(c admin.ConnectorStatus) bool { return c.Dead == 5 })
+	var all deadLetterPage
+	if code := h.api("GET", "/api/v1/deadletters?connector=bad", nil, &all); code != http.StatusOK || len(all.DeadLetters) != 5 {
+		t.Fatalf("GET /api/v1/deadletters: %d, %d dead letters", code, len(all.DeadLetters))
+	}
+	for _, dl := range all.DeadLetters {
+		if len(dl.LastError) > 4096 || !utf8.ValidString(dl.LastError) ||
+			!strings.HasPrefix(dl.LastError, "502 from upstream: <html>") || !strings.Contains(dl.LastError, "[truncated, ") {
+			t.Errorf("dead letter %s: %d bytes of last_error, ending %q", dl.EventID, len(dl.LastError), dl.LastError[max(0, len(dl.LastError)-60):])
+		}
+		var ev struct {
+			Deliveries []struct {
+				Attempts []struct{ Error string }
+			}
+		}
+		h.api("GET", "/api/v1/events/"+dl.EventID, nil, &ev)
+		for _, d := range ev.Deliveries {
+			for _, a := range d.Attempts {
+				if len(a.Error) > 4096 {
+					t.Errorf("event %s: an attempt's error is %d bytes", dl.EventID, len(a.Error))
+				}
+			}
+		}
+	}
+
+	// Two at a time: three pages, the last without next_after.
+	var seen []string
+	after := int64(0)
+	for pages := 0; ; pages++ {
+		if pages > 3 {
+			t.Fatal("paging never ended")
+		}
+		var page deadLetterPage
+		path := fmt.Sprintf("/api/v1/deadletters?connector=bad&limit=2&after=%d", after)
+		if code := h.api("GET", path, nil, &page); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		for _, dl := range page.DeadLetters {
+			seen = append(seen, dl.EventID)
+		}
+		if page.NextAfter == 0 {
+			break
+		}
+		after = page.NextAfter
+	}
+	var want []string
+	for _, dl := range all.DeadLetters {
+		want = append(want, dl.EventID)
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("paged %v, want %v", seen, want)
+	}
+	if code := h.api("GET", "/api/v1/deadletters?limit=5000", nil, nil); code != http.StatusBadRequest {
+		t.Errorf("limit=5000: %d, want 400", code)
+	}
+	out, errOut, code := h.wahub("deadletters", "list", "--url", h.url(""), "--connector", "bad")
+	if code != 0 || strings.Count(out, "\n") != 6 || len(out) > 6*4096+1000 {
+		t.Errorf("deadletters list: exit %d, %d bytes:\n%.2000s%s", code, len(out), out, errOut)
+	}
+}
+
+// 12 events of about 6 MiB each (a 3 MiB text, and the raw item with it)
+// are 72 MiB, over the 64 MiB gRPC message between hub and plugin: the hub
+// splits the batch by size and every event is delivered, each at its first
+// attempt.
+func TestLargeEventsBatchIsSplit(t *testing.T) {
+	h := newHub(t, strings.Replace(noopConfig, "server:\n", "server:\n  max_body_bytes: 8388608\n", 1))
+	h.waitConnector("sink", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	// Paused, so that all twelve are due together in one batch.
+	if code := h.api("POST", "/api/v1/connectors/sink/pause", nil, nil); code != http.StatusOK {
+		t.Fatalf("pause: %d", code)
+	}
+	text := strings.Repeat("fatura ", 3<<20/7)
+	const n = 12
+	for i := range n {
+		h.postText(fmt.Sprintf("55119876500%02d", i), fmt.Sprintf("wamid.big%02d", i), text, time.Now())
+	}
+	if code := h.api("POST", "/api/v1/connectors/sink/resume", nil, nil); code != http.StatusOK {
+		t.Fatalf("resume: %d", code)
+	}
+	c := h.waitConnectorFor(3*time.Minute, "sink", "12 delivered", func(c admin.ConnectorStatus) bool { return c.Delivered == n || c.Dead > 0 })
+	if c.Delivered != n || c.Dead != 0 || c.Retrying != 0 {
+		t.Fatalf("connector %+v: want all %d delivered", c, n)
+	}
+	var ev struct {
+		Deliveries []struct {
+			State    string
+			Attempts []struct{ Outcome string }
+		}
+	}
+	evs := h.allEvents()
+	h.api("GET", "/api/v1/events/"+evs[0].ID, nil, &ev)
+	if len(ev.Deliveries) != 1 || len(ev.Deliveries[0].Attempts) != 1 || ev.Deliveries[0].Attempts[0].Outcome != "delivered" {
+		t.Errorf("first event's deliveries %+v: want one delivered attempt", ev.Deliveries)
+	}
+}
+
+// postSigned POSTs a webhook body signed with the test app secret.
+func postSigned(t *testing.T, h *hubProc, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", h.url("/webhooks/whatsapp"), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Hub-Signature-256", ingest.Sign([]byte("test-app-secret"), body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// get sends a GET with the given Host and headers and returns the status.
+func get(t *testing.T, url, host string, hdr map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The sandbox (published admin token, fakes that accept anything) answers
+// only requests addressed to a loopback name: a page on another name that
+// resolves to 127.0.0.1 (DNS rebinding) gets 421. A hook whose header is
+// not UTF-8 is a client error: 400, logged below ERROR, before any plugin
+// sees it.
+func TestSandboxRefusesForeignHostAndBadHeaders(t *testing.T) {
+	h := newHub(t, shippedConfig(t))
+	h.waitConnector("slack", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	_, port, _ := strings.Cut(h.addr, ":")
+	token := map[string]string{"Authorization": "Bearer " + adminToken}
+	for _, tc := range []struct {
+		path, host string
+		want       int
+	}{
+		{"/sandbox?format=json", "", http.StatusOK},
+		{"/sandbox?format=json", "localhost:" + port, http.StatusOK},
+		{"/sandbox?format=json", "[::1]:" + port, http.StatusOK},
+		{"/sandbox?format=json", "rebind.evil.example:" + port, http.StatusMisdirectedRequest},
+		{"/sandbox?format=json", "127.0.0.1.nip.io:" + port, http.StatusMisdirectedRequest},
+		{"/api/v1/connectors", "", http.StatusOK},
+		{"/api/v1/connectors", "rebind.evil.example", http.StatusMisdirectedRequest},
+		{"/metrics", "rebind.evil.example", http.StatusMisdirectedRequest},
+	} {
+		if got := get(t, h.url(tc.path), tc.host, token); got != tc.want {
+			t.Errorf("GET %s with Host %q: %d, want %d", tc.path, tc.host, got, tc.want)
+		}
+	}
+
+	req, _ := http.NewRequest("POST", h.url("/hooks/slack"), strings.NewReader(`{"type":"event_callback"}`))
+	req.Header.Set("X-Slack-Signature", "v0=\xff\xfe")
+	req.Header.Set("X-Slack-Request-Timestamp", "1764000000")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "X-Slack-Signature") {
+		t.Errorf("hook with a non-UTF-8 header: %d %s, want 400 naming the header", resp.StatusCode, body)
+	}
+	for _, line := range strings.Split(h.log(), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "hook") {
+			t.Errorf("a client's bad header logged at ERROR: %s", line)
+		}
+	}
+}
+
+// A signed webhook whose body is not valid UTF-8 is refused (400) and
+// nothing is stored, so every JSON the hub serves stays valid.
+func TestInvalidUTF8WebhookRefused(t *testing.T) {
+	h := newHub(t, testConfig)
+	text, err := os.ReadFile(fixture("text.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(text, []byte(`"body": "`), []byte("\"body\": \"\xc3\x28 \xff"), 1)
+	if bytes.Equal(bad, text) {
+		t.Fatal("text.json has no text body to spoil")
+	}
+	if code := postSigned(t, h, bad); code != http.StatusBadRequest {
+		t.Fatalf("invalid UTF-8: %d, want 400", code)
+	}
+	if evs := h.allEvents(); len(evs) != 0 {
+		t.Fatalf("stored %d events from a refused body", len(evs))
+	}
+	// The same body, valid, is taken, and what the API serves is JSON.
+	if code := postSigned(t, h, text); code != http.StatusOK {
+		t.Fatalf("valid body: %d", code)
+	}
+	if evs := h.allEvents(); len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+}
+
+// server.metrics_listen moves /metrics and /readyz off the public
+// listener; the admin token's scheme is case-insensitive.
+func TestMetricsListenAndBearerScheme(t *testing.T) {
+	h := newHub(t, strings.Replace(testConfig, "server:\n", "server:\n  metrics_listen: 127.0.0.1:0\n", 1))
+	var metricsAddr string
+	for _, line := range strings.Split(h.log(), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "metrics listening" {
+			metricsAddr = rec.Addr
+		}
+	}
+	if metricsAddr == "" {
+		t.Fatalf("no \"metrics listening\" line:\n%s", h.log())
+	}
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{h.url("/metrics"), http.StatusNotFound},
+		{h.url("/readyz"), http.StatusNotFound},
+		{h.url("/healthz"), http.StatusOK},
+		{"http://" + metricsAddr + "/metrics", http.StatusOK},
+		{"http://" + metricsAddr + "/healthz", http.StatusOK},
+		{"http://" + metricsAddr + "/api/v1/connectors", http.StatusNotFound},
+		{"http://" + metricsAddr + "/webhooks/whatsapp", http.StatusNotFound},
+	} {
+		if got := get(t, tc.url, "", nil); got != tc.want {
+			t.Errorf("GET %s: %d, want %d", tc.url, got, tc.want)
+		}
+	}
+	// /readyz answers 200 or 503 (plugins), but from the metrics listener.
+	if got := get(t, "http://"+metricsAddr+"/readyz", "", nil); got != http.StatusOK && got != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz on metrics_listen: %d", got)
+	}
+	for _, auth := range []string{"bearer " + adminToken, "BEARER " + adminToken, "Bearer  " + adminToken} {
+		if got := get(t, h.url("/api/v1/connectors"), "", map[string]string{"Authorization": auth}); got != http.StatusOK {
+			t.Errorf("Authorization %q: %d, want 200", auth, got)
+		}
+	}
+	if got := get(t, h.url("/api/v1/connectors"), "", map[string]string{"Authorization": "Basic " + adminToken}); got != http.StatusUnauthorized {
+		t.Errorf("Basic scheme: %d, want 401", got)
 	}
 }

@@ -153,9 +153,9 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// shippedTemplate is the repository's connectors.yaml on a free port, with
-// its store in the test's directory ({{DIR}}) and the test's admin token.
-func shippedTemplate(t *testing.T) string {
+// shippedConfig is the repository's connectors.yaml on a free port, with
+// its store in the test's directory and the test's admin token.
+func shippedConfig(t *testing.T) string {
 	t.Helper()
 	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
 	if err != nil {
@@ -163,10 +163,10 @@ func shippedTemplate(t *testing.T) string {
 	}
 	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
 	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: {{DIR}}/wahub.db", 1)
-	cfg = strings.Replace(cfg, "admin_token: ${WAHUB_ADMIN_TOKEN:-}", "admin_token: "+adminToken, 1)
+	cfg = strings.Replace(cfg, "${WAHUB_ADMIN_TOKEN:-}", adminToken, 1)
 	cfg = strings.Replace(cfg, "format: auto", "format: json", 1)
 	if !strings.Contains(cfg, "127.0.0.1:0") || !strings.Contains(cfg, "{{DIR}}") || !strings.Contains(cfg, adminToken) {
-		t.Fatal("the shipped configuration's listen, store or admin_token keys moved; update shippedTemplate")
+		t.Fatal("the shipped configuration's listen, store or admin_token keys moved; update shippedConfig")
 	}
 	return cfg
 }
@@ -220,7 +220,7 @@ func TestStopOfTheWholeGroupIsClean(t *testing.T) {
 		{"during start-up", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHubProc(t, shippedTemplate(t), true)
+			h := newHubProc(t, shippedConfig(t), true)
 			if tc.waitAll {
 				for _, name := range shippedConnectors {
 					h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })

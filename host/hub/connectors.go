@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/config"
@@ -141,6 +143,13 @@ func (h *Hub) hook(w http.ResponseWriter, r *http.Request) {
 		admin.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "hook body over 4 MiB")
 		return
 	}
+	// The request reaches the plugin over gRPC, whose strings must be
+	// UTF-8; no system wahub talks to sends anything else in a header.
+	if key, ok := invalidHeader(r.Header); !ok {
+		h.log.Info("hook refused: a header is not valid UTF-8", "connector", name, "header", key, "remote", r.RemoteAddr)
+		admin.WriteError(w, http.StatusBadRequest, "bad_header", "header "+key+" is not valid UTF-8")
+		return
+	}
 	resp, err := remote.HandleHook(r.Context(), &sdk.HookRequest{
 		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
 		Header: r.Header.Clone(), Body: body, RemoteAddr: r.RemoteAddr,
@@ -161,6 +170,21 @@ func (h *Hub) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(status)
 	w.Write(resp.Body)
+}
+
+// invalidHeader finds a header whose name or value is not valid UTF-8;
+// key is its name made printable.
+func invalidHeader(hdr http.Header) (key string, ok bool) {
+	for k, vs := range hdr {
+		bad := !utf8.ValidString(k)
+		for _, v := range vs {
+			bad = bad || !utf8.ValidString(v)
+		}
+		if bad {
+			return strconv.QuoteToASCII(k), false
+		}
+	}
+	return "", true
 }
 
 // Syncer is the connector's sync call, for the syncer.

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -42,12 +44,15 @@ type Hub struct {
 	lock     *store.Lock
 	registry *prometheus.Registry
 	handler  http.Handler
-	clock    clockwork.Clock
-	router   *route.Router
-	sup      *supervisor.Supervisor
-	engine   *delivery.Engine
-	sender   *outbound.Sender
-	graph    *graphClient
+	// opsHandler serves /metrics and /readyz on server.metrics_listen
+	// (nil when they share the public listener).
+	opsHandler http.Handler
+	clock      clockwork.Clock
+	router     *route.Router
+	sup        *supervisor.Supervisor
+	engine     *delivery.Engine
+	sender     *outbound.Sender
+	graph      *graphClient
 	// decisions counts routing decisions by team and rule.
 	decisions *prometheus.CounterVec
 	specs     []supervisor.Spec
@@ -189,11 +194,7 @@ func (h *Hub) routes() http.Handler {
 		Logger:      h.log.With("component", "ingest"),
 		Metrics:     ingest.NewMetrics(h.registry),
 	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", h.ready)
+	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("POST /hooks/{connector}", h.hook)
 	mux.Handle("/api/v1/", admin.New(admin.Options{
 		Token:  h.cfg.Server.AdminToken.Reveal(),
@@ -201,8 +202,61 @@ func (h *Hub) routes() http.Handler {
 		Ops:    ops{h},
 		Logger: h.log.With("component", "admin"),
 	}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{Registry: h.registry}))
+	// Operators' endpoints: on the public listener unless
+	// server.metrics_listen gives them one of their own. /readyz names
+	// failing connectors and their errors; /metrics shows traffic.
+	opsMux := mux
+	if h.cfg.Server.MetricsListen != "" {
+		opsMux = http.NewServeMux()
+		opsMux.HandleFunc("GET /healthz", healthz)
+		h.opsHandler = opsMux
+	}
+	opsMux.HandleFunc("GET /readyz", h.ready)
+	opsMux.Handle("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{Registry: h.registry}))
+	if h.cfg.Sandbox && !h.cfg.SandboxPublic {
+		return loopbackOnly(mux, h.log)
+	}
 	return mux
+}
+
+func healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// loopbackOnly answers only requests addressed to a loopback name. The
+// sandbox's fakes and its admin token are public, and it listens on
+// loopback; a web page elsewhere could still reach it through DNS
+// rebinding (a name of the attacker's that resolves to 127.0.0.1), and
+// the browser then sends that name as Host.
+func loopbackOnly(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			log.Info("sandbox: refused a request for a host that is not loopback", "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr)
+			admin.WriteError(w, http.StatusMisdirectedRequest, "not_loopback",
+				"the sandbox answers only requests to localhost, 127.0.0.1 or [::1]; Host "+strconv.QuoteToASCII(r.Host)+" is not one (set sandbox_public: true to expose it)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header names this machine's
+// loopback: localhost, 127.0.0.0/8 or ::1, with or without a port. An
+// empty Host (HTTP/1.0) carries no name to rebind.
+func loopbackHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ready reports whether the hub can do its work: the store takes commits
@@ -247,12 +301,17 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another wahub running? set server.listen)", h.cfg.Server.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           h.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+	srv := h.server(h.handler)
+	if h.opsHandler != nil {
+		mln, err := net.Listen("tcp", h.cfg.Server.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w (set server.metrics_listen)", h.cfg.Server.MetricsListen, err)
+		}
+		msrv := h.server(h.opsHandler)
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		h.log.Info("metrics listening", "addr", mln.Addr().String(), "paths", "/metrics /readyz /healthz")
 	}
 	if h.cfg.Sandbox {
 		if err := h.startSandbox(ln.Addr().String()); err != nil {
@@ -323,6 +382,20 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	case <-ctx.Done():
 	}
 	return h.shutdown(srv, errc)
+}
+
+// server is an http.Server with the hub's timeouts: a slow client can
+// hold a connection for at most ReadTimeout while sending and
+// server.write_timeout while (not) reading the answer.
+func (h *Hub) server(handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      h.cfg.Server.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // shutdown stops taking requests and lets those in flight finish.

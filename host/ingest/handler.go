@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -149,6 +150,15 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 			"has_header", r.Header.Get(SignatureHeader) != "",
 			"hint", "the POST must be signed with whatsapp.app_secret (the app secret, not the verify token)")
 		writeError(w, http.StatusUnauthorized, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body")
+		return
+	}
+	// JSON is UTF-8 (RFC 8259 §8.1). A body that is not would be stored
+	// and served back, byte for byte in each event's raw item, as invalid
+	// JSON to the admin API and every connector: refuse it whole.
+	if !utf8.Valid(body) {
+		h.Metrics.observe("bad_request", start)
+		h.logger().Info("webhook refused: the body is not valid UTF-8", "remote", r.RemoteAddr)
+		writeError(w, http.StatusBadRequest, "invalid_utf8", "the body is not valid UTF-8")
 		return
 	}
 	events, err := Parse(body, received)

@@ -50,6 +50,10 @@ func readFixture(t *testing.T, name string) []byte {
 
 func TestHandlerAnswers(t *testing.T) {
 	text := readFixture(t, "text.json")
+	invalidUTF8 := bytes.Replace(text, []byte(`"body": "`), []byte("\"body\": \"\xff\xfe "), 1)
+	if bytes.Equal(invalidUTF8, text) {
+		t.Fatal("text.json has no text body to spoil")
+	}
 	secret := []byte("s3cret")
 	tests := []struct {
 		name     string
@@ -74,6 +78,7 @@ func TestHandlerAnswers(t *testing.T) {
 		{name: "bad JSON", method: "POST", body: []byte("{nope"), sig: Sign(secret, []byte("{nope")), want: 400},
 		{name: "wrong object", method: "POST", body: []byte(`{"object":"page","entry":[]}`), sig: Sign(secret, []byte(`{"object":"page","entry":[]}`)), want: 400},
 		{name: "too large", method: "POST", body: text, sig: Sign(secret, text), maxBody: int64(len(text) - 1), want: 413},
+		{name: "invalid UTF-8 in a signed body", method: "POST", body: invalidUTF8, sig: Sign(secret, invalidUTF8), want: 400},
 		{name: "store down", method: "POST", body: text, sig: Sign(secret, text), storeErr: errors.New("disk I/O error"), want: 503},
 		{name: "verification", method: "GET", query: "hub.mode=subscribe&hub.verify_token=vt&hub.challenge=abc%26%3C", want: 200},
 		{name: "verification wrong token", method: "GET", query: "hub.mode=subscribe&hub.verify_token=VT&hub.challenge=abc", want: 403},

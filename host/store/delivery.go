@@ -227,13 +227,28 @@ type DeadLetter struct {
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_error"`
 	At        time.Time `json:"dead_at"`
+	// Cursor orders dead letters for paging: pass the last one's as
+	// DeadLetterFilter.After to get the next page.
+	Cursor int64 `json:"cursor"`
 }
 
-// DeadLetters lists dead deliveries, of one connector or all ("").
-func (s *Store) DeadLetters(ctx context.Context, connector string) ([]DeadLetter, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT e.id, e.seq, e.type, d.connector, d.attempts, d.last_error, d.updated_at
+// DeadLetterFilter selects a page of dead letters.
+type DeadLetterFilter struct {
+	Connector string // "" for every connector
+	After     int64  // the Cursor of the last dead letter already seen
+	Limit     int    // at most this many (default 100)
+}
+
+// DeadLetters lists dead deliveries in the order they were created, one
+// page at a time.
+func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT d.id, e.id, e.seq, e.type, d.connector, d.attempts, d.last_error, d.updated_at
 		FROM deliveries d JOIN events e ON e.seq = d.seq
-		WHERE d.state = 'dead' AND (? = '' OR d.connector = ?) ORDER BY d.seq LIMIT 10000`, connector, connector)
+		WHERE d.state = 'dead' AND (? = '' OR d.connector = ?) AND d.id > ? ORDER BY d.id LIMIT ?`,
+		f.Connector, f.Connector, f.After, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: dead letters: %w", err)
 	}
@@ -242,7 +257,7 @@ func (s *Store) DeadLetters(ctx context.Context, connector string) ([]DeadLetter
 	for rows.Next() {
 		var dl DeadLetter
 		var at int64
-		if err := rows.Scan(&dl.EventID, &dl.Seq, &dl.Type, &dl.Connector, &dl.Attempts, &dl.LastError, &at); err != nil {
+		if err := rows.Scan(&dl.Cursor, &dl.EventID, &dl.Seq, &dl.Type, &dl.Connector, &dl.Attempts, &dl.LastError, &at); err != nil {
 			return nil, err
 		}
 		dl.At = time.UnixMilli(at).UTC()

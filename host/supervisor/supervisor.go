@@ -26,6 +26,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/wahub/wahub/host/errtext"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -217,7 +218,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 			p.client, p.remote = nil, nil
 			p.status.State = state
 			p.status.PID = 0
-			p.status.LastError = err.Error()
+			p.status.LastError = errtext.Cap(err.Error())
 			p.status.Since = now
 			if attempt > 0 || p.status.Restarts > 0 || p.desc.Name != "" {
 				p.status.Restarts++

@@ -105,10 +105,9 @@
 // latest one when the body is missing or the JSON is broken by an
 // unescaped quote). Its id is the idempotency key ("reply:<id>"), so a
 // webhook delivered twice sends once, and two equal replies ("ok") are two
-// messages. Only when the conversations cannot be read is the key a hash
-// of the ticket id and the text (no placeholder gives an update time): the
-// same text on the same ticket is then sent once. The text sent is the
-// reply's body_text. When the hub refuses the message (opted out, the
+// messages. The text sent is always the reply's body_text as the API
+// returns it, never the webhook body's; when the conversations cannot be
+// read the answer is 503 and Freshdesk retries. When the hub refuses the message (opted out, the
 // 24-hour window closed, ...), a private note on the ticket tells the
 // agent why it was not delivered. The answer is 200 unless the hub or
 // Freshdesk is unavailable (503: Freshdesk's retry is then safe).

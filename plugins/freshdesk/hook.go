@@ -2,9 +2,7 @@ package freshdesk
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -237,21 +235,20 @@ func parseHook(raw []byte) (int64, string, bool) {
 // identifyReply finds the agent reply the rule announced: its idempotency
 // key and its text. The latest public agent reply whose text matches the
 // body; the latest one when none matches (the rule fired for a reply, and
-// the body can differ in markup) or when there is no body. When the
-// ticket's conversations cannot be read, the key is a hash of the ticket
-// and the body's text. An empty key means nothing to send.
+// the body can differ in markup) or when there is no body. The text is
+// always the one read from Freshdesk's API, never the webhook body's:
+// the body only helps pick the reply, since anyone holding the webhook
+// secret (or replaying a request) could write anything in it. When the
+// ticket's conversations cannot be read the error is returned, and the
+// webhook is answered 503 so that Freshdesk retries. An empty key means
+// nothing to send.
 func (c *connector) identifyReply(ctx context.Context, s *settings, ticketID int64, body string) (key, text string, err error) {
 	convs, err := c.conversations(ctx, s, ticketID)
 	if err != nil {
 		if isStatus(err, http.StatusNotFound) {
 			return "", "", nil // deleted since
 		}
-		text = htmlText(stripAuthor(body))
-		if text == "" {
-			return "", "", err
-		}
-		sum := sha256.Sum256([]byte(strconv.FormatInt(ticketID, 10) + "\x00" + normalize(text)))
-		return "text:" + hex.EncodeToString(sum[:16]), text, nil
+		return "", "", err
 	}
 	var replies []conversation
 	for _, cv := range convs {

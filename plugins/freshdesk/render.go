@@ -207,16 +207,6 @@ func htmlText(h string) string {
 // the API's.
 func normalize(s string) string { return strings.Join(strings.Fields(htmlText(s)), " ") }
 
-// stripAuthor removes the "Agent name : " Freshdesk puts before the body
-// in {{ticket.latest_public_comment}}, when the body after it is HTML.
-func stripAuthor(s string) string {
-	i := strings.Index(s, " : <")
-	if i > 0 && i <= 200 && !strings.ContainsAny(s[:i], "<>\n") {
-		return s[i+3:]
-	}
-	return s
-}
-
 func replyIDFromKey(key string) (int64, bool) {
 	v, ok := strings.CutPrefix(key, "conversation:")
 	if !ok {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -82,13 +84,15 @@ func (c *apiClient) call(method, path string, body, out any) error {
 
 func newDeadLettersCmd(g *globals) *cobra.Command {
 	var target, connector string
+	var afterFlag int64
+	var limitFlag int
 	cmd := &cobra.Command{
 		Use:   "deadletters",
 		Short: "List or replay events whose delivery gave up",
 	}
 	cmd.PersistentFlags().StringVar(&target, "url", "", "hub base URL (default: http://<server.listen>)")
 	list := &cobra.Command{
-		Use:   "list [--connector NAME]",
+		Use:   "list [--connector NAME] [--limit N] [--after CURSOR]",
 		Short: "List dead letters with their last error",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -96,24 +100,47 @@ func newDeadLettersCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out struct {
-				DeadLetters []store.DeadLetter `json:"deadletters"`
-			}
-			path := "/api/v1/deadletters"
-			if connector != "" {
-				path += "?connector=" + connector
-			}
-			if err := cl.call("GET", path, nil, &out); err != nil {
-				return err
-			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CONNECTOR\tEVENT\tTYPE\tATTEMPTS\tLAST ERROR")
-			for _, d := range out.DeadLetters {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", d.Connector, d.EventID, d.Type, d.Attempts, d.LastError)
+			// Page by page: a store may hold any number of dead letters.
+			after, left := afterFlag, limitFlag
+			for {
+				q := url.Values{}
+				if connector != "" {
+					q.Set("connector", connector)
+				}
+				page := 500
+				if limitFlag > 0 {
+					page = min(page, left)
+				}
+				q.Set("limit", strconv.Itoa(page))
+				if after > 0 {
+					q.Set("after", strconv.FormatInt(after, 10))
+				}
+				var out struct {
+					DeadLetters []store.DeadLetter `json:"deadletters"`
+					NextAfter   int64              `json:"next_after"`
+				}
+				if err := cl.call("GET", "/api/v1/deadletters?"+q.Encode(), nil, &out); err != nil {
+					return err
+				}
+				for _, d := range out.DeadLetters {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", d.Connector, d.EventID, d.Type, d.Attempts, oneLineText(d.LastError))
+				}
+				left -= len(out.DeadLetters)
+				if out.NextAfter == 0 || (limitFlag > 0 && left <= 0) {
+					if limitFlag > 0 && out.NextAfter != 0 {
+						fmt.Fprintf(g.stderr, "more dead letters follow: --after %d\n", out.NextAfter)
+					}
+					break
+				}
+				after = out.NextAfter
 			}
 			return tw.Flush()
 		},
 	}
+	list.Flags().Int64Var(&afterFlag, "after", 0, "start after this cursor (the next_after of a previous page)")
+	list.Flags().IntVar(&limitFlag, "limit", 0, "list at most this many (default: all, fetched page by page)")
 	list.Flags().StringVar(&connector, "connector", "", "only this connector")
 	replay := &cobra.Command{
 		Use:   "replay --connector NAME [EVENT_ID...]",
@@ -139,4 +166,9 @@ func newDeadLettersCmd(g *globals) *cobra.Command {
 	replay.Flags().StringVar(&connector, "connector", "", "the connector whose dead letters to replay")
 	cmd.AddCommand(list, replay)
 	return cmd
+}
+
+// oneLineText keeps a recorded error on its table row.
+func oneLineText(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
