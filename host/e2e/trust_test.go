@@ -302,7 +302,7 @@ func TestRetriesDeadLettersAndRoutesAreLogged(t *testing.T) {
 // included; slack-reply reports the WhatsApp message's state, or the
 // refusal; sandbox reset starts over, and refuses while the hub runs.
 func TestSandboxTourAsTheREADMETellsIt(t *testing.T) {
-	h := newHub(t, shippedConfig(t))
+	h := newHub(t, shippedTemplate(t))
 	for _, name := range shippedConnectors {
 		h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
 	}
