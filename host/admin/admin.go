@@ -26,6 +26,7 @@ type Store interface {
 	Contact(ctx context.Context, id string) (store.Contact, error)
 	DeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]store.DeadLetter, error)
 	Outbound(ctx context.Context, id string) (store.OutboundRecord, error)
+	OutboundByKey(ctx context.Context, source, key string) (store.OutboundRecord, error)
 	Requeue(ctx context.Context, id string) error
 	Stats(ctx context.Context, since time.Time) (store.Stats, error)
 }
@@ -115,6 +116,7 @@ func New(opt Options) *API {
 	a.mux.HandleFunc("GET /api/v1/stats", a.stats)
 	a.mux.HandleFunc("POST /api/v1/messages", a.sendMessage)
 	a.mux.HandleFunc("GET /api/v1/messages/{id}", a.getMessage)
+	a.mux.HandleFunc("GET /api/v1/messages", a.findMessage)
 	a.mux.HandleFunc("POST /api/v1/messages/{id}/requeue", a.requeue)
 	a.mux.HandleFunc("GET /api/v1/connectors", a.listConnectors)
 	a.mux.HandleFunc("POST /api/v1/connectors/{name}/pause", a.pause)
@@ -356,6 +358,28 @@ func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
 	rec, err := a.Store.Outbound(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		WriteError(w, http.StatusNotFound, "not_found", "no message "+r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, rec)
+}
+
+// findMessage finds a message by who queued it and its idempotency key
+// (?source=connector:slack&idempotency_key=Ev0123): what became of a
+// reply a connector sent.
+func (a *API) findMessage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	source, key := q.Get("source"), q.Get("idempotency_key")
+	if source == "" || key == "" {
+		WriteError(w, http.StatusBadRequest, "bad_request", "give source (api, connector:<name>, trigger:<name>) and idempotency_key")
+		return
+	}
+	rec, err := a.Store.OutboundByKey(r.Context(), source, key)
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, http.StatusNotFound, "not_found", "no message from "+source+" with idempotency key "+key)
 		return
 	}
 	if err != nil {

@@ -73,7 +73,7 @@ func TestSandboxWalkthrough(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	out, errOut, code := h.wahub("sandbox", "slack-reply", "--url", h.url(""), "--text", "Sua fatura foi reenviada")
+	out, errOut, code := h.wahub("sandbox", "slack-reply", "--url", h.url(""), "--to", "5541988770005", "--text", "Sua fatura foi reenviada")
 	if code != 0 {
 		t.Fatalf("slack-reply: %s%s", out, errOut)
 	}

@@ -296,3 +296,125 @@ func TestRetriesDeadLettersAndRoutesAreLogged(t *testing.T) {
 		}
 	}
 }
+
+// Item 4 of issue 15: the README's tour on the shipped configuration, at
+// any time of day: every connector's fake receives something, Freshdesk
+// included; slack-reply reports the WhatsApp message's state, or the
+// refusal; sandbox reset starts over, and refuses while the hub runs.
+func TestSandboxTourAsTheREADMETellsIt(t *testing.T) {
+	h := newHub(t, shippedTemplate(t))
+	for _, name := range shippedConnectors {
+		h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	}
+	files, _ := filepath.Glob(fixture("*.json"))
+	if out, errOut, code := h.wahub(append([]string{"simulate", "--now", "--url", h.url("")}, files...)...); code != 0 {
+		t.Fatalf("simulate: %s%s", out, errOut)
+	}
+	type snapshot struct {
+		WhatsApp struct {
+			Sent []struct {
+				WAID                 string `json:"wa_id"`
+				Kind, Template, Text string
+			} `json:"sent"`
+		} `json:"whatsapp"`
+		Slack struct {
+			Channels map[string][]json.RawMessage `json:"channels"`
+		} `json:"slack"`
+		Zendesk   struct{ Tickets []json.RawMessage } `json:"zendesk"`
+		Freshdesk struct {
+			Tickets []struct{ Subject string } `json:"tickets"`
+		} `json:"freshdesk"`
+		HubSpot  struct{ Contacts []json.RawMessage } `json:"hubspot"`
+		Bitrix24 struct{ Contacts []json.RawMessage } `json:"bitrix24"`
+		Webhook  struct{ Received []json.RawMessage } `json:"webhook"`
+	}
+	get := func() (s snapshot) {
+		resp, err := http.Get(h.url("/sandbox?format=json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sent := func(s snapshot, waID, what string) bool {
+		for _, m := range s.WhatsApp.Sent {
+			if m.WAID == waID && (m.Template == what || m.Text == what) {
+				return true
+			}
+		}
+		return false
+	}
+	var s snapshot
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s = get()
+		threads := 0
+		for _, ts := range s.Slack.Channels {
+			threads += len(ts)
+		}
+		fernanda := false
+		for _, tk := range s.Freshdesk.Tickets {
+			fernanda = fernanda || strings.Contains(tk.Subject, "boleto")
+		}
+		if threads >= 8 && len(s.Zendesk.Tickets) > 0 && fernanda && len(s.HubSpot.Contacts) > 0 &&
+			len(s.Bitrix24.Contacts) > 0 && len(s.Webhook.Received) > 0 &&
+			sent(s, "5521998760002", "optout_confirmation") && sent(s, "5511987650001", "Bem-vindo! Responda PARAR para sair.") &&
+			sent(s, "5511987650001", "optout_confirmation") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tour's fakes within 60s: %d Slack threads, %d Zendesk tickets, Freshdesk %+v, %d HubSpot and %d Bitrix24 contacts, %d webhooks, WhatsApp sent %+v",
+				threads, len(s.Zendesk.Tickets), s.Freshdesk.Tickets, len(s.HubSpot.Contacts), len(s.Bitrix24.Contacts), len(s.Webhook.Received), s.WhatsApp.Sent)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The affinity the README's explain shows, as the hub stored it.
+	out, _, code := h.wahub("route", "--explain", "--now", fixture("text_billing_keyword.json"))
+	if code != 0 || !strings.Contains(out, "✓ route billing") || !strings.Contains(out, "→ rule affinity, team support") {
+		t.Errorf("route --explain --now text_billing_keyword.json:\n%s", out)
+	}
+
+	out, errOut, code := h.wahub("sandbox", "slack-reply", "--url", h.url(""), "--to", "5541988770005", "--text", "Olá Pedro! Recebemos o comprovante.")
+	if code != 0 || !regexp.MustCompile(`WhatsApp message msg_\S+ to 5541988770005: .*read\n`).MatchString(out) {
+		t.Errorf("slack-reply to Pedro: exit %d\n%s%s", code, out, errOut)
+	}
+	if !sent(get(), "5541988770005", "Olá Pedro! Recebemos o comprovante.") {
+		t.Error("the agent's reply is not on the fake WhatsApp")
+	}
+	out, errOut, code = h.wahub("sandbox", "slack-reply", "--url", h.url(""), "--to", "5521998760002", "--text", "Oi Bruno")
+	if code != 1 || !strings.Contains(out, "not sent to WhatsApp") || !strings.Contains(out, "opted out") {
+		t.Errorf("slack-reply to Bruno, who opted out: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Start over: refused while the hub answers, then the store is gone.
+	running := filepath.Join(h.dir, "running.yaml")
+	raw, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(running, []byte(strings.Replace(string(raw), "127.0.0.1:0", h.addr, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runWahub(t, h.dir, "sandbox", "reset", "--config", running); code != 1 || !strings.Contains(errOut, "stop it first") {
+		t.Errorf("sandbox reset while the hub runs: exit %d %s", code, errOut)
+	}
+	if code := h.stop(); code != 0 {
+		t.Fatalf("stop: exit %d", code)
+	}
+	out, errOut, code = runWahub(t, h.dir, "sandbox", "reset", "--config", running)
+	if code != 0 || !strings.Contains(out, "removed "+filepath.Join(h.dir, "wahub.db")) {
+		t.Errorf("sandbox reset: exit %d %s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, "wahub.db")); !os.IsNotExist(err) {
+		t.Errorf("the store is still there: %v", err)
+	}
+	h.start()
+	var page struct{ Events []sdk.Event }
+	if h.api("GET", "/api/v1/events", nil, &page); len(page.Events) != 0 {
+		t.Errorf("%d events after the reset", len(page.Events))
+	}
+}

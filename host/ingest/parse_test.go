@@ -69,6 +69,12 @@ var fixtureWants = map[string][]wantEvent{
 		msg:    &sdk.Message{ID: "wamid.PUB.text.0001", Type: "text", Text: "Olá, preciso de ajuda com meu pedido"},
 		rawHas: `"wamid.PUB.text.0001"`,
 	}},
+	"billing_boleto.json": {{
+		key: "m:wamid.PUB.text.0007", typ: sdk.TypeMessageReceived, occurred: 1764000120, biz: biz1,
+		contact: &sdk.Contact{WAID: "5511976540007", Name: "Fernanda Alves"},
+		msg:     &sdk.Message{ID: "wamid.PUB.text.0007", Type: "text", Text: "Bom dia! Preciso da segunda via do boleto de novembro"},
+		rawHas:  `"wamid.PUB.text.0007"`,
+	}},
 	"text_billing_keyword.json": {{
 		key: "m:wamid.PUB.text.0002", typ: sdk.TypeMessageReceived, occurred: 1764000060, biz: biz1, contact: bruno,
 		msg:    &sdk.Message{ID: "wamid.PUB.text.0002", Type: "text", Text: "Minha fatura veio errada"},

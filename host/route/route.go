@@ -460,8 +460,13 @@ func (x *decision) affinity(hit *route, rule, teamName string) (string, string) 
 				str(st.Team).str(" → ").str(hit.team)
 			break
 		}
-		tr.str("conversation is with team ").str(st.Team).str(", last active ").str(idle.Round(time.Second).String()).
-			str(" ago (affinity.idle_timeout ").str(r.idle.String()).str(")")
+		tr.str("conversation is with team ").str(st.Team).str(", last active ")
+		if idle >= 0 {
+			tr.str(idle.Round(time.Second).String()).str(" before this event")
+		} else {
+			tr.str((-idle).Round(time.Second).String()).str(" after this event")
+		}
+		tr.str(" (affinity.idle_timeout ").str(r.idle.String()).str(")")
 		if hit != nil {
 			tr.str("; route ").str(hit.name).str(" is not in affinity.rules_can_move")
 		}

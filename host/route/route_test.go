@@ -654,7 +654,7 @@ func TestAffinity(t *testing.T) {
 
 	d := r.Decide(evt(text("obrigado")), now, recent)
 	s, _ := step(d, KindAffinity, "billing")
-	eq(t, "kept reason", s.Reason, "conversation is with team billing, last active 1h30m0s ago (affinity.idle_timeout 2h0m0s); route default is not in affinity.rules_can_move")
+	eq(t, "kept reason", s.Reason, "conversation is with team billing, last active 1h30m0s before this event (affinity.idle_timeout 2h0m0s); route default is not in affinity.rules_can_move")
 	eq(t, "kept connectors", d.Connectors, []string{"slack", "zendesk"})
 
 	// The default idle timeout is 24 hours.

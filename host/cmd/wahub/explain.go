@@ -21,10 +21,10 @@ import (
 )
 
 func newRouteCmd(g *globals) *cobra.Command {
-	var explain bool
+	var explain, now bool
 	var at string
 	cmd := &cobra.Command{
-		Use:   "route --explain [--at RFC3339] FILE|-",
+		Use:   "route --explain [--at RFC3339] [--now] FILE|-",
 		Short: "Show where the events of a webhook body would go, and why",
 		Long: "Read a WhatsApp webhook body (a file, or - for standard input), and print the events it\n" +
 			"yields and, for each, every rule tried and why it did or did not match, the team (after\n" +
@@ -52,6 +52,9 @@ func newRouteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageErr(err)
 			}
+			if now {
+				body = stampNow(body, time.Now())
+			}
 			events, err := ingest.Parse(body, time.Now())
 			if err != nil {
 				return usageErr(fmt.Errorf("%s: %w", args[0], err))
@@ -60,6 +63,7 @@ func newRouteCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&explain, "explain", false, "explain the routing of each event")
+	cmd.Flags().BoolVar(&now, "now", false, "rewrite every \"timestamp\" to the current time, as simulate --now posts it")
 	cmd.Flags().StringVar(&at, "at", "", "evaluate schedules at this time (RFC 3339) instead of each event's own")
 	return cmd
 }

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/plugins/slack/slacktest"
 )
 
@@ -21,14 +24,16 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		Use:   "sandbox",
 		Short: "Play the other side of the sandbox's fakes",
 	}
-	var target, connector, thread, text string
+	var target, connector, thread, to, text string
+	var wait time.Duration
 	reply := &cobra.Command{
-		Use:   "slack-reply --text TEXT [--thread TS]",
+		Use:   "slack-reply --text TEXT [--to CUSTOMER | --thread TS]",
 		Short: "Post a signed Slack agent reply into a conversation's thread, as Slack's Events API would",
-		Long: "Find the conversation thread in the sandbox's fake Slack (the newest one, or --thread TS), and\n" +
-			"POST a human message in it to /hooks/<connector>, signed with the connector's signing secret,\n" +
-			"as Slack does when an agent answers. The hub sends it to the customer on WhatsApp (see\n" +
-			"GET /sandbox: the whatsapp fake's sent messages).",
+		Long: "Find the conversation thread in the sandbox's fake Slack (the customer's with --to, the one\n" +
+			"whose root is --thread TS, or the newest), and POST a human message in it to /hooks/<connector>,\n" +
+			"signed with the connector's signing secret, as Slack does when an agent answers. Then follow\n" +
+			"what the hub does with it: the WhatsApp message the Slack plugin queued and its state (accepted,\n" +
+			"sent, delivered, read), or the refusal posted in the thread. Exit 1 when it was not sent.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if text == "" {
@@ -53,13 +58,14 @@ func newSandboxCmd(g *globals) *cobra.Command {
 			}
 			base = strings.TrimSuffix(base, "/webhooks/whatsapp")
 			cl := &http.Client{Timeout: 30 * time.Second}
-			channel, ts, err := sandboxThread(cl, base, thread)
+			channel, ts, err := sandboxThread(cl, base, thread, to)
 			if err != nil {
 				return runtimeErr(err)
 			}
 			now := time.Now()
 			evTS := strconv.FormatFloat(float64(now.UnixMicro())/1e6, 'f', 6, 64)
-			body := slacktest.EventCallback("Ev"+strconv.FormatInt(now.UnixNano(), 36), now, slacktest.MessageEvent{
+			eventID := "Ev" + strconv.FormatInt(now.UnixNano(), 36)
+			body := slacktest.EventCallback(eventID, now, slacktest.MessageEvent{
 				User: "U0AGENT", Text: text, TS: evTS, ThreadTS: ts, Channel: channel,
 			})
 			req, err := http.NewRequest(http.MethodPost, base+"/hooks/"+connector, bytes.NewReader(body))
@@ -75,24 +81,81 @@ func newSandboxCmd(g *globals) *cobra.Command {
 			}
 			defer resp.Body.Close()
 			answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			fmt.Fprintf(g.stdout, "reply in thread %s of %s: %d %s\n", ts, channel, resp.StatusCode, strings.TrimSpace(string(answer)))
 			if resp.StatusCode/100 != 2 {
-				return runtimeErr(fmt.Errorf("the hub answered %d", resp.StatusCode))
+				return runtimeErr(fmt.Errorf("POST /hooks/%s (thread %s of %s): the hub answered %d %s",
+					connector, ts, channel, resp.StatusCode, strings.TrimSpace(string(answer))))
 			}
-			return nil
+			fmt.Fprintf(g.stdout, "agent reply posted in thread %s of %s (Slack event %s)\n", ts, channel, eventID)
+			api, err := g.client(target)
+			if err != nil {
+				return err
+			}
+			return followReply(g.stdout, api, cl, base, "connector:"+connector, eventID, ts, wait)
 		},
 	}
 	f := reply.Flags()
 	f.StringVar(&target, "url", "", "the hub's base URL (default: the configured listen address)")
 	f.StringVar(&connector, "connector", "slack", "the Slack connector's name")
 	f.StringVar(&thread, "thread", "", "the thread's root ts (default: the newest conversation)")
+	f.StringVar(&to, "to", "", "the customer's conversation: their number (wa_id) or name")
 	f.StringVar(&text, "text", "", "what the agent writes")
-	cmd.AddCommand(reply)
+	f.DurationVar(&wait, "wait", 15*time.Second, "how long to follow the WhatsApp message's state")
+	cmd.AddCommand(reply, newSandboxResetCmd(g))
 	return cmd
 }
 
-// sandboxThread finds a conversation thread in the fake Slack's snapshot.
-func sandboxThread(cl *http.Client, base, want string) (channel, ts string, err error) {
+// newSandboxResetCmd deletes a sandbox's store, so that the tour can be
+// walked again from nothing. The fakes keep their state in the hub's
+// memory, so a stopped hub has none: the hub must be stopped first.
+func newSandboxResetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset",
+		Short: "Start the sandbox over: delete its store (the hub must be stopped)",
+		Long: "Delete the store of a sandbox configuration (store.path and its -wal and -shm files), so that\n" +
+			"the next wahub serve starts with no events, contacts or conversations, and the fakes (which live\n" +
+			"in the hub process) start empty too. Refused when the configuration is not a sandbox, and while\n" +
+			"a hub answers on server.listen.",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if !cfg.Sandbox {
+				return usageErr(errors.New("config: sandbox: false; sandbox reset deletes only a sandbox's store (for a production store, see wahub backup)"))
+			}
+			cl := &http.Client{Timeout: 2 * time.Second}
+			if resp, err := cl.Get("http://" + cfg.Server.Listen + "/healthz"); err == nil {
+				resp.Body.Close()
+				return runtimeErr(fmt.Errorf("a hub is running on %s: stop it first (Ctrl-C in its terminal), then run wahub sandbox reset again", cfg.Server.Listen))
+			}
+			removed := 0
+			for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+				p := cfg.Store.Path + suffix
+				switch err := os.Remove(p); {
+				case err == nil:
+					removed++
+					fmt.Fprintf(g.stdout, "removed %s\n", p)
+				case !errors.Is(err, os.ErrNotExist):
+					return runtimeErr(fmt.Errorf("sandbox reset: %w", err))
+				}
+			}
+			if removed == 0 {
+				fmt.Fprintf(g.stdout, "nothing to reset: no store at %s\n", cfg.Store.Path)
+				return nil
+			}
+			fmt.Fprintln(g.stdout, "the sandbox starts empty at the next wahub serve")
+			return nil
+		},
+	}
+}
+
+// sandboxThread finds a conversation thread in the fake Slack's snapshot:
+// the one whose root is want, else the newest one whose root names the
+// customer who (their number or name; the Slack plugin's root message
+// reads "New WhatsApp conversation with NAME (+NUMBER), …"), else the
+// newest.
+func sandboxThread(cl *http.Client, base, want, who string) (channel, ts string, err error) {
 	resp, err := cl.Get(base + "/sandbox?format=json")
 	if err != nil {
 		return "", "", fmt.Errorf("GET /sandbox: %w (is `wahub serve` running with sandbox: true?)", err)
@@ -104,6 +167,7 @@ func sandboxThread(cl *http.Client, base, want string) (channel, ts string, err 
 				Channel  string `json:"channel"`
 				TS       string `json:"ts"`
 				ThreadTS string `json:"thread_ts"`
+				Text     string `json:"text"`
 			} `json:"channels"`
 		} `json:"slack"`
 	}
@@ -115,6 +179,10 @@ func sandboxThread(cl *http.Client, base, want string) (channel, ts string, err 
 			if want != "" && t.TS == want {
 				return ch, t.TS, nil
 			}
+			if who != "" && !strings.Contains(t.Text, "(+"+strings.TrimPrefix(who, "+")+")") &&
+				!strings.Contains(t.Text, "with "+who+" ") && !strings.Contains(t.Text, "with "+who+",") {
+				continue
+			}
 			if want == "" && t.TS > ts {
 				channel, ts = ch, t.TS
 			}
@@ -124,7 +192,93 @@ func sandboxThread(cl *http.Client, base, want string) (channel, ts string, err 
 		if want != "" {
 			return "", "", fmt.Errorf("no thread %s in the fake Slack", want)
 		}
+		if who != "" {
+			return "", "", fmt.Errorf("no conversation with %s in the fake Slack (GET /sandbox lists them)", who)
+		}
 		return "", "", errors.New("the fake Slack has no conversation yet: post a customer message first (wahub simulate --now testdata/whatsapp/text.json)")
 	}
 	return channel, ts, nil
+}
+
+// followReply reports what became of the agent's reply: the outbound
+// message the Slack plugin queued (its state as it moves on, until the
+// customer read it, it failed, or wait ends), or, when the plugin queued
+// none, the refusal it posted in the thread.
+func followReply(w io.Writer, api *apiClient, cl *http.Client, base, source, key, threadTS string, wait time.Duration) error {
+	path := "/api/v1/messages?source=" + url.QueryEscape(source) + "&idempotency_key=" + url.QueryEscape(key)
+	var rec store.OutboundRecord
+	if err := api.call(http.MethodGet, path, nil, &rec); err != nil {
+		// No message: the plugin refused the reply or it was a note; the
+		// thread says which.
+		if why := threadNotice(cl, base, threadTS); why != "" {
+			fmt.Fprintf(w, "not sent to WhatsApp; the Slack plugin answered in the thread: %s\n", why)
+			return runtimeErr(errors.New("the reply was not sent"))
+		}
+		return runtimeErr(fmt.Errorf("the Slack plugin queued no WhatsApp message for the reply: %w", err))
+	}
+	fmt.Fprintf(w, "WhatsApp message %s to %s: %s", rec.ID, rec.To, rec.State)
+	shown := rec.State
+	deadline := time.Now().Add(wait)
+	for !replySettled(rec.State) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		if err := api.call(http.MethodGet, "/api/v1/messages/"+url.PathEscape(rec.ID), nil, &rec); err != nil {
+			fmt.Fprintln(w)
+			return err
+		}
+		if rec.State != shown {
+			fmt.Fprintf(w, " → %s", rec.State)
+			shown = rec.State
+		}
+	}
+	fmt.Fprintln(w)
+	switch {
+	case rec.State == store.OutFailed:
+		return runtimeErr(fmt.Errorf("message %s failed: %s %s", rec.ID, rec.ErrorCode, rec.Error))
+	case !replySettled(rec.State):
+		fmt.Fprintf(w, "(still %s after %s: wahub send --status %s follows it)\n", rec.State, wait, rec.ID)
+	}
+	return nil
+}
+
+func replySettled(state string) bool {
+	return state == store.OutRead || state == store.OutFailed
+}
+
+// threadNotice is the newest warning the Slack plugin posted in a thread
+// of the fake Slack ("" if none).
+func threadNotice(cl *http.Client, base, threadTS string) string {
+	resp, err := cl.Get(base + "/sandbox?format=json")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var snap struct {
+		Slack struct {
+			Channels map[string][]struct {
+				TS      string `json:"ts"`
+				Replies []struct {
+					Text  string `json:"text"`
+					BotID string `json:"bot_id"`
+				} `json:"replies"`
+			} `json:"channels"`
+		} `json:"slack"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&snap) != nil {
+		return ""
+	}
+	notice := ""
+	for _, threads := range snap.Slack.Channels {
+		for _, t := range threads {
+			if t.TS != threadTS {
+				continue
+			}
+			for _, r := range t.Replies {
+				// The Slack plugin's refusal (plugins/slack/hook.go).
+				if t := strings.TrimSpace(strings.TrimPrefix(r.Text, ":warning:")); r.BotID != "" && strings.HasPrefix(t, "Not delivered") {
+					notice = t
+				}
+			}
+		}
+	}
+	return notice
 }
