@@ -450,7 +450,7 @@ func get(t *testing.T, url, host string, hdr map[string]string) int {
 // not UTF-8 is a client error: 400, logged below ERROR, before any plugin
 // sees it.
 func TestSandboxRefusesForeignHostAndBadHeaders(t *testing.T) {
-	h := newHub(t, shippedConfig(t))
+	h := newHub(t, shippedTemplate(t))
 	h.waitConnector("slack", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
 	_, port, _ := strings.Cut(h.addr, ":")
 	token := map[string]string{"Authorization": "Bearer " + adminToken}

@@ -153,9 +153,9 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// shippedConfig is the repository's connectors.yaml on a free port, with
+// shippedTemplate is the repository's connectors.yaml on a free port, with
 // its store in the test's directory and the test's admin token.
-func shippedConfig(t *testing.T) string {
+func shippedTemplate(t *testing.T) string {
 	t.Helper()
 	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
 	if err != nil {
@@ -166,7 +166,7 @@ func shippedConfig(t *testing.T) string {
 	cfg = strings.Replace(cfg, "${WAHUB_ADMIN_TOKEN:-}", adminToken, 1)
 	cfg = strings.Replace(cfg, "format: auto", "format: json", 1)
 	if !strings.Contains(cfg, "127.0.0.1:0") || !strings.Contains(cfg, "{{DIR}}") || !strings.Contains(cfg, adminToken) {
-		t.Fatal("the shipped configuration's listen, store or admin_token keys moved; update shippedConfig")
+		t.Fatal("the shipped configuration's listen, store or admin_token keys moved; update shippedTemplate")
 	}
 	return cfg
 }
@@ -220,7 +220,7 @@ func TestStopOfTheWholeGroupIsClean(t *testing.T) {
 		{"during start-up", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHubProc(t, shippedConfig(t), true)
+			h := newHubProc(t, shippedTemplate(t), true)
 			if tc.waitAll {
 				for _, name := range shippedConnectors {
 					h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
