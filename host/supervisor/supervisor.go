@@ -264,9 +264,9 @@ func (s *Supervisor) launch(ctx context.Context, spec Spec) (*plugin.Client, *sd
 		return nil, nil, sdk.Description{}, fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: sdk.Handshake,
-		Plugins:         sdk.PluginSet(nil),
-		Cmd:             cmd,
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.VersionedPlugins(nil),
+		Cmd:              cmd,
 		// cmd.Env is the allowlist below; go-plugin would otherwise
 		// append the hub's whole environment, secrets included.
 		SkipHostEnv:      true,
@@ -313,6 +313,13 @@ func (s *Supervisor) handshake(ctx context.Context, client *plugin.Client, spec 
 	if err := remote.Configure(cctx, sdk.Config{Name: spec.Name, Raw: spec.Config, CheckOnly: s.probe}, host); err != nil {
 		// The same configuration will be refused again.
 		return nil, sdk.Description{}, fmt.Errorf("%w: %w", errPermanent, err)
+	}
+	if remote.Protocol() >= 2 && !s.probe {
+		// What the plugin needs of the hub (its sync interval) follows
+		// from its configuration, so it is known only now.
+		if desc, err = remote.Describe(cctx); err != nil {
+			return nil, sdk.Description{}, fmt.Errorf("plugin %s: describe after configure: %w", spec.Plugin, err)
+		}
 	}
 	return remote, desc, nil
 }
