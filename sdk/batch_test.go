@@ -109,11 +109,11 @@ func TestDeliverInOrder(t *testing.T) {
 			called: []string{"a1"},
 		},
 		{
-			name:   "events without a conversation do not hold each other",
-			events: []Event{ev("x", ""), ev("y", "")},
+			name:    "events without a conversation do not hold each other",
+			events:  []Event{ev("x", ""), ev("y", "")},
 			answers: map[string]Result{"x": FailedResult("x", errors.New("no"))},
-			want:   map[string]Result{"x": {Outcome: Failed}, "y": {Outcome: Delivered}},
-			called: []string{"x", "y"},
+			want:    map[string]Result{"x": {Outcome: Failed}, "y": {Outcome: Delivered}},
+			called:  []string{"x", "y"},
 		},
 	}
 	for _, tc := range cases {
