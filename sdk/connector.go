@@ -51,9 +51,10 @@ type Syncer interface {
 }
 
 // SyncIntervaler is implemented by a Syncer whose configuration says how
-// often the hub should call Sync: the hub reads it through Describe after
+// often the hub should call Sync, and whether at all: 0 means never (the
+// configuration turns sync off). The hub reads it through Describe after
 // Configure and never looks into a connector's configuration itself. A
-// Syncer without it, or answering 0, is synced every DefaultSyncInterval.
+// Syncer without it is synced every DefaultSyncInterval.
 type SyncIntervaler interface {
 	SyncInterval() time.Duration
 }

@@ -31,7 +31,13 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()
 
 // UnmarshalJSON reads a string in ParseDuration's notation.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+	switch string(b) {
+	case "null":
+		return nil
+	case "0":
+		// A bare number 0 reads as what it says; any other number is
+		// ambiguous (seconds? hours?) and refused.
+		*d = 0
 		return nil
 	}
 	var s string
@@ -48,7 +54,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 var durationType = reflect.TypeFor[Duration]()
 
-// ParseDuration is time.ParseDuration plus whole days ("3d") and a bare 0.
+// ParseDuration is time.ParseDuration plus whole days ("3d", at most ten
+// years) and a bare 0.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "0" {
@@ -56,7 +63,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 32)
-		if err != nil {
+		if err != nil || n < 0 || n > 3650 {
 			return 0, fmt.Errorf("%q is not a duration such as 10s, 15m or 3d", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil

@@ -115,8 +115,8 @@ type connectorServer struct {
 func (s *connectorServer) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.DescribeResponse, error) {
 	info := s.impl.Describe()
 	resp := &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: Capabilities(s.impl), SdkVersion: SDKVersion}
-	if si, ok := s.impl.(SyncIntervaler); ok && s.protocol >= 2 && has(s.impl, CapabilitySync) {
-		resp.SyncIntervalMs = si.SyncInterval().Milliseconds()
+	if s.protocol >= 2 && has(s.impl, CapabilitySync) {
+		resp.SyncIntervalMs = syncInterval(s.impl).Milliseconds()
 	}
 	return resp, nil
 }
@@ -217,6 +217,18 @@ func (s *connectorServer) Health(ctx context.Context, _ *pb.HealthRequest) (*pb.
 		return &pb.HealthResponse{Ok: false, Message: err.Error()}, nil
 	}
 	return &pb.HealthResponse{Ok: true}, nil
+}
+
+// syncInterval is how often v (a Connector or an Instance) asks to be
+// synced: 0 for never.
+func syncInterval(v any) time.Duration {
+	if si, ok := v.(SyncIntervaler); ok {
+		return si.SyncInterval()
+	}
+	if _, ok := v.(Syncer); ok {
+		return DefaultSyncInterval
+	}
+	return 0
 }
 
 // has reports whether c has the capability: a Runtime has every method
@@ -320,17 +332,21 @@ type Description struct {
 	// Protocol is the version negotiated with the plugin.
 	Protocol int
 	// SyncInterval is how often the connector asks to be synced, once
-	// configured: 0 before, for a protocol 1 plugin, or without an opinion.
+	// configured (protocol 2): 0 for never.
 	SyncInterval time.Duration
 }
 
-// SyncEvery is how often the hub syncs a connector with the sync
-// capability: what it reported, else DefaultSyncInterval.
+// SyncEvery is how often the hub syncs the connector; 0: never. A
+// protocol 1 plugin cannot say, and one with the sync capability is
+// synced every DefaultSyncInterval.
 func (d Description) SyncEvery() time.Duration {
-	if d.SyncInterval > 0 {
-		return d.SyncInterval
+	switch {
+	case !d.Has(CapabilitySync):
+		return 0
+	case d.Protocol < 2:
+		return DefaultSyncInterval
 	}
-	return DefaultSyncInterval
+	return d.SyncInterval
 }
 
 // Has reports whether the connector has a capability.

@@ -203,18 +203,16 @@ func (r *Runtime[I]) Health(ctx context.Context) error {
 	return h.Health(ctx)
 }
 
-// SyncInterval reports the current Instance's sync interval (0: none, or
-// not configured yet).
+// SyncInterval reports the current Instance's sync interval: its own, or
+// DefaultSyncInterval for a Syncer that has no opinion; 0 when it does
+// not sync or is not configured yet.
 func (r *Runtime[I]) SyncInterval() time.Duration {
 	inst, release, ok := r.acquire()
 	if !ok {
 		return 0
 	}
 	defer release()
-	if s, ok := any(inst).(SyncIntervaler); ok {
-		return s.SyncInterval()
-	}
-	return 0
+	return syncInterval(inst)
 }
 
 // With calls fn with the current Instance, for tests and for connector

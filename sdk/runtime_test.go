@@ -159,7 +159,7 @@ func TestRuntimeLifecycle(t *testing.T) {
 		t.Errorf("closed %v, want [2 1]", got)
 	}
 	if desc, _ := r.Describe(ctx); desc.SyncInterval != 0 {
-		t.Errorf("sync interval %v, want 0 (no opinion)", desc.SyncInterval)
+		t.Errorf("sync interval %v, want 0 (sync off)", desc.SyncInterval)
 	}
 }
 

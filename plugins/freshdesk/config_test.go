@@ -40,10 +40,10 @@ func TestConfig(t *testing.T) {
 		{"resolved status", `{"domain": "acme", ` + base + `, "status": 4}`, "connectors.freshdesk.config.status: 4 cannot be the status of a new ticket"},
 		{"bad group", `{"domain": "acme", ` + base + `, "groups": {"billing": 0}}`, "connectors.freshdesk.config.groups.billing: 0 is not a group id"},
 		{"bad source", `{"domain": "acme", ` + base + `, "source": 0}`, "connectors.freshdesk.config.source: 0 is not a ticket source"},
-		{"reopen_within number", `{"domain": "acme", ` + base + `, "reopen_within": 7}`, "connectors.freshdesk.config.reopen_within: 7 is not a duration"},
+		{"reopen_within number", `{"domain": "acme", ` + base + `, "reopen_within": 7}`, "connectors.freshdesk.config.reopen_within: expected a duration such as"},
 		{"reopen_within words", `{"domain": "acme", ` + base + `, "reopen_within": "a week"}`, "connectors.freshdesk.config.reopen_within: \"a week\" is not a duration"},
 		{"empty tag", `{"domain": "acme", ` + base + `, "tags": ["ok", " "]}`, "connectors.freshdesk.config.tags[1]: \" \" is not a tag"},
-		{"bad timeout", `{"domain": "acme", ` + base + `, "timeout": "soon"}`, "connectors.freshdesk.config.timeout: \"soon\" is not a positive duration"},
+		{"bad timeout", `{"domain": "acme", ` + base + `, "timeout": "soon"}`, "connectors.freshdesk.config.timeout: \"soon\" is not a duration such as 10s"},
 		{"unknown key", `{"domain": "acme", ` + base + `, "subdomain": "acme"}`, "connectors.freshdesk.config.subdomain: unknown key"},
 	}
 	for _, tc := range cases {

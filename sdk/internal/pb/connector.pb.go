@@ -129,9 +129,9 @@ type DescribeResponse struct {
 	Capabilities []string `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	SdkVersion   string   `protobuf:"bytes,4,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
 	// How often the hub should call Sync, as the plugin's configuration
-	// says; 0: not configured yet, or no opinion (the hub's default). A
-	// plugin reports it once configured, so the hub asks again after
-	// Configure. Protocol 2 on; a protocol 1 plugin leaves it 0.
+	// says; 0: never (or not configured yet). A plugin knows it once
+	// configured, so the hub asks again after Configure. Protocol 2 on; a
+	// protocol 1 plugin leaves it 0 and the hub uses its default.
 	SyncIntervalMs int64 `protobuf:"varint,5,opt,name=sync_interval_ms,json=syncIntervalMs,proto3" json:"sync_interval_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
