@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 )
@@ -125,11 +126,17 @@ func (r *Runtime[I]) Close() error {
 	return closeInstance(old.inst)
 }
 
+// closeInstance closes inst if it is an io.Closer; a check-only factory
+// may return a nil one.
 func closeInstance[I Instance](inst I) error {
-	if c, ok := any(inst).(io.Closer); ok && any(inst) != nil {
-		return c.Close()
+	c, ok := any(inst).(io.Closer)
+	if !ok {
+		return nil
 	}
-	return nil
+	if v := reflect.ValueOf(inst); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil
+	}
+	return c.Close()
 }
 
 // acquire returns the current Instance and the function that ends the call
