@@ -59,15 +59,18 @@ const (
 
 // Status is a connector's plugin as an operator sees it.
 type Status struct {
-	Name         string    `json:"name"`
-	Plugin       string    `json:"plugin"`
-	State        string    `json:"state"`
-	PID          int       `json:"pid,omitempty"`
-	Restarts     int       `json:"restarts"`
-	Version      string    `json:"version,omitempty"`
-	Capabilities []string  `json:"capabilities,omitempty"`
-	LastError    string    `json:"last_error,omitempty"`
-	Since        time.Time `json:"since"`
+	Name         string   `json:"name"`
+	Plugin       string   `json:"plugin"`
+	State        string   `json:"state"`
+	PID          int      `json:"pid,omitempty"`
+	Restarts     int      `json:"restarts"`
+	Version      string   `json:"version,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty"`
+	// SyncInterval is how often the plugin last asked to be synced (0:
+	// never); it stays while the plugin restarts.
+	SyncInterval time.Duration `json:"-"`
+	LastError    string        `json:"last_error,omitempty"`
+	Since        time.Time     `json:"since"`
 }
 
 // Options tune a Supervisor.
@@ -176,6 +179,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 				p.status.PID = client.ReattachConfig().Pid
 				p.status.Version = desc.Version
 				p.status.Capabilities = desc.Capabilities
+				p.status.SyncInterval = desc.SyncEvery()
 				p.status.LastError = ""
 				p.status.Since = time.Now()
 				close(p.running)

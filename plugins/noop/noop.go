@@ -7,6 +7,7 @@ package noop
 import (
 	"context"
 
+	"github.com/wahub/wahub/plugins/registry"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -15,6 +16,10 @@ const Name = "noop"
 
 // Version is reported by Describe.
 const Version = "1.0.0"
+
+// Plugin declares the connector to the hub; it has no external system to
+// fake in the sandbox.
+var Plugin = registry.Plugin{Name: Name, New: New}
 
 // New returns the no-op connector.
 func New() sdk.Connector {
