@@ -50,6 +50,19 @@ type Syncer interface {
 	Sync(ctx context.Context, cursor string) (SyncResult, error)
 }
 
+// SyncIntervaler is implemented by a Syncer whose configuration says how
+// often the hub should call Sync, and whether at all: 0 means never (the
+// configuration turns sync off). The hub reads it through Describe after
+// Configure and never looks into a connector's configuration itself. A
+// Syncer without it is synced every DefaultSyncInterval.
+type SyncIntervaler interface {
+	SyncInterval() time.Duration
+}
+
+// DefaultSyncInterval is how often the hub syncs a connector that does
+// not say.
+const DefaultSyncInterval = 5 * time.Minute
+
 // HealthChecker is implemented by connectors that can tell whether their
 // external system is reachable with the configured credentials.
 type HealthChecker interface {
@@ -63,8 +76,12 @@ const (
 	CapabilityHealth = "health"
 )
 
-// Capabilities lists the optional interfaces c implements.
+// Capabilities lists the optional interfaces c implements; for a Runtime,
+// those of its Instance type.
 func Capabilities(c Connector) []string {
+	if r, ok := c.(interface{ capabilities() []string }); ok {
+		return r.capabilities()
+	}
 	var caps []string
 	if _, ok := c.(HookHandler); ok {
 		caps = append(caps, CapabilityHooks)
@@ -107,6 +124,16 @@ func (c Config) Decode(v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
+			if te.Type == durationType {
+				key := te.Field
+				if key == "" {
+					key = keyOf(raw, te.Value)
+				}
+				if strings.HasPrefix(te.Value, `"`) {
+					return fmt.Errorf("connectors.%s.config.%s: %s is not a duration such as 10s, 15m or 3d", c.Name, key, te.Value)
+				}
+				return fmt.Errorf("connectors.%s.config.%s: expected a duration such as \"10s\", \"15m\" or \"3d\", got %s", c.Name, key, te.Value)
+			}
 			return fmt.Errorf("connectors.%s.config.%s: expected %s, got a JSON %s", c.Name, te.Field, te.Type, te.Value)
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,14 +18,29 @@ import (
 	"github.com/wahub/wahub/sdk/internal/pb"
 )
 
-// ProtocolVersion is the connector protocol's major version. It changes only
-// when the protocol breaks; additions are discovered through capabilities.
-const ProtocolVersion = 1
+// ProtocolVersion is the newest connector protocol this SDK speaks. It
+// changes only when the protocol's meaning changes; additions a plugin may
+// lack are discovered through capabilities.
+//
+//   - 1: the first protocol.
+//   - 2: Describe, asked again after Configure, reports the sync interval
+//     the configuration sets (DescribeResponse.sync_interval_ms); the hub
+//     no longer reads it out of the connector's configuration. With a
+//     protocol 1 plugin the hub syncs every DefaultSyncInterval.
+const ProtocolVersion = 2
+
+// Protocols are the versions this SDK speaks, oldest first. Both sides
+// offer all of them and go-plugin picks the newest they share, so a plugin
+// built against an older SDK keeps working with a newer hub and the other
+// way round.
+var Protocols = []int{1, 2}
 
 // Handshake is what the host and a plugin check before talking. The cookie
 // only keeps a person from running a plugin binary by hand by mistake.
+// ProtocolVersion is the fallback go-plugin uses when the other side does
+// not negotiate; VersionedPlugins carries the set.
 var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
+	ProtocolVersion:  1,
 	MagicCookieKey:   "WAHUB_CONNECTOR_PLUGIN",
 	MagicCookieValue: "d1c6f1c4-wahub-connector",
 }
@@ -43,27 +59,41 @@ const maxMessageSize = 64 << 20
 const SDKVersion = "1.0.0"
 
 // GRPCPlugin adapts a Connector to go-plugin. Impl is set on the plugin
-// side and nil on the host side.
+// side and nil on the host side; Protocol is the version it speaks.
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Impl Connector
+	Impl     Connector
+	Protocol int
 }
 
-// PluginSet is the plugin map both sides hand to go-plugin.
+// PluginSet is the plugin map of the newest protocol, for in-process tests.
 func PluginSet(impl Connector) plugin.PluginSet {
-	return plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl}}
+	return plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl, Protocol: ProtocolVersion}}
+}
+
+// VersionedPlugins is the plugin map of each version in versions (all of
+// Protocols when empty), as both sides hand it to go-plugin.
+func VersionedPlugins(impl Connector, versions ...int) map[int]plugin.PluginSet {
+	if len(versions) == 0 {
+		versions = Protocols
+	}
+	out := make(map[int]plugin.PluginSet, len(versions))
+	for _, v := range versions {
+		out[v] = plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl, Protocol: v}}
+	}
+	return out
 }
 
 // GRPCServer serves Impl; go-plugin calls it in the plugin process.
 func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterConnectorServer(s, &connectorServer{impl: p.Impl, broker: broker})
+	pb.RegisterConnectorServer(s, &connectorServer{impl: p.Impl, broker: broker, protocol: p.Protocol})
 	return nil
 }
 
 // GRPCClient returns a *Remote; go-plugin calls it in the host process.
 // Its ctx ends when the plugin process exits, which Remote.Done reports.
 func (p *GRPCPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &Remote{client: pb.NewConnectorClient(c), broker: broker, done: ctx.Done()}, nil
+	return &Remote{client: pb.NewConnectorClient(c), broker: broker, done: ctx.Done(), protocol: p.Protocol}, nil
 }
 
 // GRPCServerOptions are the options a plugin's gRPC server needs; Serve and
@@ -76,8 +106,9 @@ func GRPCServerOptions() []grpc.ServerOption {
 
 type connectorServer struct {
 	pb.UnimplementedConnectorServer
-	impl   Connector
-	broker *plugin.GRPCBroker
+	impl     Connector
+	broker   *plugin.GRPCBroker
+	protocol int
 
 	hostOnce sync.Once
 	host     *remoteHost
@@ -86,7 +117,11 @@ type connectorServer struct {
 
 func (s *connectorServer) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.DescribeResponse, error) {
 	info := s.impl.Describe()
-	return &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: Capabilities(s.impl), SdkVersion: SDKVersion}, nil
+	resp := &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: Capabilities(s.impl), SdkVersion: SDKVersion}
+	if s.protocol >= 2 && has(s.impl, CapabilitySync) {
+		resp.SyncIntervalMs = syncInterval(s.impl).Milliseconds()
+	}
+	return resp, nil
 }
 
 func (s *connectorServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -144,7 +179,7 @@ func (s *connectorServer) Deliver(ctx context.Context, req *pb.DeliverRequest) (
 
 func (s *connectorServer) HandleHook(ctx context.Context, req *pb.HookRequest) (*pb.HookResponse, error) {
 	h, ok := s.impl.(HookHandler)
-	if !ok {
+	if !ok || !has(s.impl, CapabilityHooks) {
 		return nil, status.Error(codes.Unimplemented, "connector does not take hooks")
 	}
 	resp, err := h.HandleHook(ctx, &HookRequest{
@@ -162,7 +197,7 @@ func (s *connectorServer) HandleHook(ctx context.Context, req *pb.HookRequest) (
 
 func (s *connectorServer) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.SyncResponse, error) {
 	sy, ok := s.impl.(Syncer)
-	if !ok {
+	if !ok || !has(s.impl, CapabilitySync) {
 		return nil, status.Error(codes.Unimplemented, "connector does not sync")
 	}
 	res, err := sy.Sync(ctx, req.Cursor)
@@ -178,13 +213,31 @@ func (s *connectorServer) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Sy
 
 func (s *connectorServer) Health(ctx context.Context, _ *pb.HealthRequest) (*pb.HealthResponse, error) {
 	hc, ok := s.impl.(HealthChecker)
-	if !ok {
+	if !ok || !has(s.impl, CapabilityHealth) {
 		return &pb.HealthResponse{Ok: true, Message: "no health check"}, nil
 	}
 	if err := hc.Health(ctx); err != nil {
 		return &pb.HealthResponse{Ok: false, Message: err.Error()}, nil
 	}
 	return &pb.HealthResponse{Ok: true}, nil
+}
+
+// syncInterval is how often v (a Connector or an Instance) asks to be
+// synced: 0 for never.
+func syncInterval(v any) time.Duration {
+	if si, ok := v.(SyncIntervaler); ok {
+		return si.SyncInterval()
+	}
+	if _, ok := v.(Syncer); ok {
+		return DefaultSyncInterval
+	}
+	return 0
+}
+
+// has reports whether c has the capability: a Runtime has every method
+// but only its Instance type's capabilities.
+func has(c Connector, capability string) bool {
+	return slices.Contains(Capabilities(c), capability)
 }
 
 // remoteHost is the Host a plugin sees: calls go back to the hub.
@@ -261,6 +314,8 @@ type Remote struct {
 	client pb.ConnectorClient
 	broker *plugin.GRPCBroker
 	done   <-chan struct{}
+	// protocol is the version negotiated with the plugin.
+	protocol int
 
 	hostOnce sync.Once
 	hostID   uint32
@@ -269,11 +324,32 @@ type Remote struct {
 // Done is closed when the plugin process has exited.
 func (r *Remote) Done() <-chan struct{} { return r.done }
 
+// Protocol is the protocol version negotiated with the plugin.
+func (r *Remote) Protocol() int { return r.protocol }
+
 // Description is what Describe tells the host.
 type Description struct {
 	Info
 	Capabilities []string
 	SDKVersion   string
+	// Protocol is the version negotiated with the plugin.
+	Protocol int
+	// SyncInterval is how often the connector asks to be synced, once
+	// configured (protocol 2): 0 for never.
+	SyncInterval time.Duration
+}
+
+// SyncEvery is how often the hub syncs the connector; 0: never. A
+// protocol 1 plugin cannot say, and one with the sync capability is
+// synced every DefaultSyncInterval.
+func (d Description) SyncEvery() time.Duration {
+	switch {
+	case !d.Has(CapabilitySync):
+		return 0
+	case d.Protocol < 2:
+		return DefaultSyncInterval
+	}
+	return d.SyncInterval
 }
 
 // Has reports whether the connector has a capability.
@@ -292,7 +368,8 @@ func (r *Remote) Describe(ctx context.Context) (Description, error) {
 	if err != nil {
 		return Description{}, fromStatus(err)
 	}
-	return Description{Info: Info{Name: resp.Name, Version: resp.Version}, Capabilities: resp.Capabilities, SDKVersion: resp.SdkVersion}, nil
+	return Description{Info: Info{Name: resp.Name, Version: resp.Version}, Capabilities: resp.Capabilities, SDKVersion: resp.SdkVersion,
+		Protocol: r.protocol, SyncInterval: time.Duration(resp.SyncIntervalMs) * time.Millisecond}, nil
 }
 
 // Configure sends the configuration and, the first time, starts serving

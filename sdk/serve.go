@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -13,27 +14,74 @@ import (
 
 // Serve runs c as a plugin process; it is all a connector's main calls:
 //
-//	func main() { sdk.Serve(myconnector.New()) }
+//	func main() {
+//		if err := sdk.Serve(myconnector.New()); err != nil {
+//			fmt.Fprintln(os.Stderr, err)
+//			os.Exit(1)
+//		}
+//	}
 //
-// It returns only when the host ends the plugin. Write logs with Logger,
-// never to stdout: go-plugin's handshake owns stdout.
-func Serve(c Connector) {
+// It returns when the host ends the plugin (nil, or the error closing the
+// connector's Instance), or at once with an error when the process was not
+// started by a hub. Write logs with Logger, never to stdout: go-plugin's
+// handshake owns stdout.
+func Serve(c Connector, opts ...ServeOption) error {
+	o := serveOptions{protocols: Protocols, parentCheck: time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		return ErrNotStartedByHub
+	}
 	ignoreStopSignals()
+	// The logger must exist before plugin.Serve swaps os.Stderr, so that
+	// its lines reach the host's log intact.
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:       c.Describe().Name,
 		JSONFormat: true,
 		Output:     logOutput,
 		Level:      hclog.Info,
 	})
-	go exitWhenParentDies(os.Getppid(), time.Second)
+	if o.parentCheck > 0 {
+		go exitWhenParentDies(os.Getppid(), o.parentCheck)
+	}
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         PluginSet(c),
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: VersionedPlugins(c, o.protocols...),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, GRPCServerOptions()...)...)
 		},
 		Logger: logger,
 	})
+	if cl, ok := c.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+// ErrNotStartedByHub is Serve's answer when a person runs a plugin binary
+// by hand: it speaks only to a hub, which starts it from connectors.yaml.
+var ErrNotStartedByHub = errors.New("this is a wahub connector plugin: it is started by the hub (name it in connectors.yaml as plugin: /path/to/it), not run by hand")
+
+// ServeOption changes how Serve runs a plugin.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	protocols   []int
+	parentCheck time.Duration
+}
+
+// WithProtocols limits the protocol versions the plugin offers (default:
+// all of Protocols), for a plugin that must behave as one built against an
+// older SDK, and for the tests that prove a newer hub still talks to it.
+func WithProtocols(versions ...int) ServeOption {
+	return func(o *serveOptions) { o.protocols = versions }
+}
+
+// WithParentCheck sets how often the plugin looks whether the hub that
+// started it is still alive (default every second; 0 turns it off).
+func WithParentCheck(every time.Duration) ServeOption {
+	return func(o *serveOptions) { o.parentCheck = every }
 }
 
 // exitWhenParentDies ends the plugin once its host is gone. go-plugin does

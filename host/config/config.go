@@ -12,11 +12,13 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/wahub/wahub/plugins/builtin"
 )
 
 // Builtins are the connector plugins that ship inside the wahub binary.
 // Kept sorted: error messages and `wahub plugins` list them in this order.
-var Builtins = []string{"bitrix24", "freshdesk", "hubspot", "noop", "slack", "webhook", "zendesk"}
+var Builtins = builtin.Plugins.Names()
 
 // EventTypes are the event types of CONTRACT §4 other than the open-ended
 // whatsapp.<field> family. Rules naming anything else are typos.

@@ -187,38 +187,28 @@ func invalidHeader(hdr http.Header) (key string, ok bool) {
 	return "", true
 }
 
-// Syncer is the connector's sync call, for the syncer.
-func (p plugins) Syncer(name string) (func(context.Context, string) (sdk.SyncResult, error), bool, error) {
+// Syncer is the connector's sync call and interval, for the syncer: how
+// often is the plugin's to say (sync.interval has one owner, the
+// connector that reads it), never read here from its configuration.
+func (p plugins) Syncer(name string) (func(context.Context, string) (sdk.SyncResult, error), time.Duration, error) {
 	remote, desc, err := p.sup.Remote(name)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
-	if !desc.Has(sdk.CapabilitySync) {
-		return nil, false, nil
+	every := desc.SyncEvery()
+	if every <= 0 {
+		return nil, 0, nil
 	}
-	return remote.Sync, true, nil
+	return remote.Sync, every, nil
 }
 
-// syncIntervals reads connectors.<name>.config.sync.interval: the
-// plugin's own config says what to sync, the hub when. A sync section
-// without an interval syncs every five minutes.
-func syncIntervals(cfg *config.Config) map[string]time.Duration {
-	out := map[string]time.Duration{}
-	for name, cc := range cfg.Connectors {
-		if !cc.Enabled {
-			continue
+// enabledConnectors are the names of the enabled connectors, sorted.
+func enabledConnectors(cfg *config.Config) []string {
+	var out []string
+	for _, name := range sortedKeys(cfg.Connectors) {
+		if cfg.Connectors[name].Enabled {
+			out = append(out, name)
 		}
-		sec, ok := cc.Config.Reveal()["sync"].(map[string]any)
-		if !ok {
-			continue
-		}
-		every := 5 * time.Minute
-		if v, ok := sec["interval"].(string); ok {
-			if d, err := time.ParseDuration(v); err == nil && d > 0 {
-				every = d
-			}
-		}
-		out[name] = every
 	}
 	return out
 }

@@ -353,7 +353,7 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	engineDone, senderDone, syncDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
-		syncer.Run(bg, syncer.Options{Store: h.store, Plugins: plugins{h.sup}, Intervals: syncIntervals(h.cfg),
+		syncer.Run(bg, syncer.Options{Store: h.store, Plugins: plugins{h.sup}, Connectors: enabledConnectors(h.cfg),
 			Clock: h.clock, Logger: h.log.With("component", "sync")})
 		close(syncDone)
 	}()

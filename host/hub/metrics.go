@@ -63,9 +63,12 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(s.up, prometheus.GaugeValue, up, st.Name)
 	}
-	for name := range syncIntervals(s.h.cfg) {
-		if ss, err := s.h.store.SyncCursor(ctx, name); err == nil && !ss.At.IsZero() {
-			ch <- prometheus.MustNewConstMetric(s.syncAge, prometheus.GaugeValue, now.Sub(ss.At).Seconds(), name)
+	for _, st := range s.h.sup.Statuses() {
+		if st.SyncInterval <= 0 {
+			continue
+		}
+		if ss, err := s.h.store.SyncCursor(ctx, st.Name); err == nil && !ss.At.IsZero() {
+			ch <- prometheus.MustNewConstMetric(s.syncAge, prometheus.GaugeValue, now.Sub(ss.At).Seconds(), st.Name)
 		}
 	}
 	if oc, err := s.h.store.OutboundCounts(ctx); err == nil {

@@ -37,7 +37,7 @@ func (o ops) Connectors(ctx context.Context) ([]admin.ConnectorStatus, error) {
 		if cs.Paused, err = o.h.store.Paused(ctx, st.Name); err != nil {
 			return nil, err
 		}
-		if _, syncs := syncIntervals(o.h.cfg)[st.Name]; syncs {
+		if st.SyncInterval > 0 {
 			ss, err := o.h.store.SyncCursor(ctx, st.Name)
 			if err != nil {
 				return nil, err

@@ -1,7 +1,8 @@
 // Package sandbox serves, inside the hub, fakes of every external API the
-// hub and its built-in connectors talk to — the WhatsApp Graph API, Slack,
-// HubSpot, Bitrix24, Zendesk, Freshdesk and a webhook receiver — the same
-// fakes the tests use. With `sandbox: true` every api_url, token and
+// hub and its built-in connectors talk to — the WhatsApp Graph API and the
+// fake each connector declares in package builtin (Slack, HubSpot,
+// Bitrix24, Zendesk, Freshdesk, a webhook receiver) — the same fakes the
+// tests use. With `sandbox: true` every api_url, token and
 // secret left unset points at them, so a fresh machine shows the whole
 // flow with no account anywhere; GET /sandbox shows what each received.
 package sandbox
@@ -17,19 +18,18 @@ import (
 
 	"github.com/wahub/wahub/host/config"
 	"github.com/wahub/wahub/host/graph/graphtest"
-	"github.com/wahub/wahub/plugins/bitrix24/bitrix24test"
+	"github.com/wahub/wahub/plugins/builtin"
 	"github.com/wahub/wahub/plugins/freshdesk/freshdesktest"
 	"github.com/wahub/wahub/plugins/hubspot/hubspottest"
-	"github.com/wahub/wahub/plugins/slack/slacktest"
+	"github.com/wahub/wahub/plugins/registry"
 	"github.com/wahub/wahub/plugins/webhook/webhooktest"
-	"github.com/wahub/wahub/plugins/zendesk/zendesktest"
 )
 
 // Credentials the fakes expect; the sandbox fills them in.
 const (
 	GraphToken     = "sandbox-graph-token"
-	HubSpotToken   = "sandbox-hubspot-token"
-	WebhookSecret  = "sandbox-webhook-secret"
+	HubSpotToken   = hubspottest.SandboxToken
+	WebhookSecret  = webhooktest.SandboxSecret
 	PhoneNumberID  = "106540352242922" // the business number of testdata/whatsapp
 	DisplayNumber  = "15550783881"
 	graphVersion   = "/v23.0"
@@ -41,39 +41,26 @@ type Sandbox struct {
 	base    string // http://host:port/sandbox
 	handler http.Handler
 	Graph   *graphtest.Server
-	Slack   *slacktest.Server
-	fakes   map[string]fake
-}
-
-type fake struct {
-	handler  http.Handler
-	snapshot func() any
+	fakes   map[string]registry.Fake
 }
 
 // New builds the fakes for a hub reachable at hubURL (http://host:port).
 // The Graph fake posts signed status webhooks for what it accepts back to
 // the hub, so sent → delivered → read show up as they would.
 func New(hubURL string, appSecret string) *Sandbox {
-	s := &Sandbox{base: hubURL + "/sandbox", fakes: map[string]fake{}}
+	s := &Sandbox{base: hubURL + "/sandbox", fakes: map[string]registry.Fake{}}
 	s.Graph = graphtest.NewServer(graphtest.WithAccessToken(GraphToken), graphtest.WithPhoneNumber(PhoneNumberID, DisplayNumber),
 		graphtest.WithStatusWebhook(graphtest.StatusWebhook{URL: hubURL + "/webhooks/whatsapp", AppSecret: appSecret}),
 		graphtest.WithAutoStatuses(statusInterval, "sent", "delivered", "read"))
-	s.Slack = slacktest.NewServer()
-	hub := hubspottest.NewServer(hubspottest.WithToken(HubSpotToken))
-	bx := bitrix24test.NewServer()
-	zd := zendesktest.NewServer()
-	fd := freshdesktest.NewServer()
-	wh := webhooktest.NewHandler([]byte(WebhookSecret))
-	s.fakes["whatsapp"] = fake{s.Graph, s.Graph.Snapshot}
-	s.fakes["slack"] = fake{s.Slack, s.Slack.Snapshot}
-	s.fakes["hubspot"] = fake{hub, hub.Snapshot}
-	s.fakes["bitrix24"] = fake{bx, bx.Snapshot}
-	s.fakes["zendesk"] = fake{zd, zd.Snapshot}
-	s.fakes["freshdesk"] = fake{fd, fd.Snapshot}
-	s.fakes["webhook"] = fake{wh, func() any { return map[string]any{"received": wh.Delivered()} }}
+	s.fakes["whatsapp"] = registry.Fake{Handler: s.Graph, Snapshot: s.Graph.Snapshot}
+	for _, p := range builtin.Plugins.All() {
+		if p.Sandbox != nil {
+			s.fakes[p.Name] = p.Sandbox.Fake()
+		}
+	}
 	mux := http.NewServeMux()
 	for name, f := range s.fakes {
-		mux.Handle("/sandbox/"+name+"/", http.StripPrefix("/sandbox/"+name, f.handler))
+		mux.Handle("/sandbox/"+name+"/", http.StripPrefix("/sandbox/"+name, f.Handler))
 	}
 	mux.HandleFunc("GET /sandbox", s.index)
 	mux.HandleFunc("GET /sandbox/{$}", s.index)
@@ -96,47 +83,9 @@ const (
 	AdminToken  = "sandbox-admin-token"
 )
 
-// connectorDefault is a config key the sandbox fills for a built-in
-// plugin. secret marks the ones that decide what the hub or a receiver
-// trusts (signing and webhook secrets, which the operator chooses): a
-// production hub must not run with a published value there. API tokens
-// are issued by the external service, which refuses the fakes' values
-// anyway.
-type connectorDefault struct {
-	key    string
-	value  string
-	secret bool
-}
-
-// connectorDefaults are the credentials each built-in plugin gets pointed
-// at the fakes with. api_url is added by Apply (it depends on the hub's
-// address).
-var connectorDefaults = map[string][]connectorDefault{
-	"slack": {
-		{"token", slacktest.DefaultToken, false},
-		{"signing_secret", slacktest.DefaultSigningSecret, true},
-		{"channel", slacktest.DefaultChannel, false},
-	},
-	"hubspot": {{"token", HubSpotToken, false}},
-	"bitrix24": {
-		{"user_id", bitrix24test.DefaultUserID, false},
-		{"token", bitrix24test.DefaultToken, false},
-	},
-	"zendesk": {
-		{"email", zendesktest.DefaultEmail, false},
-		{"token", zendesktest.DefaultToken, false},
-		{"webhook_secret", zendesktest.DefaultWebhookSecret, true},
-	},
-	"freshdesk": {
-		{"api_key", freshdesktest.DefaultAPIKey, false},
-		{"webhook_secret", FreshdeskWebhookSecret, true},
-	},
-	"webhook": {{"secret", WebhookSecret, true}},
-}
-
 // FreshdeskWebhookSecret is what the sandbox's Freshdesk automation would
 // send; the fake itself does not call back.
-const FreshdeskWebhookSecret = "sandbox-freshdesk-webhook-secret"
+const FreshdeskWebhookSecret = freshdesktest.SandboxWebhookSecret
 
 // ApplySecrets fills the hub's own secrets left unset (app secret, verify
 // token, admin token) with the sandbox's published ones. Every command
@@ -163,10 +112,10 @@ func ApplySecrets(cfg *config.Config) {
 // published is every secret value the sandbox hands out.
 func published() map[string]bool {
 	m := map[string]bool{AppSecret: true, VerifyToken: true, AdminToken: true, GraphToken: true}
-	for _, defs := range connectorDefaults {
-		for _, d := range defs {
-			if d.secret {
-				m[d.value] = true
+	for _, p := range builtin.Plugins.All() {
+		if p.Sandbox != nil {
+			for _, v := range p.Sandbox.Secrets {
+				m[v] = true
 			}
 		}
 	}
@@ -250,28 +199,11 @@ func Apply(cfg *config.Config, hubURL string) {
 		if cc.Config == nil || cc.External() {
 			continue
 		}
-		c := cc.Config
-		set := func(k string, v any) {
-			if cur, ok := c[k]; !ok || cur == "" || cur == nil {
-				c[k] = v
-			}
+		p, ok := builtin.Plugins.Lookup(cc.Plugin)
+		if !ok || p.Sandbox == nil {
+			continue
 		}
-		switch cc.Plugin {
-		case "slack":
-			set("api_url", s.URL("slack")+"/")
-		case "hubspot", "zendesk", "freshdesk":
-			set("api_url", s.URL(cc.Plugin))
-		case "bitrix24":
-			if _, ok := c["webhook_url"]; ok {
-				continue // an inbound-webhook URL carries its own credentials
-			}
-			set("api_url", s.URL("bitrix24"))
-		case "webhook":
-			set("url", s.URL("webhook")+"/")
-		}
-		for _, d := range connectorDefaults[cc.Plugin] {
-			set(d.key, d.value)
-		}
+		p.Sandbox.Fill(registry.Config(cc.Config), s.URL(p.Name))
 	}
 }
 
@@ -281,7 +213,7 @@ func (s *Sandbox) Handler() http.Handler { return s.handler }
 func (s *Sandbox) snapshot() map[string]any {
 	out := map[string]any{}
 	for name, f := range s.fakes {
-		out[name] = f.snapshot()
+		out[name] = f.Snapshot()
 	}
 	return out
 }

@@ -60,15 +60,18 @@ const (
 
 // Status is a connector's plugin as an operator sees it.
 type Status struct {
-	Name         string    `json:"name"`
-	Plugin       string    `json:"plugin"`
-	State        string    `json:"state"`
-	PID          int       `json:"pid,omitempty"`
-	Restarts     int       `json:"restarts"`
-	Version      string    `json:"version,omitempty"`
-	Capabilities []string  `json:"capabilities,omitempty"`
-	LastError    string    `json:"last_error,omitempty"`
-	Since        time.Time `json:"since"`
+	Name         string   `json:"name"`
+	Plugin       string   `json:"plugin"`
+	State        string   `json:"state"`
+	PID          int      `json:"pid,omitempty"`
+	Restarts     int      `json:"restarts"`
+	Version      string   `json:"version,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty"`
+	// SyncInterval is how often the plugin last asked to be synced (0:
+	// never); it stays while the plugin restarts.
+	SyncInterval time.Duration `json:"-"`
+	LastError    string        `json:"last_error,omitempty"`
+	Since        time.Time     `json:"since"`
 }
 
 // Options tune a Supervisor.
@@ -177,6 +180,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 				p.status.PID = client.ReattachConfig().Pid
 				p.status.Version = desc.Version
 				p.status.Capabilities = desc.Capabilities
+				p.status.SyncInterval = desc.SyncEvery()
 				p.status.LastError = ""
 				p.status.Since = time.Now()
 				close(p.running)
@@ -265,9 +269,9 @@ func (s *Supervisor) launch(ctx context.Context, spec Spec) (*plugin.Client, *sd
 		return nil, nil, sdk.Description{}, fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: sdk.Handshake,
-		Plugins:         sdk.PluginSet(nil),
-		Cmd:             cmd,
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.VersionedPlugins(nil),
+		Cmd:              cmd,
 		// cmd.Env is the allowlist below; go-plugin would otherwise
 		// append the hub's whole environment, secrets included.
 		SkipHostEnv:      true,
@@ -314,6 +318,13 @@ func (s *Supervisor) handshake(ctx context.Context, client *plugin.Client, spec 
 	if err := remote.Configure(cctx, sdk.Config{Name: spec.Name, Raw: spec.Config, CheckOnly: s.probe}, host); err != nil {
 		// The same configuration will be refused again.
 		return nil, sdk.Description{}, fmt.Errorf("%w: %w", errPermanent, err)
+	}
+	if remote.Protocol() >= 2 && !s.probe {
+		// What the plugin needs of the hub (its sync interval) follows
+		// from its configuration, so it is known only now.
+		if desc, err = remote.Describe(cctx); err != nil {
+			return nil, sdk.Description{}, fmt.Errorf("plugin %s: describe after configure: %w", spec.Plugin, err)
+		}
 	}
 	return remote, desc, nil
 }

@@ -1,5 +1,6 @@
 // Package syncer pulls changed contacts from connectors with the sync
-// capability (CRMs) on each connector's interval, and stores their
+// capability (CRMs) on the interval each one's plugin reports through
+// Describe (sdk.Description.SyncEvery), and stores their
 // attributes with the cursor in one commit: a failed page leaves the cursor
 // where it was, and a restart resumes from it.
 package syncer
@@ -19,9 +20,10 @@ import (
 
 // Plugins finds a connector's running plugin.
 type Plugins interface {
-	// Syncer returns the connector's sync call, or an error while its
-	// plugin is not running; ok is false when it has no sync capability.
-	Syncer(name string) (sync func(ctx context.Context, cursor string) (sdk.SyncResult, error), ok bool, err error)
+	// Syncer returns the connector's sync call and how often its plugin
+	// asks to be synced, or an error while the plugin is not running;
+	// every is 0 when the connector does not sync.
+	Syncer(name string) (sync func(ctx context.Context, cursor string) (sdk.SyncResult, error), every time.Duration, err error)
 	// Running is closed once the connector's plugin runs.
 	Running(name string) <-chan struct{}
 }
@@ -30,10 +32,11 @@ type Plugins interface {
 type Options struct {
 	Store   *store.Store
 	Plugins Plugins
-	// Intervals are the connectors to sync and how often.
-	Intervals map[string]time.Duration
-	Clock     clockwork.Clock
-	Logger    *slog.Logger
+	// Connectors are the enabled connectors; those whose plugin reports a
+	// sync interval are synced.
+	Connectors []string
+	Clock      clockwork.Clock
+	Logger     *slog.Logger
 }
 
 // maxPages bounds one run, so that a connector paging forever (a bug, or
@@ -49,17 +52,13 @@ func Run(ctx context.Context, opt Options) {
 		opt.Logger = slog.Default()
 	}
 	var wg sync.WaitGroup
-	for name, every := range opt.Intervals {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			loop(ctx, opt, name, every)
-		}()
+	for _, name := range opt.Connectors {
+		wg.Go(func() { loop(ctx, opt, name) })
 	}
 	wg.Wait()
 }
 
-func loop(ctx context.Context, opt Options, name string, every time.Duration) {
+func loop(ctx context.Context, opt Options, name string) {
 	log := opt.Logger.With("connector", name)
 	for {
 		select {
@@ -67,14 +66,25 @@ func loop(ctx context.Context, opt Options, name string, every time.Duration) {
 		case <-ctx.Done():
 			return
 		}
+		// Asked each time: the interval is the running plugin's answer.
+		_, every, err := opt.Plugins.Syncer(name)
+		if err == nil && every <= 0 {
+			return // this connector's configuration does not sync
+		}
+		if err != nil {
+			// The plugin went down between Running and now; its restart
+			// closes Running again.
+			every = sdk.DefaultSyncInterval
+		}
 		n, err := Once(ctx, opt.Store, opt.Plugins, name)
 		switch {
 		case errors.Is(err, errNoCapability):
-			log.Warn("sync is configured but the plugin has no sync capability; not syncing")
 			return
 		case err != nil && ctx.Err() == nil:
 			log.Warn("sync failed; the cursor stays, next try at the next interval", "err", err, "interval", every.String())
-			opt.Store.SyncFailed(context.WithoutCancel(ctx), name, err.Error())
+			if serr := opt.Store.SyncFailed(context.WithoutCancel(ctx), name, err.Error()); serr != nil {
+				log.Error("sync failed and its failure could not be recorded; GET /api/v1/connectors shows the previous state", "err", serr)
+			}
 		case n > 0:
 			log.Info("sync stored contact changes", "contacts", n)
 		}
@@ -92,11 +102,11 @@ var errNoCapability = errors.New("no sync capability")
 // cursor, each stored with its contacts. It returns how many contacts it
 // stored.
 func Once(ctx context.Context, st *store.Store, p Plugins, name string) (int, error) {
-	call, ok, err := p.Syncer(name)
+	call, every, err := p.Syncer(name)
 	if err != nil {
 		return 0, err
 	}
-	if !ok {
+	if every <= 0 {
 		return 0, errNoCapability
 	}
 	total := 0

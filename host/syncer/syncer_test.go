@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/sdk"
@@ -17,7 +18,7 @@ type pages struct {
 	calls    []string
 }
 
-func (p *pages) Syncer(string) (func(context.Context, string) (sdk.SyncResult, error), bool, error) {
+func (p *pages) Syncer(string) (func(context.Context, string) (sdk.SyncResult, error), time.Duration, error) {
 	return func(_ context.Context, cursor string) (sdk.SyncResult, error) {
 		p.calls = append(p.calls, cursor)
 		if p.fail[cursor] {
@@ -25,7 +26,7 @@ func (p *pages) Syncer(string) (func(context.Context, string) (sdk.SyncResult, e
 			return sdk.SyncResult{}, errors.New("429 TEN_SECONDLY_ROLLING")
 		}
 		return p.byCursor[cursor], nil
-	}, true, nil
+	}, time.Minute, nil
 }
 
 func (p *pages) Running(string) <-chan struct{} { c := make(chan struct{}); close(c); return c }

@@ -55,7 +55,6 @@ package bitrix24
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"reflect"
@@ -63,7 +62,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/wahub/wahub/sdk"
@@ -84,16 +82,20 @@ const (
 
 // New returns the Bitrix24 connector. It does nothing until Configure.
 func New() sdk.Connector {
-	return &connector{clock: realClock{}, log: sdk.Logger()}
+	c := &connector{clock: realClock{}, log: sdk.Logger()}
+	c.Runtime = sdk.NewRuntime(sdk.Info{Name: Name, Version: Version}, c.configure)
+	return c
 }
 
 var (
-	_ sdk.Connector     = (*connector)(nil)
-	_ sdk.Syncer        = (*connector)(nil)
-	_ sdk.HealthChecker = (*connector)(nil)
+	_ sdk.Syncer         = (*instance)(nil)
+	_ sdk.SyncIntervaler = (*instance)(nil)
+	_ sdk.HealthChecker  = (*instance)(nil)
 )
 
+// connector is what outlives a configuration; instance is one.
 type connector struct {
+	*sdk.Runtime[*instance]
 	// clock paces requests and backs off; tests replace it with a virtual
 	// one so that pacing is tested without sleeping.
 	clock clock
@@ -101,9 +103,11 @@ type connector struct {
 		Warn(msg string, args ...any)
 		Info(msg string, args ...any)
 	}
-	// cfg is set by Configure; the SDK calls methods from several
-	// goroutines.
-	cfg atomic.Pointer[settings]
+}
+
+type instance struct {
+	c *connector
+	s *settings
 }
 
 // settings is a validated configuration, ready to use.
@@ -140,12 +144,12 @@ type config struct {
 	Entity            string         `json:"entity"`
 	CreateFields      map[string]any `json:"create_fields"`
 	RequestsPerSecond flexString     `json:"requests_per_second"`
-	Timeout           string         `json:"timeout"`
+	Timeout           *sdk.Duration  `json:"timeout"`
 	Sync              *syncConfig    `json:"sync"`
 }
 
 type syncConfig struct {
-	Interval   string            `json:"interval"`
+	Interval   *sdk.Duration     `json:"interval"`
 	Fields     map[string]string `json:"fields"`
 	Properties []string          `json:"properties"`
 }
@@ -169,21 +173,23 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
-
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*instance, error) {
 	s, err := parseConfig(cfg)
-	if err != nil {
-		return err
-	}
-	if cfg.CheckOnly {
-		return nil
+	if err != nil || cfg.CheckOnly {
+		return nil, err
 	}
 	s.host = host
 	s.lists = &listCache{}
 	s.client = newClient(s, c.clock, c.log)
-	c.cfg.Store(s)
-	return nil
+	return &instance{c: c, s: s}, nil
+}
+
+// SyncInterval is sync.interval (default 5m); 0 without a sync section.
+func (i *instance) SyncInterval() time.Duration {
+	if !i.s.sync.enabled {
+		return 0
+	}
+	return i.s.sync.interval
 }
 
 var (
@@ -280,22 +286,20 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		s.rate = r
 	}
 
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%s: %q is not a positive duration such as 30s", key("timeout"), c.Timeout)
+	if c.Timeout != nil {
+		if *c.Timeout <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive duration such as 30s", key("timeout"), c.Timeout.String())
 		}
-		s.timeout = d
+		s.timeout = c.Timeout.D()
 	}
 
 	if c.Sync != nil {
 		sy := syncSettings{enabled: true, interval: defaultSyncInterval}
-		if c.Sync.Interval != "" {
-			d, err := time.ParseDuration(c.Sync.Interval)
-			if err != nil || d < minSyncInterval {
-				return nil, fmt.Errorf("%s: %q is not a duration of at least %s, such as 5m", key("sync.interval"), c.Sync.Interval, minSyncInterval)
+		if c.Sync.Interval != nil {
+			if c.Sync.Interval.D() < minSyncInterval {
+				return nil, fmt.Errorf("%s: %q is not a duration of at least %s, such as 5m", key("sync.interval"), c.Sync.Interval.String(), minSyncInterval)
 			}
-			sy.interval = d
+			sy.interval = c.Sync.Interval.D()
 		}
 		seen := map[string]string{}
 		add := func(k, attr, field string) error {
@@ -337,14 +341,9 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	return s, nil
 }
 
-var errNotConfigured = errors.New("bitrix24 connector not configured yet")
-
 // Health checks that the webhook works and has the crm scope.
-func (c *connector) Health(ctx context.Context) error {
-	s := c.cfg.Load()
-	if s == nil {
-		return errNotConfigured
-	}
+func (i *instance) Health(ctx context.Context) error {
+	s := i.s
 	env, err := s.client.call(ctx, "scope", obj{})
 	if err != nil {
 		return err

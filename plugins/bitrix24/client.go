@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
+
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 const (
@@ -54,11 +56,9 @@ type client struct {
 func newClient(s *settings, clk clock, log interface{ Warn(string, ...any) }) *client {
 	return &client{
 		s: s,
-		http: &http.Client{
-			// The webhook's code is in the path: a redirect would carry it
-			// to another host, and a redirected POST loses its body.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		// The webhook's code is in the path: a redirect would carry it
+		// to another host, and a redirected POST loses its body.
+		http:  sdkhttp.NewClient(2, nil),
 		pacer: newPacer(clk, s.rate),
 		log:   log,
 	}

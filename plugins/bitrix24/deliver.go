@@ -90,15 +90,9 @@ type delivery struct {
 // grouped so that it takes few calls: the lookups of all new customers
 // in one batch, their creation in another, then comments (see
 // commentRound).
-func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
+func (i *instance) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
+	c, s := i.c, i.s
 	results := make([]sdk.Result, len(events))
-	s := c.cfg.Load()
-	if s == nil {
-		for i, ev := range events {
-			results[i] = sdk.RetryResult(ev.ID, 0, errNotConfigured)
-		}
-		return results
-	}
 	d := &delivery{c: c, s: s, ctx: ctx, kv: s.host.KV(), events: events, results: results, customers: map[string]*customer{}}
 	d.run()
 	return results

@@ -38,19 +38,7 @@ func (e *env) webhookURL() string { return e.url + e.fake.WebhookPath() }
 
 // config is a valid configuration pointing at the fake; extra keys merge.
 func (e *env) config(extra map[string]any) json.RawMessage {
-	cfg := map[string]any{"webhook_url": e.webhookURL()}
-	for k, v := range extra {
-		if v == nil {
-			delete(cfg, k)
-			continue
-		}
-		cfg[k] = v
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return raw
+	return sdktest.ConfigJSON(e.t, map[string]any{"webhook_url": e.webhookURL()}, extra)
 }
 
 // start runs a connector over gRPC, as the hub does, on the virtual
@@ -69,21 +57,7 @@ func (e *env) start(cfg json.RawMessage) (*sdk.Remote, *connector) {
 
 func deliver(t *testing.T, r *sdk.Remote, events ...sdk.Event) map[string]sdk.Result {
 	t.Helper()
-	results, err := r.Deliver(context.Background(), events)
-	if err != nil {
-		t.Fatalf("Deliver: %v", err)
-	}
-	if len(results) != len(events) {
-		t.Fatalf("%d results for %d events", len(results), len(events))
-	}
-	out := map[string]sdk.Result{}
-	for _, res := range results {
-		if _, dup := out[res.EventID]; dup {
-			t.Fatalf("two results for %s", res.EventID)
-		}
-		out[res.EventID] = res
-	}
-	return out
+	return sdktest.Deliver(t, r, events...)
 }
 
 func wantOutcome(t *testing.T, res map[string]sdk.Result, id string, want sdk.Outcome) sdk.Result {

@@ -60,11 +60,8 @@ func parseCursor(s string) (cursor, bool) {
 // (DATE_MODIFY = d and ID > id), then what changed after it
 // (DATE_MODIFY > d, ordered by DATE_MODIFY and ID). An error returns no
 // cursor: the hub keeps the one it had and calls again later.
-func (c *connector) Sync(ctx context.Context, raw string) (sdk.SyncResult, error) {
-	s := c.cfg.Load()
-	if s == nil {
-		return sdk.SyncResult{}, errNotConfigured
-	}
+func (i *instance) Sync(ctx context.Context, raw string) (sdk.SyncResult, error) {
+	c, s := i.c, i.s
 	if !s.sync.enabled {
 		return sdk.SyncResult{NextCursor: raw}, nil
 	}

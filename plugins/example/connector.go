@@ -33,76 +33,68 @@ type config struct {
 	HookToken string `json:"hook_token"`
 }
 
-// connector implements sdk.Connector, plus sdk.HookHandler and
-// sdk.HealthChecker: the SDK notices the optional interfaces by itself
-// and tells the hub (see sdk.Capabilities).
-type connector struct {
-	// The SDK calls the methods from several goroutines (a hook can
-	// arrive during a delivery), so the state Configure sets is guarded.
-	mu        sync.Mutex
+// New returns an unconfigured connector. The SDK's runtime does the
+// plumbing every connector needs: it answers Describe (the hub calls it
+// before anything else, also for `wahub plugins`), calls configure with
+// each configuration the hub sends, holds the instance it builds, answers
+// "not configured" before there is one, and closes the old one when a new
+// configuration replaces it. The instance's optional methods (HandleHook,
+// Health, Sync) are the capabilities the hub sees (see sdk.Capabilities).
+func New() sdk.Connector {
+	return sdk.NewConnector(sdk.Info{Name: "example", Version: Version}, configure)
+}
+
+// instance is the connector with one configuration. It never changes:
+// a new configuration builds a new instance, so no locks guard its fields.
+type instance struct {
 	path      string
 	hookToken string
 	host      sdk.Host
+	log       *slog.Logger
 
 	// writeMu makes batches write one after the other, so that lines of
 	// two batches never interleave and the file keeps the hub's order.
 	writeMu sync.Mutex
-
-	log *slog.Logger
 }
 
-// New returns an unconfigured connector. It must not do any work: the hub
-// calls Describe on it before anything else, also for `wahub plugins`.
-func New() *connector {
-	return &connector{log: sdk.Logger()}
-}
-
-// Compile-time checks that the connector has the methods the hub looks
+// Compile-time checks that the instance has the methods the hub looks
 // for; a typo in a signature would otherwise silently drop a capability.
 var (
-	_ sdk.Connector     = (*connector)(nil)
-	_ sdk.HookHandler   = (*connector)(nil)
-	_ sdk.HealthChecker = (*connector)(nil)
+	_ sdk.HookHandler   = (*instance)(nil)
+	_ sdk.HealthChecker = (*instance)(nil)
 )
 
-// Describe names the connector. No I/O: it runs before configuration.
-func (c *connector) Describe() sdk.Info {
-	return sdk.Info{Name: "example", Version: Version}
-}
-
-// Configure receives the connector's config and the Host to call back. It
-// runs once per process start, before any delivery, and again after the
-// hub restarts a crashed plugin.
+// configure builds an instance from the connector's config and the Host to
+// call back. The SDK runs it once per process start, before any delivery,
+// and again after the hub restarts a crashed plugin.
 //
 // It must refuse a bad configuration with an error that names the key and
 // says how to fix it: `wahub check` and `wahub serve` print it as the
 // reason. With cfg.CheckOnly (wahub check) it must only validate: touch
-// nothing, connect nowhere; host is nil then.
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+// nothing, connect nowhere; host is nil then, and what it returns is
+// dropped.
+func configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*instance, error) {
 	var conf config
 	// Decode refuses unknown keys, so a typo ("pth:") is an error and not
 	// a setting silently ignored.
 	if err := cfg.Decode(&conf); err != nil {
-		return err
+		return nil, err
 	}
 	if conf.Path == "" {
-		return fmt.Errorf("connectors.%s.config.path: required (the file events are appended to, e.g. data/events.jsonl)", cfg.Name)
+		return nil, fmt.Errorf("connectors.%s.config.path: required (the file events are appended to, e.g. data/events.jsonl)", cfg.Name)
 	}
 	if strings.HasSuffix(conf.Path, "/") {
-		return fmt.Errorf("connectors.%s.config.path: %q is a directory; name a file in it, e.g. %sevents.jsonl", cfg.Name, conf.Path, conf.Path)
+		return nil, fmt.Errorf("connectors.%s.config.path: %q is a directory; name a file in it, e.g. %sevents.jsonl", cfg.Name, conf.Path, conf.Path)
 	}
 	if cfg.CheckOnly {
-		return nil
+		return nil, nil
 	}
 	// Creating the directory now turns "no such directory" into an error
 	// at start, where the user sees it, rather than into retries later.
 	if err := os.MkdirAll(filepath.Dir(conf.Path), 0o750); err != nil {
-		return fmt.Errorf("connectors.%s.config.path: cannot create its directory: %w", cfg.Name, err)
+		return nil, fmt.Errorf("connectors.%s.config.path: cannot create its directory: %w", cfg.Name, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.path, c.hookToken, c.host = conf.Path, conf.HookToken, host
-	return nil
+	return &instance{path: conf.Path, hookToken: conf.HookToken, host: host, log: sdk.Logger()}, nil
 }
 
 // Deliver appends each event to the file and returns exactly one Result
@@ -122,30 +114,24 @@ func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 //     the file, so they are answered Retry too, to come again after it.
 //   - ctx ends when the hub gives up on the batch (shutdown, timeout):
 //     stop, and answer Retry for what was not done, never Failed.
-func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
-	c.mu.Lock()
-	path, host := c.path, c.host
-	c.mu.Unlock()
-
+//
+// The file is one sequence, so this connector keeps the whole batch in
+// order. Connectors whose external system keeps conversations apart (a
+// ticket, a thread) deliver conversations in parallel with
+// sdk.DeliverInOrder instead.
+func (c *instance) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 	results := make([]sdk.Result, 0, len(events))
 	// stop, once set, is the reason the rest of the batch is not written.
 	var stop error
-	if host == nil {
-		stop = errors.New("not configured yet")
-	}
 
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	var f *os.File
-	if stop == nil {
-		var err error
-		// 0600: events carry customers' phone numbers and messages.
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			stop = fmt.Errorf("open %s: %w", path, err)
-		} else {
-			defer f.Close()
-		}
+	// 0600: events carry customers' phone numbers and messages.
+	f, err := os.OpenFile(c.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		stop = fmt.Errorf("open %s: %w", c.path, err)
+	} else {
+		defer f.Close()
 	}
 
 	for _, ev := range events {
@@ -156,7 +142,7 @@ func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Resul
 			results = append(results, sdk.RetryResult(ev.ID, 0, stop))
 			continue
 		}
-		res := c.writeOnce(ctx, f, host.KV(), ev)
+		res := c.writeOnce(ctx, f, c.host.KV(), ev)
 		// After a Failed event the batch goes on: that event will not be
 		// in the file before a user replays it, so holding the rest back
 		// would keep nothing in order.
@@ -172,7 +158,7 @@ func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Resul
 func kvKey(eventID string) string { return "written/" + eventID }
 
 // writeOnce appends ev unless an earlier delivery already did.
-func (c *connector) writeOnce(ctx context.Context, f *os.File, kv sdk.KV, ev sdk.Event) sdk.Result {
+func (c *instance) writeOnce(ctx context.Context, f *os.File, kv sdk.KV, ev sdk.Event) sdk.Result {
 	_, written, err := kv.Get(ctx, kvKey(ev.ID))
 	if err != nil {
 		// Unknown whether it was written: writing it anyway could
@@ -226,10 +212,8 @@ type hookBody struct {
 // The caller's X-Request-Id becomes the message's idempotency key: if the
 // caller retries (it timed out, our answer got lost), the hub sends the
 // message once.
-func (c *connector) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.HookResponse, error) {
-	c.mu.Lock()
+func (c *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.HookResponse, error) {
 	token, host := c.hookToken, c.host
-	c.mu.Unlock()
 
 	if token == "" {
 		return reply(http.StatusForbidden, "hooks are off: set config.hook_token and send it as \"Authorization: Bearer <token>\""), nil
@@ -294,14 +278,8 @@ func replyJSON(status int, v any) *sdk.HookResponse {
 // Health tells the hub whether deliveries can succeed: here, whether the
 // file's directory is writable. The hub shows the answer in /readyz and
 // the admin API. Keep it cheap: it is called periodically.
-func (c *connector) Health(ctx context.Context) error {
-	c.mu.Lock()
-	path := c.path
-	c.mu.Unlock()
-	if path == "" {
-		return errors.New("not configured yet")
-	}
-	dir := filepath.Dir(path)
+func (c *instance) Health(ctx context.Context) error {
+	dir := filepath.Dir(c.path)
 	f, err := os.CreateTemp(dir, ".example-connector-health-*")
 	if err != nil {
 		return fmt.Errorf("directory %s is not writable: %w", dir, err)

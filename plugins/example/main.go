@@ -5,10 +5,20 @@
 // configure it; connector.go is the connector itself.
 package main
 
-import "github.com/wahub/wahub/sdk"
+import (
+	"fmt"
+	"os"
+
+	"github.com/wahub/wahub/sdk"
+)
 
 // main hands the connector to the SDK, which speaks the plugin protocol
 // with the hub until the hub ends this process. Nothing else belongs
 // here: the hub starts the plugin and reads its stdout for the handshake,
 // so a plugin must never print to stdout (log with sdk.Logger instead).
-func main() { sdk.Serve(New()) }
+func main() {
+	if err := sdk.Serve(New()); err != nil {
+		fmt.Fprintln(os.Stderr, "example-connector:", err)
+		os.Exit(1)
+	}
+}

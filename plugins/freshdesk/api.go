@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // maxAnswer bounds what is read of an answer; a page of 30 tickets with
@@ -159,17 +160,7 @@ func (c *connector) call(ctx context.Context, s *settings, method, path string, 
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return &apiError{op: op, text: op + ": cancelled before Freshdesk answered"}
-		case errors.Is(err, context.DeadlineExceeded):
-			return &apiError{op: op, text: fmt.Sprintf("%s: no answer from %s within %s (config.timeout)", op, s.base, s.timeout)}
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // without the URL and its query
-		}
-		return &apiError{op: op, text: fmt.Sprintf("%s: %s: %v", op, s.base, err)}
+		return &apiError{op: op, text: sdkhttp.DoError(ctx, op+" "+s.base, s.timeout, err).Error()}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))

@@ -10,50 +10,19 @@ import (
 	"html"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/wahub/wahub/sdk"
 )
 
 // Deliver answers one result per event. Conversations go concurrently
 // (at most maxConcurrent), each one's events in order; once an event of a
-// conversation is not delivered, its later events are held back, so that
-// the ticket never shows a message before an earlier one.
-func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
-	results := make([]sdk.Result, len(events))
-	s := c.cfg.Load()
-	if s == nil {
-		for i, ev := range events {
-			results[i] = sdk.RetryResult(ev.ID, 0, errNotConfigured)
-		}
-		return results
-	}
-	sdk.ByConversation(events, maxConcurrent, func(idx []int) { c.deliverConversation(ctx, s, events, idx, results) })
-	return results
-}
-
-func (c *connector) deliverConversation(ctx context.Context, s *settings, events []sdk.Event, idx []int, results []sdk.Result) {
-	for k, i := range idx {
-		ev := events[i]
-		if ctx.Err() != nil {
-			results[i] = sdk.RetryResult(ev.ID, 0, errors.New("not sent: the delivery was cancelled"))
-			continue
-		}
-		res := c.deliverEvent(ctx, s, &ev)
-		results[i] = res
-		if res.Outcome == sdk.Delivered || res.Outcome == sdk.Skipped {
-			continue
-		}
-		after := time.Duration(0)
-		if res.Outcome == sdk.Retry {
-			after = res.RetryAfter
-		}
-		reason := fmt.Sprintf("not sent, to keep the ticket in order: the earlier event %s of this conversation was not delivered (%s)", ev.ID, res.Outcome)
-		for _, j := range idx[k+1:] {
-			results[j] = sdk.HeldResult(events[j].ID, after, reason)
-		}
-		return
-	}
+// conversation is not delivered, its later events are held back
+// (sdk.DeliverInOrder), so that the ticket never shows a message before
+// an earlier one.
+func (i *instance) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
+	return sdk.DeliverInOrder(ctx, events, maxConcurrent, func(ctx context.Context, ev *sdk.Event) sdk.Result {
+		return i.c.deliverEvent(ctx, i.s, ev)
+	})
 }
 
 func (c *connector) deliverEvent(ctx context.Context, s *settings, ev *sdk.Event) sdk.Result {

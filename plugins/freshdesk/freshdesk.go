@@ -131,20 +131,18 @@ package freshdesk
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // Name is the connector's built-in name.
@@ -177,22 +175,24 @@ const (
 
 // New returns the Freshdesk connector. It does nothing until Configure.
 func New() sdk.Connector {
-	return &connector{now: time.Now, log: sdk.Logger()}
+	c := &connector{now: time.Now, log: sdk.Logger()}
+	c.Runtime = sdk.NewRuntime(sdk.Info{Name: Name, Version: Version}, c.configure)
+	return c
 }
 
-var (
-	_ sdk.Connector   = (*connector)(nil)
-	_ sdk.HookHandler = (*connector)(nil)
-)
+var _ sdk.HookHandler = (*instance)(nil)
 
+// connector is what outlives a configuration; instance is one.
 type connector struct {
+	*sdk.Runtime[*instance]
 	// now reads the reopen window and Retry-After dates; tests fix it.
 	now func() time.Time
 	log *slog.Logger
-	// cfg is set by Configure; atomic because gRPC handlers call Configure,
-	// Deliver and HandleHook from goroutines with no order the race
-	// detector can see.
-	cfg atomic.Pointer[settings]
+}
+
+type instance struct {
+	c *connector
+	s *settings
 }
 
 // settings is a validated configuration.
@@ -228,32 +228,21 @@ type config struct {
 	Groups        map[string]int64 `json:"groups"`
 	Status        *int             `json:"status"`
 	Source        *int             `json:"source"`
-	ReopenWithin  json.RawMessage  `json:"reopen_within"`
+	ReopenWithin  *sdk.Duration    `json:"reopen_within"`
 	Tags          []string         `json:"tags"`
-	Timeout       string           `json:"timeout"`
+	Timeout       *sdk.Duration    `json:"timeout"`
 }
 
-func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
-
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*instance, error) {
 	s, err := parseConfig(cfg)
-	if err != nil {
-		return err
+	if err != nil || cfg.CheckOnly {
+		return nil, err
 	}
-	if cfg.CheckOnly {
-		return nil
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = maxConcurrent
-	s.client = &http.Client{
-		Transport: tr,
-		// A redirect means a wrong domain or api_url (Freshdesk sends
-		// the browser to a login page): say so instead of following it.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	// A redirect means a wrong domain or api_url (Freshdesk sends the
+	// browser to a login page): it is reported, not followed.
+	s.client = sdkhttp.NewClient(maxConcurrent, nil)
 	s.host = host
-	c.cfg.Store(s)
-	return nil
+	return &instance{c: c, s: s}, nil
 }
 
 var (
@@ -349,53 +338,19 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		}
 		s.source = *c.Source
 	}
-	if len(c.ReopenWithin) > 0 && string(c.ReopenWithin) != "null" {
-		d, err := parseWindow(c.ReopenWithin)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", key("reopen_within"), err)
+	if c.ReopenWithin != nil {
+		if *c.ReopenWithin < 0 {
+			return nil, fmt.Errorf("%s: %q is not a duration: write one such as 72h or 7d (0: never reopen)", key("reopen_within"), c.ReopenWithin.String())
 		}
-		s.reopenWithin = d
+		s.reopenWithin = c.ReopenWithin.D()
 	}
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%s: %q is not a positive duration such as 15s", key("timeout"), c.Timeout)
+	if c.Timeout != nil {
+		if *c.Timeout <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive duration such as 15s", key("timeout"), c.Timeout.String())
 		}
-		s.timeout = d
+		s.timeout = c.Timeout.D()
 	}
 	return s, nil
-}
-
-// parseWindow reads reopen_within: a Go duration ("72h"), days ("7d"), or
-// 0 (never reopen).
-func parseWindow(raw json.RawMessage) (time.Duration, error) {
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err == nil {
-		if n.String() == "0" {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("%s is not a duration: write one such as 72h or 7d (0: never reopen)", n)
-	}
-	var v string
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return 0, errors.New("write a duration such as 72h or 7d (0: never reopen)")
-	}
-	v = strings.TrimSpace(v)
-	if m := daysRE.FindStringSubmatch(v); m != nil {
-		days, err := strconv.Atoi(m[1])
-		if err != nil || days > 3650 {
-			return 0, fmt.Errorf("%q is too long", v)
-		}
-		return time.Duration(days) * 24 * time.Hour, nil
-	}
-	if v == "0" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration: write one such as 72h or 7d (0: never reopen)", v)
-	}
-	return d, nil
 }
 
 // priorityFor is the priority of a new ticket of team.
@@ -405,5 +360,3 @@ func (s *settings) priorityFor(team string) int {
 	}
 	return s.priority
 }
-
-var errNotConfigured = errors.New("freshdesk connector not configured yet")

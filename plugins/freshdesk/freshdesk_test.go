@@ -24,30 +24,12 @@ const secret = "hook-secret-0123456789abcdef"
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable clock shared by the fake and the connector.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a connector running over gRPC against a fake Freshdesk.
 type env struct {
 	t      *testing.T
 	fake   *freshdesktest.Server
 	url    string
-	clock  *clock
+	clock  *sdktest.Clock
 	conn   sdk.Connector
 	remote *sdk.Remote
 	host   *sdktest.FakeHost
@@ -61,7 +43,7 @@ type setup struct {
 
 func newEnv(t *testing.T, s setup) *env {
 	t.Helper()
-	clk := &clock{t: t0}
+	clk := sdktest.NewClock(t0)
 	fake := freshdesktest.NewServer(append([]freshdesktest.Option{freshdesktest.WithClock(clk.Now)}, s.opts...)...)
 	var h http.Handler = fake
 	if s.handler != nil {
@@ -77,35 +59,12 @@ func newEnv(t *testing.T, s setup) *env {
 
 func configJSON(t testing.TB, url string, extra map[string]any) json.RawMessage {
 	t.Helper()
-	cfg := map[string]any{"api_url": url, "api_key": freshdesktest.DefaultAPIKey, "webhook_secret": secret}
-	for k, v := range extra {
-		if v == nil {
-			delete(cfg, k)
-			continue
-		}
-		cfg[k] = v
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return sdktest.ConfigJSON(t, map[string]any{"api_url": url, "api_key": freshdesktest.DefaultAPIKey, "webhook_secret": secret}, extra)
 }
 
 func (e *env) deliver(events ...sdk.Event) map[string]sdk.Result {
 	e.t.Helper()
-	results, err := e.remote.Deliver(context.Background(), events)
-	if err != nil {
-		e.t.Fatalf("Deliver: %v", err)
-	}
-	if len(results) != len(events) {
-		e.t.Fatalf("%d results for %d events", len(results), len(events))
-	}
-	byID := map[string]sdk.Result{}
-	for _, r := range results {
-		byID[r.EventID] = r
-	}
-	return byID
+	return sdktest.Deliver(e.t, e.remote, events...)
 }
 
 func (e *env) mustDeliver(events ...sdk.Event) {
@@ -351,7 +310,7 @@ func TestInterruptedTicketCreation(t *testing.T) {
 		}
 	})
 	t.Run("KV write lost", func(t *testing.T) {
-		clk := &clock{t: t0}
+		clk := sdktest.NewClock(t0)
 		fake := freshdesktest.NewServer(freshdesktest.WithClock(clk.Now))
 		srv := httptest.NewServer(fake)
 		defer srv.Close()

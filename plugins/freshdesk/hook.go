@@ -60,11 +60,8 @@ type replyState struct {
 
 // HandleHook takes the automation rule's call about an agent's reply and
 // sends the reply to the customer on WhatsApp. See the package doc.
-func (c *connector) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.HookResponse, error) {
-	s := c.cfg.Load()
-	if s == nil {
-		return reply(http.StatusServiceUnavailable, "the connector is starting; retry"), nil
-	}
+func (i *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.HookResponse, error) {
+	c, s := i.c, i.s
 	if len(s.secret) == 0 {
 		return reply(http.StatusForbidden, "agent replies are off: set connectors."+s.name+".config.webhook_secret and send it in the "+SecretHeader+" header"), nil
 	}

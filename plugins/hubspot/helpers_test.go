@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,38 +21,18 @@ const token = "pat-na1-11111111-2222-3333-4444-555555555555"
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-// clock is a manual clock shared by the connector and the fake.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a fake HubSpot on a loopback server, a fake hub and a clock.
 type env struct {
 	t    *testing.T
 	fake *hubspottest.Server
 	srv  *httptest.Server
-	clk  *clock
+	clk  *sdktest.Clock
 	host *sdktest.FakeHost
 }
 
 func newEnv(t *testing.T, opts ...hubspottest.Option) *env {
 	t.Helper()
-	clk := newClock()
+	clk := sdktest.NewClock(t0)
 	opts = append([]hubspottest.Option{hubspottest.WithClock(clk.Now), hubspottest.WithToken(token),
 		hubspottest.WithContactProperties("tier")}, opts...)
 	fake := hubspottest.NewServer(opts...)
@@ -66,19 +45,7 @@ func newEnv(t *testing.T, opts ...hubspottest.Option) *env {
 // high so that the real-time token bucket never slows these tests; the
 // pacing itself is tested in a synctest bubble.
 func (e *env) config(extra map[string]any) json.RawMessage {
-	cfg := map[string]any{"token": token, "api_url": e.srv.URL, "requests_per_10s": 100000, "search_per_second": 10000}
-	for k, v := range extra {
-		if v == nil {
-			delete(cfg, k)
-		} else {
-			cfg[k] = v
-		}
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return raw
+	return sdktest.ConfigJSON(e.t, map[string]any{"token": token, "api_url": e.srv.URL, "requests_per_10s": 100000, "search_per_second": 10000}, extra)
 }
 
 // connector is a new connector instance (a fresh plugin process, as after
@@ -107,18 +74,7 @@ func (e *env) kv(key string) string {
 
 func deliver(t *testing.T, c sdk.Connector, events ...sdk.Event) map[string]sdk.Result {
 	t.Helper()
-	results := c.Deliver(context.Background(), events)
-	if len(results) != len(events) {
-		t.Fatalf("%d results for %d events", len(results), len(events))
-	}
-	out := map[string]sdk.Result{}
-	for _, r := range results {
-		if _, dup := out[r.EventID]; dup {
-			t.Fatalf("two results for %s", r.EventID)
-		}
-		out[r.EventID] = r
-	}
-	return out
+	return sdktest.ByID(t, events, c.Deliver(context.Background(), events))
 }
 
 func wantOutcome(t *testing.T, res sdk.Result, want sdk.Outcome) {

@@ -59,12 +59,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // Name is the connector's built-in name.
@@ -88,16 +88,22 @@ const (
 
 // New returns the HubSpot connector. It does nothing until Configure.
 func New() sdk.Connector {
-	return &connector{now: time.Now, log: sdk.Logger()}
+	c := &connector{now: time.Now, log: sdk.Logger()}
+	c.Runtime = sdk.NewRuntime(sdk.Info{Name: Name, Version: Version}, c.configure)
+	return c
 }
 
 var (
-	_ sdk.Connector     = (*connector)(nil)
-	_ sdk.Syncer        = (*connector)(nil)
-	_ sdk.HealthChecker = (*connector)(nil)
+	_ sdk.Syncer         = (*instance)(nil)
+	_ sdk.SyncIntervaler = (*instance)(nil)
+	_ sdk.HealthChecker  = (*instance)(nil)
 )
 
+// connector is what outlives a configuration (the clock, the pause after
+// a 429, the per-customer locks); instance is one configuration.
 type connector struct {
+	*sdk.Runtime[*instance]
+
 	// now reads the time for creation markers, sync cursors and
 	// HTTP-date Retry-Afters; tests fix it. The pacing uses the real
 	// clock (golang.org/x/time/rate); tests of it run in a synctest
@@ -106,10 +112,6 @@ type connector struct {
 	// transport, when set by a test, replaces the HTTP transport.
 	transport http.RoundTripper
 	log       *slog.Logger
-
-	// cfg is set by Configure; atomic because the SDK calls Configure,
-	// Deliver, Sync and Health from different gRPC goroutines.
-	cfg atomic.Pointer[settings]
 
 	// pause is a connector-wide stop after a 429: until then no request
 	// is sent, because any request would only meet the same limit.
@@ -167,6 +169,11 @@ type customerLock struct {
 	refs int
 }
 
+type instance struct {
+	c *connector
+	s *settings
+}
+
 // settings is a validated configuration, ready to deliver with.
 type settings struct {
 	name        string
@@ -176,6 +183,7 @@ type settings struct {
 	searchLag   time.Duration
 	failedNotes bool
 	syncProps   []string
+	syncEvery   time.Duration
 	client      *http.Client
 	host        sdk.Host
 	// all paces every request, search paces searches (which also take a
@@ -186,48 +194,37 @@ type settings struct {
 
 // config is connectors.<name>.config as users write it.
 type config struct {
-	Token             string      `json:"token"`
-	APIURL            string      `json:"api_url"`
-	Timeout           string      `json:"timeout"`
-	RequestsPer10s    int         `json:"requests_per_10s"`
-	SearchPerSecond   int         `json:"search_per_second"`
-	SearchLag         string      `json:"search_lag"`
-	FailedStatusNotes *bool       `json:"failed_status_notes"`
-	Sync              *syncConfig `json:"sync"`
+	Token             string        `json:"token"`
+	APIURL            string        `json:"api_url"`
+	Timeout           *sdk.Duration `json:"timeout"`
+	RequestsPer10s    int           `json:"requests_per_10s"`
+	SearchPerSecond   int           `json:"search_per_second"`
+	SearchLag         *sdk.Duration `json:"search_lag"`
+	FailedStatusNotes *bool         `json:"failed_status_notes"`
+	Sync              *syncConfig   `json:"sync"`
 }
 
 type syncConfig struct {
 	Properties []string `json:"properties"`
-	// Interval is read by the hub; the connector only validates it.
-	Interval string `json:"interval"`
+	// Interval is how often the hub syncs: the instance reports it
+	// (SyncInterval).
+	Interval *sdk.Duration `json:"interval"`
 }
 
-func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
-
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*instance, error) {
 	s, err := parseConfig(cfg)
-	if err != nil {
-		return err
+	if err != nil || cfg.CheckOnly {
+		return nil, err
 	}
-	if cfg.CheckOnly {
-		return nil
-	}
-	tr := c.transport
-	if tr == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = maxConcurrent
-		tr = t
-	}
-	s.client = &http.Client{
-		Transport: tr,
-		// The bearer token must not follow a redirect to another host;
-		// HubSpot's API does not redirect.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	// The bearer token must not follow a redirect to another host;
+	// HubSpot's API does not redirect.
+	s.client = sdkhttp.NewClient(maxConcurrent, c.transport)
 	s.host = host
-	c.cfg.Store(s)
-	return nil
+	return &instance{c: c, s: s}, nil
 }
+
+// SyncInterval is sync.interval; 0 (no sync section) turns sync off.
+func (i *instance) SyncInterval() time.Duration { return i.s.syncEvery }
 
 // propertyName is HubSpot's internal property name format.
 var propertyName = regexp.MustCompile(`^[a-z0-9_]+$`)
@@ -304,25 +301,24 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 			seen[p] = true
 		}
 		s.syncProps = c.Sync.Properties
-		if c.Sync.Interval == "" {
+		if c.Sync.Interval == nil {
 			return nil, fmt.Errorf("%s: required when sync is set (how often to pull changes, e.g. 5m)", key("sync.interval"))
 		}
-		if _, err := duration(c.Sync.Interval, 0); err != nil {
+		if s.syncEvery, err = duration(c.Sync.Interval, 0); err != nil {
 			return nil, fmt.Errorf("%s: %v", key("sync.interval"), err)
 		}
 	}
 	return s, nil
 }
 
-func duration(v string, def time.Duration) (time.Duration, error) {
-	if v == "" {
+func duration(v *sdk.Duration, def time.Duration) (time.Duration, error) {
+	if v == nil {
 		return def, nil
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%q is not a positive duration such as 30s or 5m", v)
+	if *v <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration such as 30s or 5m", v.String())
 	}
-	return d, nil
+	return v.D(), nil
 }
 
 // limiter is a token bucket that never lets more than n requests into any
@@ -339,14 +335,9 @@ func limiter(n int, per time.Duration) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(float64(refill)/per.Seconds()), burst)
 }
 
-var errNotConfigured = errors.New("hubspot connector not configured yet")
-
 // Health checks the token with the cheapest call that needs it.
-func (c *connector) Health(ctx context.Context) error {
-	s := c.cfg.Load()
-	if s == nil {
-		return errNotConfigured
-	}
+func (i *instance) Health(ctx context.Context) error {
+	c, s := i.c, i.s
 	var out struct{}
 	if err := c.call(ctx, s, opHealth, http.MethodGet, pathContacts+"?limit=1", nil, &out); err != nil {
 		return errors.New(describe(s, err))

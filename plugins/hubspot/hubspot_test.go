@@ -68,11 +68,7 @@ func TestDescribe(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	const tok = `"token": "pat-na1-s3cret"`
-	cases := []struct {
-		name string
-		cfg  string
-		err  string // "" means valid
-	}{
+	cases := []sdktest.ConfigCase{
 		{"minimal", `{` + tok + `}`, ""},
 		{"everything", `{` + tok + `, "api_url": "http://127.0.0.1:1/", "timeout": "5s", "requests_per_10s": 150, "search_per_second": 5,
 			"search_lag": "2m", "failed_status_notes": false, "sync": {"properties": ["tier", "hubspot_owner_id"], "interval": "5m"}}`, ""},
@@ -81,7 +77,7 @@ func TestConfig(t *testing.T) {
 		{"api_url relative", `{` + tok + `, "api_url": "/crm"}`, "connectors.hubspot.config.api_url: must be an absolute"},
 		{"api_url ftp", `{` + tok + `, "api_url": "ftp://api.hubapi.com"}`, "connectors.hubspot.config.api_url"},
 		{"api_url with query", `{` + tok + `, "api_url": "https://api.hubapi.com?hapikey=x"}`, "connectors.hubspot.config.api_url: must not carry a query"},
-		{"bad timeout", `{` + tok + `, "timeout": "soon"}`, "connectors.hubspot.config.timeout: \"soon\" is not a positive duration"},
+		{"bad timeout", `{` + tok + `, "timeout": "soon"}`, "connectors.hubspot.config.timeout: \"soon\" is not a duration such as 10s"},
 		{"bad search_lag", `{` + tok + `, "search_lag": "-1s"}`, "connectors.hubspot.config.search_lag"},
 		{"negative rate", `{` + tok + `, "requests_per_10s": -5}`, "connectors.hubspot.config.requests_per_10s: must be a positive"},
 		{"negative search rate", `{` + tok + `, "search_per_second": -1}`, "connectors.hubspot.config.search_per_second"},
@@ -94,22 +90,7 @@ func TestConfig(t *testing.T) {
 		{"sync unknown key", `{` + tok + `, "sync": {"properties": ["tier"], "interval": "5m", "every": "1m"}}`, "connectors.hubspot.config.every: unknown key"},
 		{"unknown key", `{` + tok + `, "portal_id": 123}`, "connectors.hubspot.config.portal_id: unknown key"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := hubspot.New().Configure(context.Background(), sdk.Config{Name: "hubspot", Raw: json.RawMessage(tc.cfg), CheckOnly: true}, nil)
-			switch {
-			case tc.err == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case tc.err != "" && err == nil:
-				t.Errorf("accepted, want %q", tc.err)
-			case tc.err != "" && !strings.Contains(err.Error(), tc.err):
-				t.Errorf("error %q, want it to contain %q", err, tc.err)
-			}
-			if err != nil && strings.Contains(err.Error(), "s3cret") {
-				t.Errorf("error %q leaks the token", err)
-			}
-		})
-	}
+	sdktest.CheckConfigs(t, hubspot.New, "hubspot", cases, "s3cret")
 }
 
 func TestHealth(t *testing.T) {

@@ -43,11 +43,8 @@ const searchCap = 10000
 //     same search, which the "/<after>" part carries.
 //   - Sync keeps no state of its own: an error leaves the hub's cursor
 //     where it was, and the same page is asked for again.
-func (c *connector) Sync(ctx context.Context, cursor string) (sdk.SyncResult, error) {
-	s := c.cfg.Load()
-	if s == nil {
-		return sdk.SyncResult{}, errNotConfigured
-	}
+func (i *instance) Sync(ctx context.Context, cursor string) (sdk.SyncResult, error) {
+	c, s := i.c, i.s
 	if len(s.syncProps) == 0 {
 		// Nothing to copy: keep the cursor as it is.
 		return sdk.SyncResult{NextCursor: cursor}, nil

@@ -7,27 +7,36 @@ package noop
 import (
 	"context"
 
+	"github.com/wahub/wahub/plugins/registry"
 	"github.com/wahub/wahub/sdk"
 )
+
+// Name is the connector's built-in name.
+const Name = "noop"
 
 // Version is reported by Describe.
 const Version = "1.0.0"
 
-type connector struct{}
+// Plugin declares the connector to the hub; it has no external system to
+// fake in the sandbox.
+var Plugin = registry.Plugin{Name: Name, New: New}
 
 // New returns the no-op connector.
-func New() sdk.Connector { return connector{} }
+func New() sdk.Connector {
+	return sdk.NewConnector(sdk.Info{Name: Name, Version: Version}, configure)
+}
 
-func (connector) Describe() sdk.Info { return sdk.Info{Name: "noop", Version: Version} }
+type instance struct{}
 
-func (connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+// configure takes no keys: any key is a typo worth reporting.
+func configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (instance, error) {
 	var none struct{}
-	return cfg.Decode(&none)
+	return instance{}, cfg.Decode(&none)
 }
 
 // Deliver acknowledges every event, unless the hub has already given up on
 // the batch.
-func (connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
+func (instance) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 	out := make([]sdk.Result, len(events))
 	for i, ev := range events {
 		if ctx.Err() != nil {

@@ -106,51 +106,16 @@ type run struct {
 // Deliver posts each event and answers one result per event.
 // Conversations are posted concurrently, each one's events in order; once
 // an event of a conversation is not delivered, its later events are held
-// back, so that the thread never shows them out of order.
-func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
-	results := make([]sdk.Result, len(events))
-	s := c.cfg.Load()
-	if s == nil {
-		for i, ev := range events {
-			results[i] = sdk.RetryResult(ev.ID, 0, errNotConfigured)
-		}
-		return results
-	}
-	r := &run{c: c, s: s, kv: s.host.KV(), b: &batch{}}
-	sdk.ByConversation(events, maxConcurrent, func(idx []int) { r.deliverConversation(ctx, events, idx, results) })
-	return results
-}
-
-func (r *run) deliverConversation(ctx context.Context, events []sdk.Event, idx []int, results []sdk.Result) {
-	for k, i := range idx {
-		ev := events[i]
-		if ctx.Err() != nil {
-			// The hub gave up on the batch and will send it again: not
-			// the event's fault.
-			results[i] = sdk.RetryResult(ev.ID, 0, errors.New("not posted: the delivery was cancelled"))
-			continue
-		}
+// back (sdk.DeliverInOrder), so that the thread never shows them out of
+// order. Once Slack rate-limits a call, the rest of the batch waits too.
+func (i *instance) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
+	r := &run{c: i.c, s: i.s, kv: i.s.host.KV(), b: &batch{}}
+	return sdk.DeliverInOrder(ctx, events, maxConcurrent, func(ctx context.Context, ev *sdk.Event) sdk.Result {
 		if d := r.b.paused(); d > 0 {
-			for _, j := range idx[k:] {
-				results[j] = sdk.HeldResult(events[j].ID, d, "not posted: Slack rate-limited this batch")
-			}
-			return
+			return sdk.HeldResult(ev.ID, d, "not posted: Slack rate-limited this batch")
 		}
-		res := r.handle(ctx, &ev)
-		results[i] = res
-		if res.Outcome == sdk.Delivered || res.Outcome == sdk.Skipped {
-			continue
-		}
-		held := fmt.Sprintf("not posted, to keep the Slack thread in order: the earlier event %s was not delivered (%s)", ev.ID, res.Outcome)
-		after := time.Duration(0)
-		if res.Outcome == sdk.Retry {
-			after = res.RetryAfter
-		}
-		for _, j := range idx[k+1:] {
-			results[j] = sdk.HeldResult(events[j].ID, after, held)
-		}
-		return
-	}
+		return r.handle(ctx, ev)
+	})
 }
 
 // handle delivers one event.

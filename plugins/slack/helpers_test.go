@@ -39,22 +39,10 @@ type testEnv struct {
 
 func configJSON(t testing.TB, apiURL string, extra map[string]any) json.RawMessage {
 	t.Helper()
-	cfg := map[string]any{
+	return sdktest.ConfigJSON(t, map[string]any{
 		"token": slacktest.DefaultToken, "signing_secret": secret, "api_url": apiURL,
 		"channel": defaultChan, "channels": map[string]string{"billing": billingChan},
-	}
-	for k, v := range extra {
-		if v == nil {
-			delete(cfg, k)
-			continue
-		}
-		cfg[k] = v
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	}, extra)
 }
 
 func newEnv(t *testing.T, extra map[string]any) *testEnv {
@@ -175,3 +163,9 @@ func blocksText(t *testing.T, m slacktest.Message) string {
 }
 
 func slacktestMessage(blocks []byte) slacktest.Message { return slacktest.Message{Blocks: blocks} }
+
+// settings is the current configuration's settings, nil before Configure.
+func (c *connector) settings() (s *settings) {
+	c.With(func(i *instance) { s = i.s })
+	return s
+}

@@ -55,11 +55,8 @@ type hookState struct {
 }
 
 // HandleHook answers Slack's Events API requests to POST /hooks/<name>.
-func (c *connector) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.HookResponse, error) {
-	s := c.cfg.Load()
-	if s == nil {
-		return text(http.StatusServiceUnavailable, "slack connector not configured yet"), nil
-	}
+func (i *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.HookResponse, error) {
+	c, s := i.c, i.s
 	if req.Method != http.MethodPost {
 		resp := text(http.StatusMethodNotAllowed, "use POST")
 		resp.Header.Set("Allow", http.MethodPost)

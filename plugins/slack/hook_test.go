@@ -88,7 +88,7 @@ func TestHookReplySendsOnce(t *testing.T) {
 	}
 	// The agent's message is remembered under the outbox id.
 	var ref msgRef
-	r := &run{c: e.c, s: e.c.cfg.Load(), kv: e.host.KV()}
+	r := &run{c: e.c, s: e.c.settings(), kv: e.host.KV()}
 	if found, _ := r.getJSON(context.Background(), outKey("msg_Ev0001"), &ref); !found || ref != (msgRef{Channel: defaultChan, ThreadTS: root.TS, TS: msg.TS}) {
 		t.Errorf("out: %+v (found %v)", ref, found)
 	}

@@ -53,7 +53,7 @@ func TestRenderMessages(t *testing.T) {
 		{"empty text", msg(sdk.Message{Type: "text"}), []string{"(empty message)"}, nil, nil},
 	}
 	e := newEnv(t, nil)
-	s := e.c.cfg.Load()
+	s := e.c.settings()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := renderMessage(&tc.ev, true)

@@ -86,13 +86,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -117,25 +116,39 @@ const (
 
 // New returns the Slack connector. It does nothing until Configure.
 func New() sdk.Connector {
-	return &connector{now: time.Now, log: sdk.Logger()}
+	c := &connector{now: time.Now, log: sdk.Logger()}
+	c.Runtime = sdk.NewRuntime(sdk.Info{Name: Name, Version: Version}, c.configure)
+	return c
 }
 
 var (
-	_ sdk.Connector     = (*connector)(nil)
-	_ sdk.HookHandler   = (*connector)(nil)
-	_ sdk.HealthChecker = (*connector)(nil)
+	_ sdk.HookHandler   = (*instance)(nil)
+	_ sdk.HealthChecker = (*instance)(nil)
+	_ io.Closer         = (*instance)(nil)
 )
 
+// connector is what outlives a configuration; instance is one, with its
+// Socket Mode connection.
 type connector struct {
+	*sdk.Runtime[*instance]
 	// now checks hook timestamps and dates claims; tests fix it.
 	now func() time.Time
 	log *slog.Logger
-	// cfg is set by Configure; atomic because the SDK calls Configure,
-	// Deliver and HandleHook from different gRPC goroutines.
-	cfg atomic.Pointer[settings]
+}
 
-	mu         sync.Mutex
-	stopSocket func() // ends the Socket Mode connection
+type instance struct {
+	c          *connector
+	s          *settings
+	stopSocket func() // ends the Socket Mode connection; nil without one
+}
+
+// Close ends the Socket Mode connection: the runtime calls it when a new
+// configuration replaces this one, and when the plugin ends.
+func (i *instance) Close() error {
+	if i.stopSocket != nil {
+		i.stopSocket()
+	}
+	return nil
 }
 
 // settings is a validated configuration, ready to use.
@@ -167,23 +180,18 @@ type config struct {
 	ShowName      *bool             `json:"show_name"`
 	ShowNumber    string            `json:"show_number"`
 	Statuses      string            `json:"statuses"`
-	Timeout       string            `json:"timeout"`
+	Timeout       *sdk.Duration     `json:"timeout"`
 	SocketMode    bool              `json:"socket_mode"`
 	AppToken      string            `json:"app_token"`
 }
 
-func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
-
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*instance, error) {
 	s, err := parseConfig(cfg)
-	if err != nil {
-		return err
-	}
-	if cfg.CheckOnly {
-		return nil
+	if err != nil || cfg.CheckOnly {
+		return nil, err
 	}
 	if host == nil {
-		return errors.New("slack connector: configured without a host")
+		return nil, errors.New("slack connector: configured without a host")
 	}
 	s.host = host
 	s.api = slackapi.New(s.token,
@@ -192,12 +200,11 @@ func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 		// the hub, which owns the schedule and honours Retry-After.
 		slackapi.OptionHTTPClient(&http.Client{Timeout: s.timeout}),
 	)
-	c.stop()
-	c.cfg.Store(s)
+	i := &instance{c: c, s: s}
 	if s.socketMode {
-		c.startSocket(s)
+		i.stopSocket = c.startSocket(s)
 	}
-	return nil
+	return i, nil
 }
 
 func parseConfig(cfg sdk.Config) (*settings, error) {
@@ -281,12 +288,11 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	default:
 		return nil, fmt.Errorf("%s: %q is not one of reactions, off", key("statuses"), c.Statuses)
 	}
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%s: %q is not a positive duration such as 10s", key("timeout"), c.Timeout)
+	if c.Timeout != nil {
+		if *c.Timeout <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive duration such as 10s", key("timeout"), c.Timeout.String())
 		}
-		s.timeout = d
+		s.timeout = c.Timeout.D()
 	}
 	return s, nil
 }
@@ -313,11 +319,8 @@ func (s *settings) channelFor(team string) (channel, key string) {
 }
 
 // Health checks the token with auth.test.
-func (c *connector) Health(ctx context.Context) error {
-	s := c.cfg.Load()
-	if s == nil {
-		return errNotConfigured
-	}
+func (i *instance) Health(ctx context.Context) error {
+	s := i.s
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if _, err := s.api.AuthTestContext(ctx); err != nil {
@@ -325,5 +328,3 @@ func (c *connector) Health(ctx context.Context) error {
 	}
 	return nil
 }
-
-var errNotConfigured = errors.New("slack connector not configured yet")

@@ -58,9 +58,7 @@ func TestConfigure(t *testing.T) {
 	base := func(extra string) json.RawMessage {
 		return json.RawMessage(`{"token": "xoxb-secret-token-value", "signing_secret": "very-secret-value", "channel": "C0SUPPORT"` + extra + `}`)
 	}
-	cases := []struct {
-		name, raw, want string
-	}{
+	cases := []sdktest.ConfigCase{
 		{"minimal", string(base("")), ""},
 		{"channels only", `{"token": "xoxb-t", "signing_secret": "s", "channels": {"billing": "C0BILLING"}}`, ""},
 		{"all keys", string(base(`, "channels": {"billing": "C0B"}, "api_url": "http://127.0.0.1:1/api", "show_name": false, "show_number": "last4", "statuses": "off", "timeout": "3s"`)), ""},
@@ -82,25 +80,7 @@ func TestConfigure(t *testing.T) {
 		{"app token without socket mode", string(base(`, "app_token": "xapp-1-secret"`)), "config.app_token: only used with socket_mode: true"},
 		{"wrong type", string(base(`, "channels": ["C1"]`)), "connectors.slack.config.channels: expected"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := New().Configure(context.Background(), sdk.Config{Name: "slack", Raw: json.RawMessage(tc.raw), CheckOnly: true}, nil)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want it to contain %q", err, tc.want)
-			}
-			for _, s := range []string{"secret-token-value", "very-secret-value", "xapp-1-secret"} {
-				if strings.Contains(err.Error(), s) {
-					t.Errorf("error quotes a secret: %v", err)
-				}
-			}
-		})
-	}
+	sdktest.CheckConfigs(t, New, "slack", cases, "secret-token-value", "very-secret-value", "xapp-1-secret")
 }
 
 func TestHealth(t *testing.T) {

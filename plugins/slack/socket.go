@@ -26,13 +26,11 @@ const (
 	socketRetryMax = 5 * time.Minute
 )
 
-// startSocket connects in the background until stop is called.
-func (c *connector) startSocket(s *settings) {
+// startSocket connects in the background until the function it returns
+// is called.
+func (c *connector) startSocket(s *settings) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	c.mu.Lock()
-	c.stopSocket = func() { cancel(); wg.Wait() }
-	c.mu.Unlock()
 	api := slackapi.New(s.token,
 		slackapi.OptionAPIURL(s.apiURL),
 		slackapi.OptionAppLevelToken(s.appToken),
@@ -56,18 +54,7 @@ func (c *connector) startSocket(s *settings) {
 			wait = min(2*wait, socketRetryMax)
 		}
 	})
-}
-
-// stop ends the socket connection, if any; for tests, and for a second
-// Configure in one process.
-func (c *connector) stop() {
-	c.mu.Lock()
-	stop := c.stopSocket
-	c.stopSocket = nil
-	c.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
+	return func() { cancel(); wg.Wait() }
 }
 
 // readSocket handles what arrives over the socket.

@@ -13,7 +13,7 @@ import (
 
 func TestSocketMode(t *testing.T) {
 	e := newEnv(t, map[string]any{"socket_mode": true, "app_token": slacktest.DefaultAppToken, "signing_secret": nil})
-	t.Cleanup(e.c.stop)
+	t.Cleanup(func() { e.c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.fake.WaitConnected(ctx); err != nil {
@@ -52,7 +52,7 @@ func TestSocketMode(t *testing.T) {
 
 func TestSocketModeLeavesTransientFailuresUnacknowledged(t *testing.T) {
 	e := newEnv(t, map[string]any{"socket_mode": true, "app_token": slacktest.DefaultAppToken})
-	t.Cleanup(e.c.stop)
+	t.Cleanup(func() { e.c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.fake.WaitConnected(ctx); err != nil {

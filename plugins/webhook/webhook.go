@@ -23,16 +23,15 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // Name is the connector's built-in name.
@@ -54,21 +53,23 @@ const (
 
 // New returns the webhook connector. It does nothing until Configure.
 func New() sdk.Connector {
-	return &connector{now: time.Now}
+	c := &connector{now: time.Now}
+	c.Runtime = sdk.NewRuntime(sdk.Info{Name: Name, Version: Version}, c.configure)
+	return c
 }
 
+// connector is what outlives a configuration: the clock.
 type connector struct {
+	*sdk.Runtime[*settings]
 	// now stamps webhook-timestamp and reads HTTP-date Retry-Afters;
 	// tests fix it.
 	now func() time.Time
-	// cfg is set by Configure. Atomic because the SDK calls Configure and
-	// Deliver from gRPC handler goroutines, with no ordering the race
-	// detector can see.
-	cfg atomic.Pointer[settings]
 }
 
-// settings is a validated configuration, ready to deliver with.
+// settings is a validated configuration, ready to deliver with: the
+// connector's Instance.
 type settings struct {
+	c        *connector
 	url      string
 	endpoint string // url without credentials or query, for error messages
 	secret   []byte
@@ -81,33 +82,18 @@ type settings struct {
 type config struct {
 	URL     string            `json:"url"`
 	Secret  string            `json:"secret"`
-	Timeout string            `json:"timeout"`
+	Timeout *sdk.Duration     `json:"timeout"`
 	Headers map[string]string `json:"headers"`
 }
 
-func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
-
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*settings, error) {
 	s, err := parseConfig(cfg)
-	if err != nil {
-		return err
+	if err != nil || cfg.CheckOnly {
+		return nil, err
 	}
-	if cfg.CheckOnly {
-		return nil
-	}
-	// A transport of our own: the default one allows only 2 idle
-	// connections per host, fewer than the conversations we send at once.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = maxConcurrent
-	s.client = &http.Client{
-		Transport: tr,
-		// A redirected POST turns into a GET on 301-303: the event would
-		// be "delivered" to a page that never saw it. The 3xx is reported
-		// instead, so that the user fixes the url.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	c.cfg.Store(s)
-	return nil
+	s.c = c
+	s.client = sdkhttp.NewClient(maxConcurrent, nil)
+	return s, nil
 }
 
 // reservedHeaders are set by the connector on every request; letting the
@@ -147,12 +133,11 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		return nil, fmt.Errorf("%s: %v", key("secret"), err)
 	}
 
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%s: %q is not a positive duration such as 10s or 1m", key("timeout"), c.Timeout)
+	if c.Timeout != nil {
+		if *c.Timeout <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive duration such as 10s or 1m", key("timeout"), c.Timeout.String())
 		}
-		s.timeout = d
+		s.timeout = c.Timeout.D()
 	}
 
 	names := make([]string, 0, len(c.Headers))
@@ -193,5 +178,3 @@ func validHeaderName(name string) bool {
 	}
 	return true
 }
-
-var errNotConfigured = errors.New("webhook connector not configured yet")

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 func basicAuth(user, pass string) string {
@@ -73,17 +74,7 @@ func (s *settings) call(ctx context.Context, method, path string, query url.Valu
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return &apiError{Transient: true, msg: what + ": cancelled before Zendesk answered"}
-		case errors.Is(err, context.DeadlineExceeded):
-			return &apiError{Transient: true, msg: fmt.Sprintf("%s: no answer from Zendesk within %s (config.timeout)", what, s.timeout)}
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return &apiError{Transient: true, msg: fmt.Sprintf("%s: %v", what, err)}
+		return &apiError{Transient: true, msg: sdkhttp.DoError(ctx, what, s.timeout, err).Error()}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -98,9 +89,7 @@ func (s *settings) call(ctx context.Context, method, path string, query url.Valu
 		}
 		return nil
 	}
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyBytes))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return s.classify(what, resp, snippet)
+	return s.classify(what, resp, sdkhttp.Snippet(resp.Body, errorBodyBytes))
 }
 
 // zendeskError is the API's error envelope.

@@ -1,23 +1,16 @@
 package zendesk_test
 
 import (
-	"context"
-	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/wahub/wahub/plugins/zendesk"
-	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdktest"
 )
 
 func TestConfig(t *testing.T) {
 	const tok = "s3cret-t0ken"
 	base := `"email": "ops@acme.example", "token": "` + tok + `"`
-	cases := []struct {
-		name string
-		cfg  string
-		err  string // "" means valid
-	}{
+	cases := []sdktest.ConfigCase{
 		{"subdomain", `{"subdomain": "acme", ` + base + `}`, ""},
 		{"subdomain with domain", `{"subdomain": "acme.zendesk.com", ` + base + `}`, ""},
 		{"api_url", `{"api_url": "http://127.0.0.1:9/sandbox/zendesk/", ` + base + `}`, ""},
@@ -39,22 +32,7 @@ func TestConfig(t *testing.T) {
 		{"unknown key", `{"subdomain": "acme", ` + base + `, "password": "x"}`, "connectors.zendesk.config.password: unknown key"},
 		{"wrong type", `{"subdomain": "acme", ` + base + `, "tags": "x"}`, "connectors.zendesk.config.tags: expected"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := zendesk.New().Configure(context.Background(), sdk.Config{Name: "zendesk", Raw: json.RawMessage(tc.cfg), CheckOnly: true}, nil)
-			switch {
-			case tc.err == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case tc.err != "" && err == nil:
-				t.Errorf("accepted, want %q", tc.err)
-			case tc.err != "" && !strings.Contains(err.Error(), tc.err):
-				t.Errorf("error %q, want it to contain %q", err, tc.err)
-			}
-			if err != nil && strings.Contains(err.Error(), tok) {
-				t.Errorf("error %q leaks the token", err)
-			}
-		})
-	}
+	sdktest.CheckConfigs(t, zendesk.New, "zendesk", cases, tok)
 }
 
 func TestDescribe(t *testing.T) {

@@ -2,7 +2,6 @@ package zendesk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -21,44 +20,12 @@ const pendingSlack = 2 * time.Minute
 // Deliver writes each event to Zendesk and answers one result per event.
 // Conversations go concurrently, each one's events in order; once an
 // event of a conversation is not delivered, its later events in the batch
-// are held.
-func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
-	results := make([]sdk.Result, len(events))
-	s := c.cfg.Load()
-	if s == nil {
-		for i, ev := range events {
-			results[i] = sdk.RetryResult(ev.ID, 0, errNotConfigured)
-		}
-		return results
-	}
-	sdk.ByConversation(events, maxConcurrent, func(idx []int) { c.deliverConversation(ctx, s, events, idx, results) })
-	return results
-}
-
-func (c *connector) deliverConversation(ctx context.Context, s *settings, events []sdk.Event, idx []int, results []sdk.Result) {
-	for k, i := range idx {
-		ev := &events[i]
-		if ctx.Err() != nil {
-			results[i] = sdk.RetryResult(ev.ID, 0, errors.New("not sent: the delivery was cancelled"))
-			continue
-		}
-		res := c.deliverEvent(ctx, s, ev)
-		results[i] = res
-		if res.Outcome == sdk.Delivered || res.Outcome == sdk.Skipped {
-			continue
-		}
-		// Writing later messages now would put them on the ticket before
-		// this one. They wait as long as it does.
-		held := fmt.Sprintf("not sent, to keep the ticket in order: the earlier event %s was not delivered (%s)", ev.ID, res.Outcome)
-		after := time.Duration(0)
-		if res.Outcome == sdk.Retry {
-			after = res.RetryAfter
-		}
-		for _, j := range idx[k+1:] {
-			results[j] = sdk.HeldResult(events[j].ID, after, held)
-		}
-		return
-	}
+// are held (sdk.DeliverInOrder): writing them now would put them on the
+// ticket before it.
+func (i *instance) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
+	return sdk.DeliverInOrder(ctx, events, maxConcurrent, func(ctx context.Context, ev *sdk.Event) sdk.Result {
+		return i.c.deliverEvent(ctx, i.s, ev)
+	})
 }
 
 func (c *connector) deliverEvent(ctx context.Context, s *settings, ev *sdk.Event) sdk.Result {

@@ -145,7 +145,7 @@ func TestLostCreateAnswerMakesNoSecondTicket(t *testing.T) {
 		return nil
 	})
 	res := e.deliver(text("evt_1", "conv_a", ana, "oi"))["evt_1"]
-	if res.Outcome != sdk.Retry || !strings.Contains(res.Error, "no answer from Zendesk within 200ms") {
+	if res.Outcome != sdk.Retry || !strings.Contains(res.Error, "no answer within 200ms") {
 		t.Fatalf("first attempt %s: %s, want retry after a timeout", res.Outcome, res.Error)
 	}
 	e.setIntercept(nil)

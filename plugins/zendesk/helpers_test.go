@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,24 +18,6 @@ import (
 )
 
 var fixedNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-
-// testClock is the one clock of a test: the connector's and the fake's.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // injected is what an interceptor does with one request instead of (or
 // besides) the fake: answer status, or let the fake handle it and lose
@@ -52,7 +33,7 @@ type injected struct {
 // loopback server, sharing one clock.
 type env struct {
 	t         *testing.T
-	clock     *testClock
+	clock     *sdktest.Clock
 	fake      *zendesktest.Server
 	srv       *httptest.Server
 	intercept atomic.Pointer[func(*http.Request) *injected]
@@ -68,7 +49,7 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, clock: &testClock{t: fixedNow}}
+	e := &env{t: t, clock: sdktest.NewClock(fixedNow)}
 	e.fake = zendesktest.NewServer(zendesktest.WithClock(e.clock.Now))
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f := e.intercept.Load(); f != nil {
@@ -114,35 +95,16 @@ func (e *env) setIntercept(f func(*http.Request) *injected) {
 
 func configJSON(t testing.TB, apiURL string, extra map[string]any) json.RawMessage {
 	t.Helper()
-	cfg := map[string]any{
+	return sdktest.ConfigJSON(t, map[string]any{
 		"api_url": apiURL, "email": zendesktest.DefaultEmail, "token": zendesktest.DefaultToken,
 		"webhook_secret": zendesktest.DefaultWebhookSecret,
-	}
-	for k, v := range extra {
-		cfg[k] = v
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	}, extra)
 }
 
 // deliver runs a batch and returns the results by event id.
 func (e *env) deliver(events ...sdk.Event) map[string]sdk.Result {
 	e.t.Helper()
-	results, err := e.r.Deliver(context.Background(), events)
-	if err != nil {
-		e.t.Fatalf("Deliver: %v", err)
-	}
-	if len(results) != len(events) {
-		e.t.Fatalf("%d results for %d events", len(results), len(events))
-	}
-	byID := map[string]sdk.Result{}
-	for _, res := range results {
-		byID[res.EventID] = res
-	}
-	return byID
+	return sdktest.Deliver(e.t, e.r, events...)
 }
 
 // mustDeliver delivers and fails the test unless every event is delivered.

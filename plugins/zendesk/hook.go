@@ -92,11 +92,8 @@ type hookBody struct {
 // HandleHook answers Zendesk's webhook for an agent's comment: a verified
 // public comment by an agent on a ticket wahub opened is sent to the
 // customer; see the package documentation.
-func (c *connector) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.HookResponse, error) {
-	s := c.cfg.Load()
-	if s == nil {
-		return retryLater("not configured yet"), nil
-	}
+func (i *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.HookResponse, error) {
+	c, s := i.c, i.s
 	if req.Method != http.MethodPost {
 		resp := reply(http.StatusMethodNotAllowed, map[string]any{"ok": false, "error": "use POST"})
 		resp.Header.Set("Allow", http.MethodPost)

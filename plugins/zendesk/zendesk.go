@@ -116,7 +116,6 @@ package zendesk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -124,10 +123,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // Name is the connector's built-in name.
@@ -157,27 +156,32 @@ const (
 
 // New returns the Zendesk connector. It does nothing until Configure.
 func New() sdk.Connector {
-	return &connector{now: time.Now, log: sdk.Logger()}
+	c := &connector{now: time.Now, log: sdk.Logger()}
+	c.Runtime = sdk.NewRuntime(sdk.Info{Name: Name, Version: Version}, c.configure)
+	return c
 }
 
 var (
-	_ sdk.Connector     = (*connector)(nil)
-	_ sdk.HookHandler   = (*connector)(nil)
-	_ sdk.HealthChecker = (*connector)(nil)
+	_ sdk.HookHandler   = (*instance)(nil)
+	_ sdk.HealthChecker = (*instance)(nil)
 )
 
+// connector is what outlives a configuration; instance is one.
 type connector struct {
+	*sdk.Runtime[*instance]
 	// now decides reopening and checks webhook timestamps; tests fix it.
 	now func() time.Time
-	// cfg is set by Configure, read by Deliver and hooks from other gRPC
-	// goroutines.
-	cfg atomic.Pointer[settings]
 	log interface {
 		Warn(msg string, args ...any)
 	}
 }
 
 // settings is a validated configuration with what it needs to run.
+type instance struct {
+	c *connector
+	s *settings
+}
+
 type settings struct {
 	name          string // the connector's key in connectors.yaml
 	base          string // https://acme.zendesk.com (no /api/v2)
@@ -203,35 +207,24 @@ type config struct {
 	WebhookSecret string            `json:"webhook_secret"`
 	Priorities    map[string]string `json:"priorities"`
 	Groups        map[string]int64  `json:"groups"`
-	ReopenWithin  string            `json:"reopen_within"`
+	ReopenWithin  *sdk.Duration     `json:"reopen_within"`
 	Tags          []string          `json:"tags"`
-	Timeout       string            `json:"timeout"`
+	Timeout       *sdk.Duration     `json:"timeout"`
 }
 
-func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
-
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*instance, error) {
 	s, err := parseConfig(cfg)
-	if err != nil {
-		return err
+	if err != nil || cfg.CheckOnly {
+		return nil, err
 	}
-	if cfg.CheckOnly {
-		return nil
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = maxConcurrent
-	s.client = &http.Client{
-		Transport: tr,
-		// A redirect means a wrong api_url (http to https, a renamed
-		// subdomain); following it would turn a PUT into a GET.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	// A redirect means a wrong api_url (http to https, a renamed
+	// subdomain); following it would turn a PUT into a GET.
+	s.client = sdkhttp.NewClient(maxConcurrent, nil)
 	s.host, s.now = host, c.now
 	if len(s.webhookSecret) == 0 {
 		c.log.Warn("zendesk: webhook_secret is not set: agents' replies from Zendesk will be refused until it is", "connector", cfg.Name)
 	}
-	c.cfg.Store(s)
-	return nil
+	return &instance{c: c, s: s}, nil
 }
 
 var (
@@ -295,12 +288,11 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		}
 		s.groups[team] = c.Groups[team]
 	}
-	if c.ReopenWithin != "" {
-		d, err := parseDuration(c.ReopenWithin)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("%s: %q is not a duration such as 72h or 3d (0 never reopens a solved ticket)", key("reopen_within"), c.ReopenWithin)
+	if c.ReopenWithin != nil {
+		if *c.ReopenWithin < 0 {
+			return nil, fmt.Errorf("%s: %q is not a duration such as 72h or 3d (0 never reopens a solved ticket)", key("reopen_within"), c.ReopenWithin.String())
 		}
-		s.reopenWithin = d
+		s.reopenWithin = c.ReopenWithin.D()
 	}
 	for i, t := range c.Tags {
 		tag := tagName(t)
@@ -309,30 +301,13 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		}
 		s.tags = append(s.tags, tag)
 	}
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%s: %q is not a positive duration such as 15s", key("timeout"), c.Timeout)
+	if c.Timeout != nil {
+		if *c.Timeout <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive duration such as 15s", key("timeout"), c.Timeout.String())
 		}
-		s.timeout = d
+		s.timeout = c.Timeout.D()
 	}
 	return s, nil
-}
-
-// parseDuration is time.ParseDuration plus whole days ("3d"), the unit a
-// support team thinks in.
-func parseDuration(v string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil {
-			return 0, err
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	if v == "0" {
-		return 0, nil
-	}
-	return time.ParseDuration(v)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -346,11 +321,8 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // Health checks the credentials: GET /api/v2/users/me answers the agent
 // they belong to.
-func (c *connector) Health(ctx context.Context) error {
-	s := c.cfg.Load()
-	if s == nil {
-		return errNotConfigured
-	}
+func (i *instance) Health(ctx context.Context) error {
+	s := i.s
 	var me struct {
 		User struct {
 			ID   *int64 `json:"id"`
@@ -368,5 +340,3 @@ func (c *connector) Health(ctx context.Context) error {
 	}
 	return nil
 }
-
-var errNotConfigured = errors.New("zendesk connector not configured yet")

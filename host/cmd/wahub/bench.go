@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wahub/wahub/host/bench"
+	"github.com/wahub/wahub/plugins/noop"
 )
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -59,7 +60,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			dopt.Connector, dopt.Plugin = builtins["noop"], "noop"
+			dopt.Connector, dopt.Plugin = noop.New, noop.Name
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
 				if err != nil {

@@ -126,10 +126,15 @@ type DescribeResponse struct {
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	// "hooks", "sync", "health": the optional interfaces the plugin implements.
-	Capabilities  []string `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	SdkVersion    string   `protobuf:"bytes,4,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Capabilities []string `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	SdkVersion   string   `protobuf:"bytes,4,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
+	// How often the hub should call Sync, as the plugin's configuration
+	// says; 0: never (or not configured yet). A plugin knows it once
+	// configured, so the hub asks again after Configure. Protocol 2 on; a
+	// protocol 1 plugin leaves it 0 and the hub uses its default.
+	SyncIntervalMs int64 `protobuf:"varint,5,opt,name=sync_interval_ms,json=syncIntervalMs,proto3" json:"sync_interval_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DescribeResponse) Reset() {
@@ -188,6 +193,13 @@ func (x *DescribeResponse) GetSdkVersion() string {
 		return x.SdkVersion
 	}
 	return ""
+}
+
+func (x *DescribeResponse) GetSyncIntervalMs() int64 {
+	if x != nil {
+		return x.SyncIntervalMs
+	}
+	return 0
 }
 
 type ConfigureRequest struct {
@@ -1647,13 +1659,14 @@ var File_connector_proto protoreflect.FileDescriptor
 const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"\x0fconnector.proto\x12\x12wahub.connector.v1\"\x11\n" +
-	"\x0fDescribeRequest\"\x85\x01\n" +
+	"\x0fDescribeRequest\"\xaf\x01\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +
 	"\fcapabilities\x18\x03 \x03(\tR\fcapabilities\x12\x1f\n" +
 	"\vsdk_version\x18\x04 \x01(\tR\n" +
-	"sdkVersion\"\x8c\x01\n" +
+	"sdkVersion\x12(\n" +
+	"\x10sync_interval_ms\x18\x05 \x01(\x03R\x0esyncIntervalMs\"\x8c\x01\n" +
 	"\x10ConfigureRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +

@@ -1,0 +1,83 @@
+package sdkhttp_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
+)
+
+var now = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+
+func TestResult(t *testing.T) {
+	cases := []struct {
+		status     int
+		retryAfter string
+		outcome    sdk.Outcome
+		after      time.Duration
+	}{
+		{200, "", sdk.Delivered, 0},
+		{204, "", sdk.Delivered, 0},
+		{301, "", sdk.Failed, 0},
+		{400, "", sdk.Failed, 0},
+		{404, "", sdk.Failed, 0},
+		{408, "", sdk.Retry, 0},
+		{429, "30", sdk.Retry, 30 * time.Second},
+		{429, now.Add(2 * time.Minute).Format(http.TimeFormat), sdk.Retry, 2 * time.Minute},
+		{503, "999999", sdk.Retry, time.Hour},
+		{500, "soon", sdk.Retry, 0},
+		{599, "", sdk.Retry, 0},
+	}
+	for _, tc := range cases {
+		resp := &http.Response{StatusCode: tc.status, Header: http.Header{}}
+		if tc.retryAfter != "" {
+			resp.Header.Set("Retry-After", tc.retryAfter)
+		}
+		r := sdkhttp.Result("e1", resp, now, time.Hour, errors.New("answered"))
+		if r.EventID != "e1" || r.Outcome != tc.outcome || r.RetryAfter != tc.after {
+			t.Errorf("%d Retry-After %q: %+v, want %s after %v", tc.status, tc.retryAfter, r, tc.outcome, tc.after)
+		}
+	}
+}
+
+func TestClientFollowsNoRedirect(t *testing.T) {
+	var hits int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	}))
+	defer srv.Close()
+	resp, err := sdkhttp.NewClient(4, nil).Post(srv.URL+"/in", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || hits != 1 {
+		t.Errorf("status %d after %d requests: want the 302 itself, one request", resp.StatusCode, hits)
+	}
+}
+
+func TestDoErrorHidesTheURL(t *testing.T) {
+	ctx := context.Background()
+	err := &url.Error{Op: "Post", URL: "https://h/p?token=s3cret", Err: errors.New("connection refused")}
+	got := sdkhttp.DoError(ctx, "POST https://h/p", 10*time.Second, err).Error()
+	if strings.Contains(got, "s3cret") || got != "POST https://h/p: connection refused" {
+		t.Errorf("%q", got)
+	}
+	got = sdkhttp.DoError(ctx, "GET /x", 15*time.Second, &url.Error{Op: "Get", URL: "u", Err: context.DeadlineExceeded}).Error()
+	if got != "GET /x: no answer within 15s (config.timeout)" {
+		t.Errorf("%q", got)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if got := sdkhttp.DoError(cancelled, "GET /x", time.Second, context.Canceled).Error(); got != "GET /x: cancelled before an answer came" {
+		t.Errorf("%q", got)
+	}
+}
