@@ -180,6 +180,10 @@ type Status struct {
 	Errors    []Error `json:"errors,omitempty"`
 	// Pricing category (utility, marketing, ...) when Meta sends one.
 	Category string `json:"category,omitempty"`
+	// ParticipantID is the group member this status is about
+	// (recipient_participant_id): in a group each member's delivered and
+	// read are separate events.
+	ParticipantID string `json:"participant_id,omitempty"`
 }
 
 // Error is a WhatsApp error as webhooks carry it.
