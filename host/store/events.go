@@ -98,6 +98,11 @@ func (s *Store) appendEvent(tx *sql.Tx, ev *sdk.Event, body []byte) (bool, error
 			return false, fmt.Errorf("contact: %w", err)
 		}
 	}
+	if strings.HasPrefix(ev.Type, "whatsapp.") {
+		if err := s.applyTemplateEvent(tx, ev); err != nil {
+			return false, fmt.Errorf("template catalogue: %w", err)
+		}
+	}
 	ev.Seq, ev.ConversationID = seq, conv
 	return true, nil
 }
