@@ -27,6 +27,7 @@ func (s *Store) Append(ctx context.Context, events []sdk.Event) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	s.quoteEvents(ctx, events)
 	// Encode before queueing, on the caller's goroutine: the writer is the
 	// one place that cannot run in parallel. The conversation id and seq
 	// are columns, merged back on read.
