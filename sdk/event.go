@@ -114,7 +114,7 @@ type Message struct {
 	// (Reaction.MessageID), as the hub knows it: so a connector can show
 	// what the customer quoted without a lookup of its own.
 	Quoted *Quoted `json:"quoted,omitempty"`
-	Errors      []Error         `json:"errors,omitempty"`
+	Errors []Error `json:"errors,omitempty"`
 }
 
 // Button is the choice a customer made.
