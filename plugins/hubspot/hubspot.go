@@ -176,6 +176,7 @@ type settings struct {
 	searchLag   time.Duration
 	failedNotes bool
 	syncProps   []string
+	leadSource  string // lead_source_property
 	client      *http.Client
 	host        sdk.Host
 	// all paces every request, search paces searches (which also take a
@@ -193,6 +194,9 @@ type config struct {
 	SearchPerSecond   int         `json:"search_per_second"`
 	SearchLag         string      `json:"search_lag"`
 	FailedStatusNotes *bool       `json:"failed_status_notes"`
+	// LeadSourceProperty is a contact property (single-line text) that a
+	// contact created from a Click-to-WhatsApp ad gets the ad in.
+	LeadSourceProperty string `json:"lead_source_property"`
 	Sync              *syncConfig `json:"sync"`
 }
 
@@ -248,6 +252,12 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		return nil, fmt.Errorf("%s: contains whitespace; paste the token alone", key("token"))
 	}
 	s.token = c.Token
+	if p := c.LeadSourceProperty; p != "" {
+		if strings.Trim(p, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+			return nil, fmt.Errorf("%s: %q is not a HubSpot property's internal name (lower case, digits and _, like whatsapp_lead_source)", key("lead_source_property"), p)
+		}
+		s.leadSource = p
+	}
 
 	if c.APIURL != "" {
 		u, err := url.Parse(c.APIURL)
