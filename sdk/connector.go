@@ -300,8 +300,15 @@ type OutboundMessage struct {
 	// Interactive is a WhatsApp interactive object (buttons, list), as the
 	// Graph API takes it.
 	Interactive json.RawMessage `json:"interactive,omitempty"`
+	// Reaction puts an emoji on a message of the conversation (an empty
+	// Emoji removes it); it is a message of its own, without ReplyTo.
+	Reaction *Reaction `json:"reaction,omitempty"`
 	// ReplyTo is the wamid the message answers (shown as a quote).
 	ReplyTo string `json:"reply_to,omitempty"`
+	// MarkRead marks the customer's latest message read, with the typing
+	// indicator, just before this one is sent: what an agent answering
+	// looks like. The hub sets it for every message a connector sends.
+	MarkRead bool `json:"mark_read,omitempty"`
 	// IdempotencyKey makes a retried request send at most once: use the id
 	// of whatever caused it (a Slack event id, a ticket comment id). Keys
 	// are scoped to the connector that sends.

@@ -110,7 +110,11 @@ type Message struct {
 	System      *System         `json:"system,omitempty"`
 	Unsupported string          `json:"unsupported,omitempty"` // unsupported.type: edit, poll_creation, ...
 	Referral    json.RawMessage `json:"referral,omitempty"`    // Click-to-WhatsApp ad details, as sent
-	Errors      []Error         `json:"errors,omitempty"`
+	// Quoted is the message this one replies to (Context.ID) or reacts to
+	// (Reaction.MessageID), as the hub knows it: so a connector can show
+	// what the customer quoted without a lookup of its own.
+	Quoted *Quoted `json:"quoted,omitempty"`
+	Errors []Error `json:"errors,omitempty"`
 }
 
 // Button is the choice a customer made.
@@ -119,6 +123,17 @@ type Button struct {
 	Title string `json:"title,omitempty"`
 	// Description is a list row's description.
 	Description string `json:"description,omitempty"`
+}
+
+// Quoted is an earlier message of the conversation, as shown where
+// another one refers to it.
+type Quoted struct {
+	ID string `json:"id"`
+	// From is "business" (a message the hub sent) or "customer".
+	From string `json:"from"`
+	Type string `json:"type,omitempty"`
+	// Text is the message's text, caption, template or button title.
+	Text string `json:"text,omitempty"`
 }
 
 // Context links a message to an earlier one.
@@ -180,6 +195,10 @@ type Status struct {
 	Errors    []Error `json:"errors,omitempty"`
 	// Pricing category (utility, marketing, ...) when Meta sends one.
 	Category string `json:"category,omitempty"`
+	// ParticipantID is the group member this status is about
+	// (recipient_participant_id): in a group each member's delivered and
+	// read are separate events.
+	ParticipantID string `json:"participant_id,omitempty"`
 }
 
 // Error is a WhatsApp error as webhooks carry it.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/host/templates"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -29,6 +30,7 @@ type Store interface {
 	OutboundByKey(ctx context.Context, source, key string) (store.OutboundRecord, error)
 	Requeue(ctx context.Context, id string) error
 	Stats(ctx context.Context, since time.Time) (store.Stats, error)
+	TemplateCatalogue(ctx context.Context) (store.Catalogue, error)
 }
 
 // Ops are the operations on the running hub.
@@ -44,7 +46,14 @@ type Ops interface {
 	// SendMessage checks and queues an outbound message; a refusal is a
 	// *sdk.RefusedError, a request that is no message an *InvalidError.
 	SendMessage(ctx context.Context, msg sdk.OutboundMessage) (rec store.OutboundRecord, created bool, err error)
+	// RefreshTemplates fetches the template catalogue from the Graph API
+	// now; ErrNoBusinessAccount when none is configured.
+	RefreshTemplates(ctx context.Context) (templates.Result, error)
 }
+
+// ErrNoBusinessAccount: the template catalogue cannot be fetched without
+// whatsapp.business_account_id.
+var ErrNoBusinessAccount = errors.New("whatsapp.business_account_id is not set: the template catalogue comes from template webhooks only; set it to fetch the catalogue from the Graph API")
 
 // ContactPatch is the body of PATCH /api/v1/contacts/{id}. Absent fields
 // change nothing.
@@ -118,6 +127,8 @@ func New(opt Options) *API {
 	a.mux.HandleFunc("GET /api/v1/messages/{id}", a.getMessage)
 	a.mux.HandleFunc("GET /api/v1/messages", a.findMessage)
 	a.mux.HandleFunc("POST /api/v1/messages/{id}/requeue", a.requeue)
+	a.mux.HandleFunc("GET /api/v1/templates", a.listTemplates)
+	a.mux.HandleFunc("POST /api/v1/templates/refresh", a.refreshTemplates)
 	a.mux.HandleFunc("GET /api/v1/connectors", a.listConnectors)
 	a.mux.HandleFunc("POST /api/v1/connectors/{name}/pause", a.pause)
 	a.mux.HandleFunc("POST /api/v1/connectors/{name}/resume", a.resume)
@@ -334,7 +345,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&msg); err != nil {
 		WriteError(w, http.StatusBadRequest, "bad_request",
-			`want {"to": "<wa_id or user_id>", "text": "…" | "template": {"name": "…", "language": "pt_BR"}, "idempotency_key": "…"}: `+err.Error())
+			`want {"to": "<wa_id or user_id>", "text": "…" | "template": {"name": "…", "language": "pt_BR", "components": [...]} | "interactive": {…} | "reaction": {"message_id", "emoji"}, "reply_to": "wamid…", "idempotency_key": "…"}: `+err.Error())
 		return
 	}
 	rec, created, err := a.Ops.SendMessage(r.Context(), msg)
@@ -352,6 +363,40 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusAccepted, map[string]any{"id": rec.ID, "state": rec.State, "duplicate": !created})
+}
+
+// listTemplates answers GET /api/v1/templates?status=&name=: the
+// catalogue, with when it was last fetched.
+func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
+	c, err := a.Store.TemplateCatalogue(r.Context())
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	q := r.URL.Query()
+	if status, name := strings.ToUpper(q.Get("status")), q.Get("name"); status != "" || name != "" {
+		kept := c.Templates[:0]
+		for _, t := range c.Templates {
+			if (status == "" || t.Status == status) && (name == "" || t.Name == name) {
+				kept = append(kept, t)
+			}
+		}
+		c.Templates = kept
+	}
+	WriteJSON(w, http.StatusOK, c)
+}
+
+func (a *API) refreshTemplates(w http.ResponseWriter, r *http.Request) {
+	res, err := a.Ops.RefreshTemplates(r.Context())
+	switch {
+	case errors.Is(err, ErrNoBusinessAccount):
+		WriteError(w, http.StatusConflict, "no_business_account", err.Error())
+		return
+	case err != nil:
+		WriteError(w, http.StatusBadGateway, "graph_error", "fetching the template catalogue failed: "+err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]int{"templates": res.Templates, "added": res.Added, "changed": res.Changed, "removed": res.Removed})
 }
 
 func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {

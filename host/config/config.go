@@ -102,10 +102,20 @@ type Log struct {
 type WhatsApp struct {
 	// AppSecret holds every secret a webhook signature may be made with; more
 	// than one while rotating. Empty entries are dropped.
-	AppSecret           []Secret `koanf:"app_secret" json:"app_secret,omitempty"`
-	VerifyToken         Secret   `koanf:"verify_token" json:"verify_token"`
-	AccessToken         Secret   `koanf:"access_token" json:"access_token"`
-	APIURL              string   `koanf:"api_url" default:"https://graph.facebook.com/v23.0" json:"api_url"`
+	AppSecret   []Secret `koanf:"app_secret" json:"app_secret,omitempty"`
+	VerifyToken Secret   `koanf:"verify_token" json:"verify_token"`
+	AccessToken Secret   `koanf:"access_token" json:"access_token"`
+	APIURL      string   `koanf:"api_url" default:"https://graph.facebook.com/v23.0" json:"api_url"`
+	// BusinessAccountID is the WABA whose message templates the hub keeps
+	// (GET /{waba-id}/message_templates); unset, templates are known only
+	// from webhooks.
+	BusinessAccountID string `koanf:"business_account_id" json:"business_account_id,omitempty"`
+	// TemplatesRefresh is how often the catalogue is fetched again;
+	// template webhooks update it in between.
+	TemplatesRefresh time.Duration `koanf:"templates_refresh" default:"1h" json:"templates_refresh"`
+	// MarkReadOnReply marks the customer's messages read, with the typing
+	// indicator, when an agent answers from a connector.
+	MarkReadOnReply     bool     `koanf:"mark_read_on_reply" default:"true" json:"mark_read_on_reply"`
 	MessagesPerSecond   float64  `koanf:"messages_per_second" default:"80" json:"messages_per_second"`
 	BlockedCountryCodes []string `koanf:"blocked_country_codes" json:"blocked_country_codes,omitempty"`
 	// PhoneNumberIDs are the business numbers the hub may send from; empty
@@ -178,10 +188,14 @@ type Trigger struct {
 	Deliver []string          `koanf:"deliver" json:"deliver,omitempty"`
 }
 
-// Reply is an automatic answer: exactly one of Text and Template is set.
+// Reply is an automatic answer: exactly one of Text, Template and
+// Interactive is set.
 type Reply struct {
 	Text     string    `koanf:"text" json:"text,omitempty"`
 	Template *Template `koanf:"template" json:"template,omitempty"`
+	// Interactive is a WhatsApp interactive object (reply buttons or a
+	// list), as the Graph API takes it.
+	Interactive map[string]any `koanf:"interactive" json:"interactive,omitempty"`
 }
 
 // Template is a WhatsApp message template; Components are passed to the

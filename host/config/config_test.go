@@ -438,7 +438,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{name: "blocked country code with +", yaml: "whatsapp: {blocked_country_codes: ['+53']}", keys: []string{"whatsapp.blocked_country_codes[0]"}},
 		{name: "bad log level", yaml: "log: {level: verbose}", keys: []string{"log.level"}, msg: `"verbose" is not one of debug, info, warn, error`},
 		{name: "reply with text and template", yaml: "triggers: [{name: t, on: [message.received], reply: {text: hi, template: {name: x, language: en}}}]",
-			keys: []string{"triggers[0].reply"}, msg: "either text or template, not both"},
+			keys: []string{"triggers[0].reply"}, msg: "one of text, template or interactive, not several"},
 		{name: "reply with neither", yaml: "triggers: [{name: t, on: [message.received], reply: {}}]", keys: []string{"triggers[0].reply"}},
 		{name: "template without language", yaml: "triggers: [{name: t, on: [message.received], reply: {template: {name: x}}}]", keys: []string{"triggers[0].reply.template.language"}},
 		{name: "trigger without action", yaml: "triggers: [{name: t, on: [message.received]}]", keys: []string{"triggers[0]"}},

@@ -133,6 +133,12 @@ func (v *validator) whatsapp() {
 	for i, cc := range w.BlockedCountryCodes {
 		v.countryCode(index("whatsapp.blocked_country_codes", i), cc)
 	}
+	if id := w.BusinessAccountID; id != "" && strings.Trim(id, "0123456789") != "" {
+		v.add("whatsapp.business_account_id", "must be the WhatsApp Business Account's numeric id (entry[].id of its webhooks), such as 102290129340398")
+	}
+	if w.TemplatesRefresh < time.Minute {
+		v.add("whatsapp.templates_refresh", "must be at least 1m (Meta allows 200 management calls an hour; webhooks update templates in between)")
+	}
 	v.nonEmpty("whatsapp.opt_out_keywords", w.OptOutKeywords, "keyword")
 	v.nonEmpty("whatsapp.opt_in_keywords", w.OptInKeywords, "keyword")
 	v.nonEmpty("whatsapp.opt_out_payloads", w.OptOutPayloads, "payload")
@@ -456,11 +462,17 @@ func (v *validator) triggers() {
 			v.add(key, "no action: give at least one of reply, set, assign, deliver")
 		}
 		if r := t.Reply; r != nil {
+			n := 0
+			for _, set := range []bool{r.Text != "", r.Template != nil, len(r.Interactive) > 0} {
+				if set {
+					n++
+				}
+			}
 			switch {
-			case r.Text != "" && r.Template != nil:
-				v.add(key+".reply", "give either text or template, not both")
-			case r.Text == "" && r.Template == nil:
-				v.add(key+".reply", "give text (a message) or template ({name, language})")
+			case n > 1:
+				v.add(key+".reply", "give one of text, template or interactive, not several")
+			case n == 0:
+				v.add(key+".reply", "give text (a message), template ({name, language}) or interactive (reply buttons or a list)")
 			case r.Template != nil:
 				if r.Template.Name == "" {
 					v.add(key+".reply.template.name", "required: the approved template's name")

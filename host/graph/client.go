@@ -109,14 +109,34 @@ func (c *Client) Send(ctx context.Context, phoneNumberID string, m Message) (Acc
 // MarkRead marks an inbound message (and the earlier ones in its thread) as
 // read, which shows the customer blue ticks.
 func (c *Client) MarkRead(ctx context.Context, phoneNumberID, wamid string) error {
+	return c.markRead(ctx, phoneNumberID, wamid, false)
+}
+
+// MarkReadTyping marks an inbound message read and shows the customer the
+// typing indicator, which WhatsApp removes when the next message arrives
+// (or after 25 seconds): what an agent answering looks like.
+func (c *Client) MarkReadTyping(ctx context.Context, phoneNumberID, wamid string) error {
+	return c.markRead(ctx, phoneNumberID, wamid, true)
+}
+
+type wireTyping struct {
+	Type string `json:"type"`
+}
+
+func (c *Client) markRead(ctx context.Context, phoneNumberID, wamid string, typing bool) error {
 	if phoneNumberID == "" || wamid == "" {
 		return &ValidationError{"mark read needs a phone number id and a message id"}
 	}
+	var ti *wireTyping
+	if typing {
+		ti = &wireTyping{Type: "text"}
+	}
 	body, err := marshal(struct {
-		MessagingProduct string `json:"messaging_product"`
-		Status           string `json:"status"`
-		MessageID        string `json:"message_id"`
-	}{"whatsapp", "read", wamid})
+		MessagingProduct string      `json:"messaging_product"`
+		Status           string      `json:"status"`
+		MessageID        string      `json:"message_id"`
+		Typing           *wireTyping `json:"typing_indicator,omitempty"`
+	}{"whatsapp", "read", wamid, ti})
 	if err != nil {
 		return err
 	}

@@ -87,15 +87,19 @@ func (p plugins) Running(name string) <-chan struct{} { return p.sup.Running(nam
 
 // hostAPI is the hub as one connector's plugin calls it back.
 type hostAPI struct {
-	name   string
-	store  *store.Store
-	sender *outbound.Sender
+	name     string
+	store    *store.Store
+	sender   *outbound.Sender
+	markRead bool // whatsapp.mark_read_on_reply
 }
 
 // SendMessage checks the message against WhatsApp's rules and queues it
 // for the outbound sender; the idempotency key is scoped to the
 // connector. A refusal reaches the plugin as *sdk.RefusedError.
 func (h *hostAPI) SendMessage(ctx context.Context, msg sdk.OutboundMessage) (sdk.SendResult, error) {
+	// An agent is answering: the customer sees their message read and
+	// the agent typing.
+	msg.MarkRead = msg.MarkRead || h.markRead
 	rec, _, err := h.sender.Submit(ctx, "connector:"+h.name, msg)
 	var inv *outbound.InvalidError
 	if errors.As(err, &inv) {

@@ -107,5 +107,11 @@ func triggerReply(ev *sdk.Event, r *config.Reply) (sdk.OutboundMessage, bool) {
 			msg.Template.Components = append(msg.Template.Components, b)
 		}
 	}
+	if len(r.Interactive) > 0 {
+		b, err := json.Marshal(r.Interactive)
+		if err == nil {
+			msg.Text, msg.Interactive = "", b
+		}
+	}
 	return msg, true
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
 	"github.com/wahub/wahub/host/syncer"
+	"github.com/wahub/wahub/host/templates"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -53,6 +54,9 @@ type Hub struct {
 	engine     *delivery.Engine
 	sender     *outbound.Sender
 	graph      *graphClient
+	// templates keeps the template catalogue fresh (with a business
+	// account id).
+	templates *templates.Refresher
 	// decisions counts routing decisions by team and rule.
 	decisions *prometheus.CounterVec
 	specs     []supervisor.Spec
@@ -67,6 +71,10 @@ type graphClient struct{ c atomic.Pointer[graph.Client] }
 
 func (g *graphClient) Send(ctx context.Context, pn string, m graph.Message) (graph.Accepted, error) {
 	return g.c.Load().Send(ctx, pn, m)
+}
+
+func (g *graphClient) MarkReadTyping(ctx context.Context, pn, wamid string) error {
+	return g.c.Load().MarkReadTyping(ctx, pn, wamid)
 }
 
 // Options are what tests and the CLI may set beyond the configuration.
@@ -140,6 +148,7 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Store: st,
 		Graph: h.graph,
 		Policy: outbound.Policy{
+			Templates:           st,
 			BlockedCountryCodes: wa.BlockedCountryCodes,
 			PhoneNumberIDs:      wa.PhoneNumberIDs,
 			TemplateCategories:  wa.TemplateCategories,
@@ -154,8 +163,18 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	h.sup = supervisor.New(supervisor.Options{
 		Executable: opt.Executable,
 		Logger:     h.log.With("component", "plugins"),
-		Host:       func(name string) sdk.Host { return &hostAPI{name: name, store: st, sender: h.sender} },
+		Host: func(name string) sdk.Host {
+			return &hostAPI{name: name, store: st, sender: h.sender, markRead: wa.MarkReadOnReply}
+		},
 	})
+	h.templates = &templates.Refresher{
+		Fetch:     h.fetchTemplates,
+		Store:     st,
+		Clock:     opt.Clock,
+		Interval:  wa.TemplatesRefresh,
+		Logger:    h.log.With("component", "templates"),
+		OnRefresh: h.checkTriggerTemplates,
+	}
 	h.engine = delivery.New(delivery.Options{
 		Store:      st,
 		Connectors: plugins{h.sup},
@@ -365,6 +384,11 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		h.sender.Run(bg)
 		close(senderDone)
 	}()
+	if h.cfg.WhatsApp.BusinessAccountID != "" {
+		go h.templates.Run(bg)
+	} else {
+		h.log.Info("templates: whatsapp.business_account_id is not set; the template catalogue is built from template webhooks only")
+	}
 	if days := h.cfg.Store.RetentionDays; days > 0 {
 		go h.prune(bg, time.Duration(days)*24*time.Hour)
 	}

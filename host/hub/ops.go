@@ -13,6 +13,7 @@ import (
 	"github.com/wahub/wahub/host/outbound"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
+	"github.com/wahub/wahub/host/templates"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -185,4 +186,11 @@ func (o ops) SendMessage(ctx context.Context, msg sdk.OutboundMessage) (store.Ou
 		return rec, false, &admin.InvalidError{Field: "message", Message: inv.Msg}
 	}
 	return rec, created, err
+}
+
+func (o ops) RefreshTemplates(ctx context.Context) (templates.Result, error) {
+	if o.h.cfg.WhatsApp.BusinessAccountID == "" {
+		return templates.Result{}, admin.ErrNoBusinessAccount
+	}
+	return o.h.templates.Refresh(ctx)
 }

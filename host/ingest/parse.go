@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wahub/wahub/host/eventid"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -35,16 +35,9 @@ const fieldUnknown = "unknown"
 // body, so Meta would retry it for a week.
 const maxUnix = 253402300799
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// EventID derives the stable event id from a natural key: "evt_" + lowercase
-// unpadded base32 of the first 16 bytes of sha256(key). The derivation is
-// part of the log's format: changing it would make every retried webhook
-// look new.
-func EventID(naturalKey string) string {
-	sum := sha256.Sum256([]byte(naturalKey))
-	return "evt_" + idEncoding.EncodeToString(sum[:16])
-}
+// EventID derives the stable event id from a natural key (package eventid
+// owns the derivation).
+func EventID(naturalKey string) string { return eventid.For(naturalKey) }
 
 // Parse turns one webhook body into events, in body order (entry, then
 // change, then item). received is the hub's receive time (set as ReceivedAt
@@ -587,6 +580,8 @@ func (p *parser) status(ec *entryCtx, vc *valueCtx, item []byte) {
 			Status:    s.Status,
 			Errors:    convertErrors(s.Errors),
 			Category:  s.Pricing.Category,
+
+			ParticipantID: s.RecipientParticipantID,
 		},
 	}, item)
 }
@@ -664,14 +659,53 @@ func matchContact(contacts []wireContact, waID, userID string) *wireContact {
 		}
 	}
 	// A lone contact is the sender unless an id says otherwise; a match on
-	// an id already returned above, so both sides set means they differ.
+	// an id already returned above, so both sides set means they differ —
+	// unless the two wa_ids are one number written two ways ("+55 11
+	// 98765-0001", or Brazil's and Mexico's mobile prefixes, which Meta
+	// writes with and without), when the profile is still the sender's.
 	if len(contacts) == 1 {
 		c := &contacts[0]
-		if !(c.WAID != "" && waID != "") && !(c.UserID != "" && userID != "") {
+		if c.UserID != "" && userID != "" {
+			return nil
+		}
+		if c.WAID == "" || waID == "" || samePhone(c.WAID, waID) {
 			return c
 		}
 	}
 	return nil
+}
+
+// samePhone reports whether two wa_ids are the same number: equal digits,
+// or equal once the mobile marker some countries' numbers are written with
+// or without is dropped (Brazil: 55 + area code + 9 + 8 digits; Mexico:
+// 52 1; Argentina: 54 9).
+func samePhone(a, b string) bool {
+	a, b = digitsOnly(a), digitsOnly(b)
+	if a == "" || b == "" {
+		return false
+	}
+	return a == b || canonicalMobile(a) == canonicalMobile(b)
+}
+
+func digitsOnly(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+func canonicalMobile(d string) string {
+	switch {
+	case strings.HasPrefix(d, "55") && len(d) == 13 && d[4] == '9':
+		return d[:4] + d[5:]
+	case strings.HasPrefix(d, "521") && len(d) == 13:
+		return "52" + d[3:]
+	case strings.HasPrefix(d, "549") && len(d) == 13:
+		return "54" + d[3:]
+	}
+	return d
 }
 
 func convertErrors(in []wireError) []sdk.Error {

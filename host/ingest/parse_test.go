@@ -351,13 +351,13 @@ var fixtureWants = map[string][]wantEvent{
 		{
 			key: "s:wamid.PUB.out.0007:read:5511987650001", typ: sdk.TypeStatusRead, occurred: 1764001130, biz: biz1,
 			contact: &sdk.Contact{WAID: groupID},
-			status:  &sdk.Status{MessageID: "wamid.PUB.out.0007", Status: "read"},
+			status:  &sdk.Status{MessageID: "wamid.PUB.out.0007", Status: "read", ParticipantID: "5511987650001"},
 			rawHas:  `"recipient_participant_id": "5511987650001"`,
 		},
 		{
 			key: "s:wamid.PUB.out.0007:read:5521998760002", typ: sdk.TypeStatusRead, occurred: 1764001134, biz: biz1,
 			contact: &sdk.Contact{WAID: groupID},
-			status:  &sdk.Status{MessageID: "wamid.PUB.out.0007", Status: "read"},
+			status:  &sdk.Status{MessageID: "wamid.PUB.out.0007", Status: "read", ParticipantID: "5521998760002"},
 			rawHas:  `"recipient_participant_id": "5521998760002"`,
 		},
 	},
@@ -800,6 +800,38 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if !reflect.DeepEqual(events[0].Contact, &sdk.Contact{WAID: "5511987650001"}) {
 					t.Errorf("contact %s", asJSON(events[0].Contact))
+				}
+			},
+		},
+		{
+			name:  "lone contact whose wa_id is written differently",
+			body:  envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Ana Souza"},"wa_id":"551187650001","user_id":"BR.ana1"}],"messages":[`+text+`]}`),
+			types: []string{sdk.TypeMessageReceived},
+			check: func(t *testing.T, body []byte, events []sdk.Event) {
+				want := &sdk.Contact{WAID: "5511987650001", UserID: "BR.ana1", Name: "Ana Souza"}
+				if !reflect.DeepEqual(events[0].Contact, want) {
+					t.Errorf("contact %s, want %s", asJSON(events[0].Contact), asJSON(want))
+				}
+			},
+		},
+		{
+			name:  "lone contact with a formatted wa_id",
+			body:  envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Ana Souza"},"wa_id":"+55 11 98765-0001"}],"messages":[`+text+`]}`),
+			types: []string{sdk.TypeMessageReceived},
+			check: func(t *testing.T, body []byte, events []sdk.Event) {
+				if c := events[0].Contact; c == nil || c.Name != "Ana Souza" || c.WAID != "5511987650001" {
+					t.Errorf("contact %s", asJSON(c))
+				}
+			},
+		},
+		{
+			name:  "lone contact with another user_id",
+			body:  envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Bruno Lima"},"wa_id":"5511987650001","user_id":"BR.bruno"}],"messages":[{"from":"5511987650001","from_user_id":"BR.ana1","id":"wamid.PUB.tol.0100","timestamp":"1764000000","type":"text","text":{"body":"oi"}}]}`),
+			types: []string{sdk.TypeMessageReceived},
+			check: func(t *testing.T, body []byte, events []sdk.Event) {
+				// The wa_id matches first: the same number, whatever its user id.
+				if c := events[0].Contact; c == nil || c.UserID != "BR.ana1" {
+					t.Errorf("contact %s", asJSON(c))
 				}
 			},
 		},

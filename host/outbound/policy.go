@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/host/templates"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -29,8 +30,20 @@ const (
 // within 24 hours of the customer's last message.
 const Window = 24 * time.Hour
 
+// Templates is the template catalogue the policy holds template messages
+// against (*store.Store).
+type Templates interface {
+	// TemplateVersions is every language of a template, and whether the
+	// catalogue has been fetched completely.
+	TemplateVersions(ctx context.Context, name string) ([]templates.Template, bool, error)
+}
+
 // Policy holds the rules a message must pass before it is sent.
 type Policy struct {
+	// Templates, when set, is the catalogue template messages must match:
+	// approved, in the language asked for, with the parameters the
+	// template takes.
+	Templates           Templates
 	BlockedCountryCodes []string
 	// PhoneNumberIDs, when set, are the only numbers to send from.
 	PhoneNumberIDs []string
@@ -71,16 +84,44 @@ func normalizeRecipient(to string) string {
 // business number to send from.
 func (p *Policy) check(ctx context.Context, known func(context.Context, string) (bool, error), msg *sdk.OutboundMessage, r store.Recipient, now time.Time) (string, error) {
 	kinds := 0
-	for _, set := range []bool{msg.Text != "", msg.Template != nil, len(msg.Interactive) > 0} {
+	for _, set := range []bool{msg.Text != "", msg.Template != nil, len(msg.Interactive) > 0, msg.Reaction != nil} {
 		if set {
 			kinds++
 		}
 	}
 	if kinds != 1 {
-		return "", &InvalidError{`a message needs exactly one of "text", "template" or "interactive"`}
+		return "", &InvalidError{`a message needs exactly one of "text", "template", "interactive" or "reaction"`}
 	}
 	if msg.Template != nil && (msg.Template.Name == "" || msg.Template.Language == "") {
 		return "", &InvalidError{`template: "name" and "language" are required`}
+	}
+	if r := msg.Reaction; r != nil {
+		if r.MessageID == "" {
+			return "", &InvalidError{`reaction: "message_id" (the wamid reacted to) is required`}
+		}
+		if msg.ReplyTo != "" {
+			return "", &InvalidError{`a reaction cannot reply to a message: drop "reply_to"`}
+		}
+	}
+	if len(msg.Interactive) > 0 {
+		if err := checkInteractive(msg.Interactive); err != nil {
+			return "", err
+		}
+	}
+	var tpl *templates.Template
+	if msg.Template != nil && p.Templates != nil {
+		versions, known, err := p.Templates.TemplateVersions(ctx, msg.Template.Name)
+		if err != nil {
+			return "", fmt.Errorf("template catalogue: %w", err)
+		}
+		t, prob := templates.Resolve(versions, known, msg.Template.Name, msg.Template.Language)
+		if prob == nil && t != nil {
+			prob = templates.Check(t, msg.Template.Components)
+		}
+		if prob != nil {
+			return "", refuse(prob.Code, "%s", prob.Message)
+		}
+		tpl = t
 	}
 
 	pn := msg.PhoneNumberID
@@ -119,7 +160,13 @@ func (p *Policy) check(ctx context.Context, known func(context.Context, string) 
 			return "", refuse(RefusedOptedOut, "%s opted out; only utility and authentication templates may be sent", msg.To)
 		}
 		cat := strings.ToLower(p.TemplateCategories[msg.Template.Name])
+		if tpl != nil && tpl.Category != "" {
+			cat = strings.ToLower(tpl.Category) // Meta's category wins over the configuration's
+		}
 		if cat != "utility" && cat != "authentication" {
+			if tpl != nil && tpl.Category != "" {
+				return "", refuse(RefusedOptedOut, "%s opted out of marketing; template %s is %s in the WhatsApp Business Account", msg.To, msg.Template.Name, tpl.Category)
+			}
 			return "", refuse(RefusedOptedOut, "%s opted out of marketing; template %s is marketing (name it in whatsapp.template_categories if it is utility)", msg.To, msg.Template.Name)
 		}
 	}

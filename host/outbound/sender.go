@@ -55,6 +55,8 @@ type Sender struct {
 	numbers map[string]*rate.Limiter
 	pairs   map[string]*rate.Limiter
 	busy    map[string]bool // recipients with a request in flight
+	// marked is the message last marked read per conversation.
+	marked map[string]string
 
 	// known remembers business numbers found in the log: once a webhook
 	// came for a number it stays known.
@@ -89,7 +91,7 @@ func New(opt Options) *Sender {
 	}
 	s := &Sender{
 		opt: opt, log: opt.Logger, wake: make(chan struct{}, 1),
-		numbers: map[string]*rate.Limiter{}, pairs: map[string]*rate.Limiter{}, busy: map[string]bool{},
+		numbers: map[string]*rate.Limiter{}, pairs: map[string]*rate.Limiter{}, busy: map[string]bool{}, marked: map[string]string{},
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wahub_outbound_messages_total",
 			Help: "Outbound messages by what became of them (queued, accepted, retried, failed, refused, unknown) and error code.",
@@ -318,6 +320,9 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 	if err != nil || !ok {
 		return
 	}
+	if msg.MarkRead {
+		s.markRead(bg, m, r)
+	}
 	gm := graphMessage(m, r)
 	acc, err := s.opt.Graph.Send(bg, m.PhoneNumberID, gm)
 	if err == nil {
@@ -348,6 +353,47 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 	}
 }
 
+// ReadMarker is implemented by a Graph that can mark a customer's message
+// read with the typing indicator (*graph.Client).
+type ReadMarker interface {
+	MarkReadTyping(ctx context.Context, phoneNumberID, wamid string) error
+}
+
+// markRead marks the customer's newest message read and shows the typing
+// indicator before an agent's answer goes out. It is a courtesy: a failure
+// is logged and never holds up the message, and a message already marked
+// is not marked again.
+func (s *Sender) markRead(ctx context.Context, m store.OutboundRecord, r store.Recipient) {
+	rm, ok := s.opt.Graph.(ReadMarker)
+	if !ok || r.Key == "" {
+		return
+	}
+	wamid, err := s.opt.Store.LatestInbound(ctx, r.Key, m.PhoneNumberID)
+	if err != nil || wamid == "" {
+		if err != nil {
+			s.log.Warn("outbox: finding the message to mark read failed", "id", m.ID, "err", err)
+		}
+		return
+	}
+	conv := m.PhoneNumberID + "\x00" + r.Key
+	s.mu.Lock()
+	done := s.marked[conv] == wamid
+	s.mu.Unlock()
+	if done {
+		return
+	}
+	if err := rm.MarkReadTyping(ctx, m.PhoneNumberID, wamid); err != nil {
+		s.log.Warn("outbox: marking the customer's message read failed; sending anyway", "id", m.ID, "wamid", wamid, "err", err)
+		return
+	}
+	s.mu.Lock()
+	if len(s.marked) > 100_000 {
+		s.marked = map[string]string{}
+	}
+	s.marked[conv] = wamid
+	s.mu.Unlock()
+}
+
 // backoff is the wait before attempt n+1: what Meta asked for, else
 // exponential from 1 s (6 s for a pair limit, whose window is that long),
 // capped at 5 minutes.
@@ -368,6 +414,9 @@ func (s *Sender) backoff(n int, code string, retryAfter time.Duration) time.Dura
 func graphMessage(m store.OutboundRecord, r store.Recipient) graph.Message {
 	req := m.Request
 	gm := graph.Message{Text: req.Text, Interactive: req.Interactive, ReplyTo: req.ReplyTo, CallbackData: m.ID}
+	if r := req.Reaction; r != nil {
+		gm.Reaction = &graph.Reaction{MessageID: r.MessageID, Emoji: r.Emoji}
+	}
 	switch {
 	case r.WAID != "":
 		gm.To = "+" + r.WAID
@@ -402,6 +451,8 @@ func sentEvent(m store.OutboundRecord, r store.Recipient, wamid string, now time
 		msg.Type, msg.Text = "template", "[template "+req.Template.Name+" ("+req.Template.Language+")]"
 	case len(req.Interactive) > 0:
 		msg.Type = "interactive"
+	case req.Reaction != nil:
+		msg.Type, msg.Reaction = "reaction", &sdk.Reaction{MessageID: req.Reaction.MessageID, Emoji: req.Reaction.Emoji}
 	}
 	if req.ReplyTo != "" {
 		msg.Context = &sdk.Context{ID: req.ReplyTo}

@@ -27,13 +27,16 @@ import (
 
 // Credentials the fakes expect; the sandbox fills them in.
 const (
-	GraphToken     = "sandbox-graph-token"
-	HubSpotToken   = hubspottest.SandboxToken
-	WebhookSecret  = webhooktest.SandboxSecret
-	PhoneNumberID  = "106540352242922" // the business number of testdata/whatsapp
-	DisplayNumber  = "15550783881"
-	graphVersion   = "/v23.0"
-	statusInterval = 2 * time.Second
+	GraphToken    = "sandbox-graph-token"
+	HubSpotToken  = hubspottest.SandboxToken
+	WebhookSecret = webhooktest.SandboxSecret
+	PhoneNumberID = "106540352242922" // the business number of testdata/whatsapp
+	// BusinessAccountID is the WABA of testdata/whatsapp, whose template
+	// catalogue (Catalog) the Graph fake serves.
+	BusinessAccountID = "102290129340398"
+	DisplayNumber     = "15550783881"
+	graphVersion      = "/v23.0"
+	statusInterval    = 2 * time.Second
 )
 
 // Sandbox is the set of fakes.
@@ -51,7 +54,8 @@ func New(hubURL string, appSecret string) *Sandbox {
 	s := &Sandbox{base: hubURL + "/sandbox", fakes: map[string]registry.Fake{}}
 	s.Graph = graphtest.NewServer(graphtest.WithAccessToken(GraphToken), graphtest.WithPhoneNumber(PhoneNumberID, DisplayNumber),
 		graphtest.WithStatusWebhook(graphtest.StatusWebhook{URL: hubURL + "/webhooks/whatsapp", AppSecret: appSecret}),
-		graphtest.WithAutoStatuses(statusInterval, "sent", "delivered", "read"))
+		graphtest.WithAutoStatuses(statusInterval, "sent", "delivered", "read"),
+		graphtest.WithCatalog(Catalog...))
 	s.fakes["whatsapp"] = registry.Fake{Handler: s.Graph, Snapshot: s.Graph.Snapshot}
 	for _, p := range builtin.Plugins.All() {
 		if p.Sandbox != nil {
@@ -192,6 +196,9 @@ func Apply(cfg *config.Config, hubURL string) {
 	if wa.APIURL == "" || strings.HasPrefix(wa.APIURL, "https://graph.facebook.com") {
 		wa.APIURL = s.URL("whatsapp") + graphVersion
 	}
+	if wa.BusinessAccountID == "" {
+		wa.BusinessAccountID = BusinessAccountID
+	}
 	if wa.AccessToken.Reveal() == "" {
 		wa.AccessToken = config.Secret(GraphToken)
 	}
@@ -248,4 +255,19 @@ func (s *Sandbox) index(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	page.Execute(w, secs)
+}
+
+// Catalog is the sandbox business's message templates: the ones the
+// shipped connectors.yaml's triggers send, and a few to try the
+// send-time checks on (wahub templates lists them).
+var Catalog = []graphtest.Template{
+	{ID: "1689556908129832", Name: "after_hours", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY",
+		Components: json.RawMessage(`[{"type":"BODY","text":"Olá! Estamos fora do horário de atendimento; respondemos a partir das 9h."}]`)},
+	{ID: "1689556908129833", Name: "optout_confirmation", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY",
+		Components: json.RawMessage(`[{"type":"BODY","text":"Você não receberá mais mensagens de marketing. Responda VOLTAR para voltar a recebê-las."}]`)},
+	{ID: "1689556908129834", Name: "order_update", Language: "en_US", Status: "APPROVED", Category: "UTILITY", ParameterFormat: "POSITIONAL",
+		Components: json.RawMessage(`[{"type":"HEADER","format":"IMAGE"},{"type":"BODY","text":"Hi {{1}}, order #{{2}} is on its way."},` +
+			`{"type":"BUTTONS","buttons":[{"type":"URL","text":"Track","url":"https://shop.example/track/{{1}}"},{"type":"QUICK_REPLY","text":"Talk to us"}]}]`)},
+	{ID: "1689556908129835", Name: "promo", Language: "pt_BR", Status: "APPROVED", Category: "MARKETING",
+		Components: json.RawMessage(`[{"type":"BODY","text":"{{1}}, 20% de desconto só hoje!"},{"type":"BUTTONS","buttons":[{"type":"QUICK_REPLY","text":"Parar promoções"}]}]`)},
 }

@@ -27,6 +27,7 @@ func (s *Store) Append(ctx context.Context, events []sdk.Event) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	s.quoteEvents(ctx, events)
 	// Encode before queueing, on the caller's goroutine: the writer is the
 	// one place that cannot run in parallel. The conversation id and seq
 	// are columns, merged back on read.
@@ -96,6 +97,11 @@ func (s *Store) appendEvent(tx *sql.Tx, ev *sdk.Event, body []byte) (bool, error
 	if st != nil {
 		if err := s.recordContact(tx, st, known, ev); err != nil {
 			return false, fmt.Errorf("contact: %w", err)
+		}
+	}
+	if strings.HasPrefix(ev.Type, "whatsapp.") {
+		if err := s.applyTemplateEvent(tx, ev); err != nil {
+			return false, fmt.Errorf("template catalogue: %w", err)
 		}
 	}
 	ev.Seq, ev.ConversationID = seq, conv

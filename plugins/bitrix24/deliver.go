@@ -34,6 +34,9 @@ type commentRef struct {
 // customer is one WhatsApp customer of the batch.
 type customer struct {
 	key, phone, name string
+	// referral is the Click-to-WhatsApp ad the customer came from, when
+	// a message of theirs in the batch says: a new record's source.
+	referral *sdk.Referral
 	ref              entityRef // ID "" until known
 	// cached: ref came from the KV and may point at a record a user has
 	// since deleted; reresolved: that was found out and looked up again.
@@ -177,6 +180,11 @@ func (d *delivery) group() {
 		}
 		if cust.name == "" {
 			cust.name = strings.TrimSpace(ev.Contact.Name)
+		}
+		if ev.Message != nil && cust.referral == nil {
+			if ref, ok := sdk.ParseReferral(ev.Message.Referral); ok {
+				cust.referral = &ref
+			}
 		}
 		ck := ev.ConversationID
 		if ck == "" {
@@ -420,6 +428,16 @@ func (d *delivery) createCommand(cust *customer) command {
 	sort.Strings(keys)
 	for _, k := range keys {
 		fields = append(fields, kv{k, d.s.createFields[k]})
+	}
+	if ref := cust.referral; ref != nil {
+		// The ad is the lead's source: ADVERTISING is one of every
+		// portal's stock sources (crm.status.list ENTITY_ID=SOURCE).
+		if _, set := d.s.createFields["SOURCE_ID"]; !set {
+			fields = append(fields, kv{"SOURCE_ID", "ADVERTISING"})
+		}
+		if _, set := d.s.createFields["SOURCE_DESCRIPTION"]; !set {
+			fields = append(fields, kv{"SOURCE_DESCRIPTION", ref.Summary()})
+		}
 	}
 	return command{method, obj{{"fields", fields}, {"params", obj{{"REGISTER_SONET_EVENT", "Y"}}}}}
 }

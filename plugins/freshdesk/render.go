@@ -36,6 +36,9 @@ func renderMessage(ev *sdk.Event) rendered {
 			plain = append(plain, t)
 		}
 	}
+	if q := m.Quoted; q != nil && m.Reaction == nil {
+		add("<blockquote>"+esc(quotedLine(q))+"</blockquote>", "> "+quotedLine(q))
+	}
 	if m.Context != nil && (m.Context.Forwarded || m.Context.FrequentlyForwarded) {
 		add(para(em("Forwarded")), "")
 	}
@@ -88,8 +91,17 @@ func renderMessage(ev *sdk.Event) rendered {
 		if m.Reaction.Emoji == "" {
 			add(para(em("Removed a reaction")), "Removed a reaction")
 		} else {
-			add(para(em("Reacted")+" "+esc(m.Reaction.Emoji)+" "+em("to an earlier message")), "Reacted "+m.Reaction.Emoji)
+			to, plainTo := "an earlier message", ""
+			if m.Quoted != nil {
+				to = quotedLine(m.Quoted)
+				plainTo = " to " + to
+			}
+			add(para(em("Reacted")+" "+esc(m.Reaction.Emoji)+" "+em("to")+" "+esc(to)), "Reacted "+m.Reaction.Emoji+plainTo)
 		}
+	case m.Unsupported == "edit" || m.Type == "edit":
+		add(para(em("Edited a message (WhatsApp does not pass the new text to businesses)")), "Edited a message")
+	case m.Unsupported == "revoke" || m.Unsupported == "delete" || m.Type == "revoke":
+		add(para(em("Deleted a message")), "Deleted a message")
 	case m.Unsupported != "" || m.Type == "unsupported":
 		kind := m.Unsupported
 		if kind == "" {
@@ -101,6 +113,9 @@ func renderMessage(ev *sdk.Event) rendered {
 	}
 	if text != "" {
 		add("<div>"+strings.ReplaceAll(esc(text), "\n", "<br>")+"</div>", text)
+	}
+	if ref, ok := sdk.ParseReferral(m.Referral); ok {
+		add(para(em("From "+esc(ref.Summary()))), "From "+ref.Summary())
 	}
 	if len(blocks) == start {
 		kind := m.Type
@@ -214,4 +229,20 @@ func replyIDFromKey(key string) (int64, bool) {
 	}
 	id, err := strconv.ParseInt(v, 10, 64)
 	return id, err == nil
+}
+
+// quotedLine names the message a reply quotes or a reaction is on.
+func quotedLine(q *sdk.Quoted) string {
+	who := "The customer wrote"
+	if q.From == "business" {
+		who = "You wrote"
+	}
+	text := strings.Join(strings.Fields(q.Text), " ")
+	if r := []rune(text); len(r) > 200 {
+		text = string(r[:200]) + "…"
+	}
+	if text == "" {
+		text = "(" + q.Type + " message)"
+	}
+	return who + ": “" + text + "”"
 }

@@ -78,7 +78,13 @@ func (c *connector) deliverOne(ctx context.Context, s *settings, ev *sdk.Event) 
 		// A redelivery: HubSpot has it already.
 		return sdk.DeliveredResult(ev.ID)
 	}
-	contactID, err := c.contactID(ctx, s, ev.Contact)
+	var ref *sdk.Referral
+	if ev.Message != nil {
+		if r, ok := sdk.ParseReferral(ev.Message.Referral); ok {
+			ref = &r
+		}
+	}
+	contactID, err := c.contactID(ctx, s, ev.Contact, ref)
 	if err != nil {
 		return c.result(s, ev, err)
 	}
@@ -161,7 +167,7 @@ func e164(ct *sdk.Contact) string {
 
 // contactID returns the HubSpot contact of a customer: from the KV, else
 // found by phone, else created.
-func (c *connector) contactID(ctx context.Context, s *settings, ct *sdk.Contact) (string, error) {
+func (c *connector) contactID(ctx context.Context, s *settings, ct *sdk.Contact, ref *sdk.Referral) (string, error) {
 	key := kvContact + ct.Key()
 	unlock := c.lockCustomer(key)
 	defer unlock()
@@ -208,7 +214,7 @@ func (c *connector) contactID(ctx context.Context, s *settings, ct *sdk.Contact)
 			} else if !ok {
 				continue
 			}
-			return c.createContact(ctx, s, key, ct, phone)
+			return c.createContact(ctx, s, key, ct, phone, ref)
 		}
 
 		if phone != "" && !c.recentlyNotFound(phone) {
@@ -234,7 +240,7 @@ func (c *connector) contactID(ctx context.Context, s *settings, ct *sdk.Contact)
 		} else if !ok {
 			continue
 		}
-		return c.createContact(ctx, s, key, ct, phone)
+		return c.createContact(ctx, s, key, ct, phone, ref)
 	}
 	return "", fmt.Errorf("hub KV: %s keeps changing under this connector; is a second copy of the plugin running?", key)
 }
@@ -282,9 +288,16 @@ func (c *connector) searchByPhone(ctx context.Context, s *settings, phone string
 
 // createContact creates the contact under the marker the caller put in
 // the KV, and replaces the marker with its id.
-func (c *connector) createContact(ctx context.Context, s *settings, key string, ct *sdk.Contact, phone string) (string, error) {
+func (c *connector) createContact(ctx context.Context, s *settings, key string, ct *sdk.Contact, phone string, ref *sdk.Referral) (string, error) {
 	kv := s.host.KV()
 	props := map[string]string{}
+	if ref != nil {
+		// A customer who came from an ad is a lead, and the ad its source.
+		props["lifecyclestage"] = "lead"
+		if s.leadSource != "" {
+			props[s.leadSource] = ref.Summary()
+		}
+	}
 	if phone != "" {
 		props["phone"] = phone
 	}
@@ -404,7 +417,7 @@ func (c *connector) recheckContact(ctx context.Context, s *settings, ct *sdk.Con
 		if err := kv.Delete(ctx, key); err != nil {
 			return "", false, err
 		}
-		newID, err := c.contactID(ctx, s, ct)
+		newID, err := c.contactID(ctx, s, ct, nil)
 		if err != nil {
 			return "", false, err
 		}
@@ -495,7 +508,24 @@ func communicationBody(k kind, ev *sdk.Event) string {
 	} else {
 		prefix = "Received from " + customerName(ev.Contact)
 	}
-	return truncate(prefix + ": " + content(ev.Message))
+	body := prefix + ": " + content(ev.Message)
+	if m := ev.Message; m != nil {
+		if q := m.Quoted; q != nil {
+			who := "the customer's"
+			if q.From == "business" {
+				who = "your"
+			}
+			verb := "replying to"
+			if m.Reaction != nil {
+				verb = "on"
+			}
+			body += "\n(" + verb + " " + who + " message: " + strings.Join(strings.Fields(q.Text), " ") + ")"
+		}
+		if ref, ok := sdk.ParseReferral(m.Referral); ok {
+			body += "\n(from " + ref.Summary() + ")"
+		}
+	}
+	return truncate(body)
 }
 
 func noteBody(ev *sdk.Event) string {
@@ -566,6 +596,10 @@ func content(m *sdk.Message) string {
 			cards = append(cards, strings.Join(nonEmpty(append([]string{sc.Name}, sc.Phones...)...), " "))
 		}
 		return "[contact] " + strings.Join(cards, "; ")
+	case m.Unsupported == "edit" || m.Type == "edit":
+		return "[edited a message]"
+	case m.Unsupported == "revoke" || m.Unsupported == "delete" || m.Type == "revoke":
+		return "[deleted a message]"
 	case m.Unsupported != "":
 		return "[unsupported message: " + m.Unsupported + "]"
 	case m.Text != "":

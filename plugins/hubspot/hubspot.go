@@ -184,6 +184,7 @@ type settings struct {
 	failedNotes bool
 	syncProps   []string
 	syncEvery   time.Duration
+	leadSource  string // lead_source_property
 	client      *http.Client
 	host        sdk.Host
 	// all paces every request, search paces searches (which also take a
@@ -201,7 +202,10 @@ type config struct {
 	SearchPerSecond   int           `json:"search_per_second"`
 	SearchLag         *sdk.Duration `json:"search_lag"`
 	FailedStatusNotes *bool         `json:"failed_status_notes"`
-	Sync              *syncConfig   `json:"sync"`
+	// LeadSourceProperty is a contact property (single-line text) that a
+	// contact created from a Click-to-WhatsApp ad gets the ad in.
+	LeadSourceProperty string      `json:"lead_source_property"`
+	Sync               *syncConfig `json:"sync"`
 }
 
 type syncConfig struct {
@@ -245,6 +249,12 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		return nil, fmt.Errorf("%s: contains whitespace; paste the token alone", key("token"))
 	}
 	s.token = c.Token
+	if p := c.LeadSourceProperty; p != "" {
+		if strings.Trim(p, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+			return nil, fmt.Errorf("%s: %q is not a HubSpot property's internal name (lower case, digits and _, like whatsapp_lead_source)", key("lead_source_property"), p)
+		}
+		s.leadSource = p
+	}
 
 	if c.APIURL != "" {
 		u, err := url.Parse(c.APIURL)

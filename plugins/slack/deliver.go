@@ -190,6 +190,11 @@ func (r *run) inbound(ctx context.Context, ev *sdk.Event) sdk.Result {
 	if done, err := r.done(ctx, ev); err != nil || done {
 		return doneResult(ev, err)
 	}
+	if ev.Message != nil && ev.Message.Reaction != nil {
+		if res, ok := r.reaction(ctx, ev); ok {
+			return res
+		}
+	}
 	team := ""
 	if ev.Route != nil {
 		team = ev.Route.Team
@@ -223,6 +228,7 @@ func (r *run) inbound(ctx context.Context, ev *sdk.Event) sdk.Result {
 		}
 		r.remember(ctx, threadKey(ch, ts), r.info(ev, conv, team))
 		r.remember(ctx, evtKey(ev.ID), msgRef{Channel: ch, TS: ts})
+		r.rememberWAMID(ctx, ev, msgRef{Channel: ch, TS: ts})
 		r.remember(ctx, lastKey(conv), threadRef{Channel: ch, TS: ts})
 		return sdk.DeliveredResult(ev.ID)
 	}
@@ -232,6 +238,7 @@ func (r *run) inbound(ctx context.Context, ev *sdk.Event) sdk.Result {
 		return result(ev.ID, err)
 	}
 	r.remember(ctx, evtKey(ev.ID), msgRef{Channel: ch, ThreadTS: rootTS, TS: ts})
+	r.rememberWAMID(ctx, ev, msgRef{Channel: ch, ThreadTS: rootTS, TS: ts})
 	r.remember(ctx, lastKey(conv), threadRef{Channel: ch, TS: rootTS})
 	// The customer's identity can change (a user_id appears, a number
 	// changes); keep the thread's copy current so that replies reach them.
@@ -554,4 +561,12 @@ func (r *run) fail(ctx context.Context, err error, method, channel, chKey string
 		r.b.rateLimited(ae.retryAfter)
 	}
 	return ae
+}
+
+// rememberWAMID maps a customer's message to its Slack post, so that a
+// reaction to it lands on it.
+func (r *run) rememberWAMID(ctx context.Context, ev *sdk.Event, ref msgRef) {
+	if m := ev.Message; m != nil && m.ID != "" && m.Reaction == nil {
+		r.remember(ctx, wamidKey(m.ID), ref)
+	}
 }

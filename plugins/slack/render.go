@@ -278,13 +278,24 @@ func renderMessage(ev *sdk.Event, links bool) post {
 			}
 		}
 	case m.Reaction != nil:
+		to := "a message"
+		if q := m.Quoted; q != nil && q.Text != "" {
+			to = "“" + truncate(oneLine(q.Text), 80) + "”"
+		}
 		if m.Reaction.Emoji == "" {
-			body = ":leftwards_arrow_with_hook: Removed a reaction"
+			body = ":leftwards_arrow_with_hook: Removed a reaction from " + esc(to)
 			plain = "[Removed a reaction]"
 		} else {
-			body = "Reacted " + esc(m.Reaction.Emoji) + " to a message"
+			body = "Reacted " + esc(m.Reaction.Emoji) + " to " + esc(to)
 			plain = "[Reacted " + m.Reaction.Emoji + "]"
 		}
+	case m.Type == "unsupported" && m.Unsupported == "edit", m.Type == "edit":
+		body = ":pencil2: _Edited a message_ (WhatsApp does not send the new text to businesses)"
+		plain = "[Edited a message]"
+		caption()
+	case m.Type == "unsupported" && (m.Unsupported == "revoke" || m.Unsupported == "delete"), m.Type == "revoke":
+		body = ":wastebasket: _Deleted a message_"
+		plain = "[Deleted a message]"
 	case m.Type == "order":
 		body = ":shopping_trolley: *Order*"
 		plain = "[Order]"
@@ -315,11 +326,13 @@ func renderMessage(ev *sdk.Event, links bool) post {
 		case c.Forwarded:
 			notes = append(notes, ":arrow_right: forwarded")
 		}
-		if c.ID != "" && m.Reaction == nil {
+		if c.ID != "" && m.Reaction == nil && m.Quoted == nil {
 			notes = append(notes, ":leftwards_arrow_with_hook: in reply to an earlier message")
 		}
 	}
-	if len(m.Referral) > 0 {
+	if ad := adOf(m.Referral); ad != "" {
+		notes = append(notes, ":mega: came from a Click-to-WhatsApp ad: "+esc(ad))
+	} else if len(m.Referral) > 0 {
 		notes = append(notes, ":mega: came from a Click-to-WhatsApp ad")
 	}
 	for _, e := range m.Errors {
@@ -328,6 +341,7 @@ func renderMessage(ev *sdk.Event, links bool) post {
 	if strings.TrimSpace(body) == "" {
 		body, plain = "_(empty message)_", "(empty message)"
 	}
+	body = quoteBlock(m) + body
 	blocks := sections(body)
 	blocks = append(blocks, contextLine(notes...)...)
 	return post{text: oneLine(plain), blocks: blocks}

@@ -22,6 +22,9 @@ func renderMessage(ev *sdk.Event) string {
 		return "[" + ev.Type + "]"
 	}
 	var b strings.Builder
+	if q := m.Quoted; q != nil && m.Reaction == nil {
+		b.WriteString("> " + quotedLine(q) + "\n")
+	}
 	if m.Context != nil && (m.Context.Forwarded || m.Context.FrequentlyForwarded) {
 		b.WriteString("[Forwarded] ")
 	}
@@ -71,8 +74,16 @@ func renderMessage(ev *sdk.Event) string {
 		if m.Reaction.Emoji == "" {
 			b.WriteString("[Reaction removed]")
 		} else {
-			b.WriteString("[Reaction] " + m.Reaction.Emoji + " to an earlier message")
+			to := "an earlier message"
+			if m.Quoted != nil {
+				to = quotedLine(m.Quoted)
+			}
+			b.WriteString("[Reaction] " + m.Reaction.Emoji + " to " + to)
 		}
+	case m.Unsupported == "edit" || m.Type == "edit":
+		b.WriteString("[Edited a message] WhatsApp does not pass the new text to businesses")
+	case m.Unsupported == "revoke" || m.Unsupported == "delete" || m.Type == "revoke":
+		b.WriteString("[Deleted a message]")
 	case m.System != nil:
 		b.WriteString("[WhatsApp] " + m.System.Body)
 	case m.Unsupported != "":
@@ -82,7 +93,27 @@ func renderMessage(ev *sdk.Event) string {
 	default:
 		b.WriteString("[" + kindName(m.Type) + " message]")
 	}
+	if ref, ok := sdk.ParseReferral(m.Referral); ok {
+		b.WriteString("\n[From " + ref.Summary() + "]")
+	}
 	return b.String()
+}
+
+// quotedLine names the message a reply quotes or a reaction is on:
+// `you wrote: "Your order shipped"`.
+func quotedLine(q *sdk.Quoted) string {
+	who := "the customer wrote"
+	if q.From == "business" {
+		who = "you wrote"
+	}
+	text := strings.Join(strings.Fields(q.Text), " ")
+	if r := []rune(text); len(r) > 200 {
+		text = string(r[:200]) + "…"
+	}
+	if text == "" {
+		text = "(" + kindName(q.Type) + " message)"
+	}
+	return who + ": “" + text + "”"
 }
 
 // renderMedia names a media message. The file stays at Meta (its URL needs

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wahub/wahub/host/config"
+	"github.com/wahub/wahub/host/hub"
+	"github.com/wahub/wahub/host/outbound"
+	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
 	"github.com/wahub/wahub/sdk"
 )
@@ -56,6 +60,11 @@ func newCheckCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "  triggers:      %s\n", names(triggers))
 			fmt.Fprintf(w, "  subscriptions: %d\n", len(cfg.Subscriptions))
 			var problems []error
+			tp, err := checkTriggerMessages(c.Context(), cfg, w)
+			if err != nil {
+				return runtimeErr(err)
+			}
+			problems = append(problems, tp...)
 			for _, name := range keys(cfg.Connectors) {
 				cc := cfg.Connectors[name]
 				if !cc.Enabled {
@@ -131,4 +140,44 @@ func names(list []string) string {
 		return "(none)"
 	}
 	return strings.Join(list, ", ")
+}
+
+// checkTriggerMessages holds the triggers' replies against WhatsApp's
+// limits and, when the store has one, the template catalogue. A catalogue
+// that has never been fetched is a warning, not an error: the templates
+// may well exist.
+func checkTriggerMessages(ctx context.Context, cfg *config.Config, w io.Writer) ([]error, error) {
+	var src outbound.Templates
+	known := false
+	if _, err := os.Stat(cfg.Store.Path); err == nil {
+		st, err := store.Open(cfg.Store.Path, store.Options{BusyTimeout: cfg.Store.BusyTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", cfg.Store.Path, err)
+		}
+		defer st.Close()
+		src = st
+	}
+	problems, k, err := hub.TriggerProblems(ctx, cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	known = k && src != nil
+	uses := false
+	for _, t := range cfg.Triggers {
+		if t.Reply != nil && t.Reply.Template != nil {
+			uses = true
+		}
+	}
+	switch {
+	case !uses:
+	case known:
+		fmt.Fprintf(w, "  templates:     the triggers' templates match the catalogue\n")
+	default:
+		fmt.Fprintf(w, "  warning: the template catalogue is not known yet (no complete fetch in %s; set whatsapp.business_account_id and run wahub serve): the triggers' templates were checked only against what template webhooks said\n", cfg.Store.Path)
+	}
+	var out []error
+	for _, p := range problems {
+		out = append(out, fmt.Errorf("config: %s", p))
+	}
+	return out, nil
 }

@@ -109,6 +109,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newStatsCmd(g),
 		newSandboxCmd(g),
 		newBackupCmd(g),
+		newTemplatesCmd(g),
 	)
 	return root
 }

@@ -155,6 +155,8 @@ type Server struct {
 	rates         map[string]*rateWindow
 	statuses      []Status
 	reads         []Read
+	catalog       []Template
+	listings      int
 }
 
 // NewServer returns a fake that accepts every well-formed send until
@@ -218,9 +220,11 @@ type Sent struct {
 
 // Read is one mark-as-read request the fake accepted.
 type Read struct {
-	PhoneNumberID string    `json:"phone_number_id"`
-	MessageID     string    `json:"message_id"`
-	Time          time.Time `json:"time"`
+	PhoneNumberID string `json:"phone_number_id"`
+	MessageID     string `json:"message_id"`
+	// Typing is the typing indicator shown with it ("text"), if any.
+	Typing string    `json:"typing,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // FailNext makes the next n sends (mark-as-read excluded) fail with Meta's
@@ -411,6 +415,16 @@ type snapshot struct {
 // ServeHTTP answers one Graph request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if waba, ok := templatesPath(r.URL.Path); ok {
+		req := &Request{Time: s.now(), Method: r.Method, Path: r.URL.Path, Token: bearer(r), Header: r.Header.Clone(), Kind: "templates"}
+		s.mu.Lock()
+		s.seq++
+		req.Seq = int(s.seq)
+		s.requests = append(s.requests, req)
+		s.mu.Unlock()
+		s.serveTemplates(w, r, waba, req)
+		return
+	}
 	pnid, pathOK := parsePath(r.URL.Path)
 	req := &Request{
 		Time: s.now(), Method: r.Method, Path: r.URL.Path, PhoneNumberID: pnid,
@@ -464,7 +478,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.read {
-		s.reads = append(s.reads, Read{PhoneNumberID: pnid, MessageID: p.messageID, Time: req.Time})
+		s.reads = append(s.reads, Read{PhoneNumberID: pnid, MessageID: p.messageID, Typing: p.typing, Time: req.Time})
 		req.Status = http.StatusOK
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
@@ -519,6 +533,11 @@ func (s *Server) accept(req *Request, p parsed) (Sent, int, *ErrorResponse) {
 	if s.templates != nil && p.kind == "template" && !s.templates[p.template] {
 		return Sent{}, 0, withDetails(graph.ErrTemplateMissing, "",
 			"template name ("+p.template+") does not exist in "+p.language)
+	}
+	if p.kind == "template" {
+		if e := s.catalogRefusal(req.Body, p.template, p.language); e != nil {
+			return Sent{}, 0, e
+		}
 	}
 	asyncErr := 0
 	switch {

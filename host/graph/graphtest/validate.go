@@ -14,6 +14,7 @@ import (
 type parsed struct {
 	read      bool   // a mark-as-read request
 	messageID string // the wamid marked read
+	typing    string // the typing indicator shown with it
 
 	to, recipient string // as sent
 	waID, userID  string // what Meta answers in contacts[]
@@ -83,6 +84,15 @@ func validate(body []byte) (parsed, *ErrorResponse) {
 		p.messageID, _ = str("message_id")
 		if p.messageID == "" {
 			return p, withDetails(graph.ErrInvalidParameter, "(#100) The parameter message_id is required.", "")
+		}
+		if raw, ok := top["typing_indicator"]; ok && string(raw) != "null" {
+			var ti struct {
+				Type string `json:"type"`
+			}
+			if json.Unmarshal(raw, &ti) != nil || ti.Type != "text" {
+				return p, withDetails(graph.ErrInvalidParameter, "(#100) Param typing_indicator['type'] must be one of {TEXT}.", "")
+			}
+			p.typing = ti.Type
 		}
 		return p, nil
 	}

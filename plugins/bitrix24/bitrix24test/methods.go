@@ -247,7 +247,7 @@ func (s *Server) get(p *object) (response, *apiError) {
 }
 
 // standardFields are what '*' selects besides the user fields.
-var standardFields = []string{"NAME", "LAST_NAME", "SECOND_NAME", "TYPE_ID", "SOURCE_ID", "POST", "COMMENTS", "OPENED", "EXPORT", "ASSIGNED_BY_ID"}
+var standardFields = []string{"NAME", "LAST_NAME", "SECOND_NAME", "TYPE_ID", "SOURCE_ID", "SOURCE_DESCRIPTION", "POST", "COMMENTS", "OPENED", "EXPORT", "ASSIGNED_BY_ID"}
 
 // render shows a record as crm.contact.list does: ids and scalars as
 // strings, dates in the portal's zone, PHONE only when asked for.

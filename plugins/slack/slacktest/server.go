@@ -365,6 +365,7 @@ var methods = map[string]handler{
 	"chat.postEphemeral": (*Server).postEphemeral,
 	"chat.update":        (*Server).update,
 	"reactions.add":      (*Server).addReaction,
+	"reactions.remove":   (*Server).removeReaction,
 }
 
 // ServeHTTP answers one Web API call, at "/<method>".
@@ -634,6 +635,29 @@ func (s *Server) addReaction(form url.Values) (map[string]any, string) {
 	m.Reactions = append(m.Reactions, name)
 	s.reactions = append(s.reactions, Reaction{Channel: channel, TS: ts, Name: name})
 	return map[string]any{}, ""
+}
+
+// removeReaction answers reactions.remove as Slack does: no_reaction when
+// the bot had not reacted so.
+func (s *Server) removeReaction(form url.Values) (map[string]any, string) {
+	channel, ts, name := form.Get("channel"), form.Get("timestamp"), strings.Trim(form.Get("name"), ":")
+	if channel == "" || ts == "" {
+		return nil, "no_item_specified"
+	}
+	if code := s.channelError(channel); code != "" {
+		return nil, code
+	}
+	m, ok := s.byTS[channel+"/"+ts]
+	if !ok {
+		return nil, "message_not_found"
+	}
+	for i, r := range m.Reactions {
+		if r == name {
+			m.Reactions = append(m.Reactions[:i], m.Reactions[i+1:]...)
+			return map[string]any{}, ""
+		}
+	}
+	return nil, "no_reaction"
 }
 
 // checkBlocks validates the blocks field the way Slack rejects it:

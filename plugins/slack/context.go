@@ -1,0 +1,132 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	slackapi "github.com/slack-go/slack"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// emojiNames are Slack's names for the emoji customers react with most;
+// reactions.add takes a name, not the character. A reaction outside this
+// list is told in the thread instead.
+var emojiNames = map[string]string{
+	"👍": "+1", "👎": "-1", "❤️": "heart", "❤": "heart", "😂": "joy", "😮": "open_mouth", "😢": "cry",
+	"🙏": "pray", "🔥": "fire", "🎉": "tada", "👏": "clap", "😀": "grinning", "😃": "smiley", "😊": "blush",
+	"😍": "heart_eyes", "🥰": "smiling_face_with_3_hearts", "😡": "rage", "😠": "angry", "😭": "sob",
+	"✅": "white_check_mark", "👌": "ok_hand", "💯": "100", "🤔": "thinking_face", "😅": "sweat_smile",
+	"🤣": "rolling_on_the_floor_laughing", "😉": "wink", "🙌": "raised_hands", "💪": "muscle", "👀": "eyes",
+	"😱": "scream", "🥲": "smiling_face_with_tear", "❤️‍🔥": "heart_on_fire", "💔": "broken_heart", "⭐": "star",
+}
+
+func reactKey(wamid string) string { return "react:" + wamid }
+
+// reaction shows a customer's reaction on the Slack message it reacts to
+// (reactions.add, or reactions.remove when they took it back) instead of
+// as a message of its own. It reports false when it cannot (the message
+// is not in Slack, the emoji has no Slack name), and the reaction is then
+// posted as a short note in the thread.
+func (r *run) reaction(ctx context.Context, ev *sdk.Event) (sdk.Result, bool) {
+	re := ev.Message.Reaction
+	var ref msgRef
+	found, err := r.getJSON(ctx, wamidKey(re.MessageID), &ref)
+	if err != nil {
+		return sdk.RetryResult(ev.ID, 0, err), true
+	}
+	if !found || ref.TS == "" {
+		return sdk.Result{}, false
+	}
+	if re.Emoji == "" {
+		var name string
+		if ok, err := r.getJSON(ctx, reactKey(re.MessageID), &name); err != nil {
+			return sdk.RetryResult(ev.ID, 0, err), true
+		} else if !ok {
+			return sdk.Result{}, false
+		}
+		if err := r.unreact(ctx, ref, name); err != nil && !errors.Is(err, errGone) {
+			return result(ev.ID, err), true
+		}
+		_ = r.kv.Delete(ctx, reactKey(re.MessageID))
+		r.remember(ctx, evtKey(ev.ID), ref)
+		return sdk.DeliveredResult(ev.ID), true
+	}
+	name, ok := emojiNames[re.Emoji]
+	if !ok {
+		name, ok = emojiNames[strings.TrimSuffix(re.Emoji, "\ufe0f")]
+	}
+	if !ok {
+		return sdk.Result{}, false
+	}
+	// WhatsApp keeps one reaction per customer and message: a new one
+	// replaces the old.
+	var old string
+	if had, _ := r.getJSON(ctx, reactKey(re.MessageID), &old); had && old != name {
+		if err := r.unreact(ctx, ref, old); err != nil && !errors.Is(err, errGone) {
+			return result(ev.ID, err), true
+		}
+	}
+	if err := r.react(ctx, ref, name); err != nil {
+		if errors.Is(err, errGone) {
+			return sdk.Result{}, false
+		}
+		return result(ev.ID, err), true
+	}
+	r.remember(ctx, reactKey(re.MessageID), name)
+	r.remember(ctx, evtKey(ev.ID), ref)
+	return sdk.DeliveredResult(ev.ID), true
+}
+
+// unreact removes a reaction; one already gone is fine.
+func (r *run) unreact(ctx context.Context, ref msgRef, name string) error {
+	cctx, cancel := context.WithTimeout(ctx, r.s.timeout)
+	defer cancel()
+	err := r.s.api.RemoveReactionContext(cctx, name, slackapi.ItemRef{Channel: ref.Channel, Timestamp: ref.TS})
+	switch slackCode(err) {
+	case "":
+	case "no_reaction":
+		return nil
+	case "message_not_found":
+		return errGone
+	}
+	if err != nil {
+		return r.fail(ctx, err, "reactions.remove", ref.Channel, "")
+	}
+	return nil
+}
+
+// quoteBlock is the mrkdwn quote of the message m replies to, or "".
+func quoteBlock(m *sdk.Message) string {
+	q := m.Quoted
+	if q == nil || m.Reaction != nil {
+		return ""
+	}
+	who := "Customer"
+	if q.From == "business" {
+		who = "You"
+	}
+	text := q.Text
+	if text == "" {
+		text = "(" + q.Type + " message)"
+	}
+	text = truncate(oneLine(text), 300)
+	return "> *" + who + ":* " + esc(text) + "\n"
+}
+
+// adOf summarises a Click-to-WhatsApp referral: the ad's headline and id.
+func adOf(raw []byte) string {
+	ref, ok := sdk.ParseReferral(raw)
+	if !ok {
+		return ""
+	}
+	parts := []string{}
+	if ref.Headline != "" {
+		parts = append(parts, "“"+ref.Headline+"”")
+	}
+	if ref.SourceID != "" {
+		parts = append(parts, ref.SourceType+" "+ref.SourceID)
+	}
+	return strings.Join(parts, ", ")
+}

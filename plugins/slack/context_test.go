@@ -1,0 +1,72 @@
+package slack
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/wahub/wahub/plugins/slack/slacktest"
+	"github.com/wahub/wahub/sdk"
+)
+
+func reactionEvent(id, to, emoji string) sdk.Event {
+	ev := inbound(id, ana, "support", "")
+	ev.Message = &sdk.Message{ID: "wamid." + id, Type: "reaction", Reaction: &sdk.Reaction{MessageID: to, Emoji: emoji},
+		Quoted: &sdk.Quoted{ID: to, From: "customer", Type: "text", Text: "É sobre o pedido 123"}}
+	return ev
+}
+
+func reactionsOn(fake *slacktest.Server, ts string) []string {
+	for _, m := range fake.Messages() {
+		if m.TS == ts {
+			return m.Reactions
+		}
+	}
+	return nil
+}
+
+func TestRepliesReactionsAndAds(t *testing.T) {
+	e := newEnv(t, nil)
+	quoted := inbound("a3", ana, "support", "Chegou quebrado")
+	quoted.Message.Context = &sdk.Context{ID: "wamid.a2"}
+	quoted.Message.Quoted = &sdk.Quoted{ID: "wamid.a2", From: "customer", Type: "text", Text: "É sobre o pedido 123"}
+	ad := inbound("a1", ana, "support", "Oi, vi o anúncio")
+	ad.Message.Referral = json.RawMessage(`{"source_url":"https://fb.me/x","source_id":"120226305854810726","source_type":"ad","headline":"Chat with us","ctwa_clid":"Aff-n8ZT"}`)
+	res := e.deliver(ad, inbound("a2", ana, "support", "É sobre o pedido 123"), quoted,
+		reactionEvent("a4", "wamid.a2", "👍"), reactionEvent("a5", "wamid.a2", "❤️"), reactionEvent("a6", "wamid.a2", "🦩"))
+	e.wantOutcome(res, sdk.Delivered, "a1", "a2", "a3", "a4", "a5", "a6")
+
+	root := e.fake.Roots(defaultChan)[0]
+	if text := blocksText(t, root); !strings.Contains(text, "Click-to-WhatsApp ad") || !strings.Contains(text, "Chat with us") || !strings.Contains(text, "120226305854810726") {
+		t.Errorf("root does not name the ad:\n%s", text)
+	}
+	replies := e.fake.Replies(defaultChan, root.TS)
+	// a2, a3 and the note for the emoji Slack has no name for; 👍 and ❤️
+	// are reactions on a2's post, not messages.
+	if len(replies) != 3 {
+		t.Fatalf("%d replies, want 3: %+v", len(replies), replies)
+	}
+	if text := blocksText(t, replies[1]); !strings.Contains(text, "> *Customer:* É sobre o pedido 123") || !strings.Contains(text, "Chegou quebrado") {
+		t.Errorf("the quoted reply does not quote:\n%s", text)
+	}
+	if text := blocksText(t, replies[2]); !strings.Contains(text, "Reacted 🦩 to “É sobre o pedido 123”") {
+		t.Errorf("the unmapped reaction note:\n%s", text)
+	}
+	// ❤️ replaced 👍: WhatsApp keeps one reaction per customer and message.
+	if got := reactionsOn(e.fake, replies[0].TS); len(got) != 1 || got[0] != "heart" {
+		t.Errorf("reactions on the reacted-to post: %v, want [heart]", got)
+	}
+
+	// Taking the reaction back removes it.
+	res = e.deliver(reactionEvent("a7", "wamid.a2", ""))
+	e.wantOutcome(res, sdk.Delivered, "a7")
+	if got := reactionsOn(e.fake, replies[0].TS); len(got) != 0 {
+		t.Errorf("reactions after removal: %v", got)
+	}
+	// Delivered again, nothing changes.
+	res = e.deliver(reactionEvent("a5", "wamid.a2", "❤️"))
+	e.wantOutcome(res, sdk.Delivered, "a5")
+	if got := reactionsOn(e.fake, replies[0].TS); len(got) != 0 {
+		t.Errorf("a redelivered reaction was added again: %v", got)
+	}
+}
