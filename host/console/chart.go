@@ -45,14 +45,14 @@ func chart(title string, since time.Time, step time.Duration, series []line) tem
 		totals = append(totals, fmt.Sprintf("%s %d", s.Name, sum))
 	}
 	top := niceMax(max)
-	fmt.Fprintf(&b, `<figure class="chart"><svg viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t %s-c" preserveAspectRatio="none"><title id="%s-t">%s</title>`,
+	fmt.Fprintf(&b, `<figure class="chart"><svg viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t %s-c"><title id="%s-t">%s</title>`,
 		chartW, chartH, id, id, id, esc(title))
 	plotW, plotH := float64(chartW-padL-padR), float64(chartH-padT-padB)
 	// Grid and y labels at 0, half and top.
 	for _, f := range []float64{0, 0.5, 1} {
 		y := float64(padT) + plotH*(1-f)
 		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, padL, chartW-padR, y, y)
-		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%s</text>`, padL-4, y+4, compact(int64(float64(top)*f)))
+		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%s</text>`, padL-4, y+4, compact(float64(top)*f))
 	}
 	if n > 0 {
 		for _, f := range []float64{0, 0.5, 1} {
@@ -139,14 +139,15 @@ func niceMax(v int64) int64 {
 	return 10 * p
 }
 
-func compact(v int64) string {
+// compact writes an axis label: 0.5, 25, 2.5k, 1M.
+func compact(v float64) string {
 	switch {
 	case v >= 1_000_000:
-		return strconv.FormatFloat(float64(v)/1e6, 'f', -1, 64) + "M"
+		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
 	case v >= 10_000:
-		return strconv.FormatFloat(float64(v)/1e3, 'f', -1, 64) + "k"
+		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
 	}
-	return strconv.FormatInt(v, 10)
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 func hash(s string) uint32 {
