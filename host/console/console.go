@@ -227,6 +227,10 @@ func (c *Console) action(h func(w http.ResponseWriter, r *http.Request, s *sessi
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "unreadable form: "+err.Error(), http.StatusBadRequest)
+			return
+		}
 		got := r.Header.Get("X-CSRF-Token")
 		if got == "" {
 			got = r.PostFormValue("csrf_token")

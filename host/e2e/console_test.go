@@ -443,3 +443,44 @@ func TestConsoleViewerSessionsAndCSRF(t *testing.T) {
 		t.Fatal("the dead letter moved")
 	}
 }
+
+// The sandbox view: what the fakes received, as a person reads it, and
+// the other side's moves — a customer writes, an agent answers in Slack
+// and in Zendesk, and the answers reach the customer's WhatsApp.
+func TestConsoleSandboxView(t *testing.T) {
+	ctx := browser(t)
+	shipped, err := os.ReadFile(filepath.Join(repoRoot, "connectors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
+	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: {{DIR}}/wahub.db", 1)
+	cfg = strings.Replace(cfg, "sandbox-admin-token", adminToken, 1)
+	h := newHub(t, cfg)
+	for _, name := range []string{"slack", "zendesk"} {
+		h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	}
+	signIn(t, ctx, h, adminToken)
+	run(t, ctx, "sandbox page", chromedp.Navigate(h.url("/console/sandbox")), chromedp.WaitVisible(chromedp.CSS("#sample")))
+	run(t, ctx, "a customer writes",
+		chromedp.SendKeys(chromedp.CSS("#ctext"), "Olá, meu pedido não chegou"),
+		chromedp.Submit(chromedp.CSS("#ctext")),
+		chromedp.WaitVisible(chromedp.CSS(".flash.notice")))
+	until(t, ctx, "the Slack thread and the ticket", `document.querySelector(".slack-thread") && document.querySelector(".slack-thread").textContent.includes("meu pedido não chegou") &&
+		document.querySelector(".ticket") && document.querySelector(".ticket").textContent.includes("meu pedido não chegou")`)
+	run(t, ctx, "an agent answers in Slack",
+		chromedp.SendKeys(chromedp.CSS(".slack-thread input[name=text]"), "Vou verificar, um momento"),
+		chromedp.Submit(chromedp.CSS(".slack-thread input[name=text]")),
+		chromedp.WaitVisible(chromedp.CSS(".flash.notice")))
+	until(t, ctx, "the Slack answer on WhatsApp", `[...document.querySelectorAll("#sandbox-live li.bubble.out")].some(b => b.textContent.includes("Vou verificar"))`)
+	run(t, ctx, "an agent comments in Zendesk",
+		chromedp.SendKeys(chromedp.CSS(".ticket input[name=text]"), "Seu pedido sai hoje"),
+		chromedp.Submit(chromedp.CSS(".ticket input[name=text]")),
+		chromedp.WaitVisible(chromedp.CSS(".flash.notice")))
+	until(t, ctx, "the Zendesk answer on WhatsApp", `[...document.querySelectorAll("#sandbox-live li.bubble.out")].some(b => b.textContent.includes("Seu pedido sai hoje"))`)
+	shot(t, ctx, "30-sandbox")
+	run(t, ctx, "conversation", chromedp.Navigate(h.url("/console/conversations")), chromedp.Click(chromedp.CSS(`a[href^="/console/conversations/conv_"]`)),
+		chromedp.WaitVisible(chromedp.CSS("ol.thread")))
+	until(t, ctx, "both answers in the thread", `document.querySelector("ol.thread").textContent.includes("Vou verificar") && document.querySelector("ol.thread").textContent.includes("Seu pedido sai hoje")`)
+	shot(t, ctx, "31-sandbox-conversation")
+}

@@ -172,7 +172,7 @@ func records(system string, snap any) []console.SandboxRecord {
 	sort.Strings(kinds)
 	for _, kind := range kinds {
 		list, ok := top[kind].([]any)
-		if !ok {
+		if !ok || bookkeeping[kind] {
 			continue
 		}
 		for _, it := range list {
@@ -189,17 +189,34 @@ func records(system string, snap any) []console.SandboxRecord {
 	return out
 }
 
+// bookkeeping are the lists of a fake's snapshot that record its own
+// traffic rather than the records an agent would look at.
+var bookkeeping = map[string]bool{"recent": true, "requests": true, "calls": true, "webhooks": true, "errors": true}
+
+// noise are fields a person reading a record skips: internal ids,
+// modification stamps and links between objects.
+func noise(name string) bool {
+	switch name {
+	case "associations", "searchable_at", "updated_at", "hs_object_id", "lastmodifieddate", "createdate", "hs_lastmodifieddate":
+		return true
+	}
+	return strings.HasSuffix(name, "_id") && name != "external_id"
+}
+
 func flatten(prefix string, obj map[string]any, into *[]console.SandboxField) {
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
-		keys = append(keys, k)
+		if !noise(k) {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
 		switch v := obj[k].(type) {
 		case map[string]any:
 			if prefix == "" {
-				flatten(k+".", v, into)
+				// HubSpot's properties are the record itself.
+				flatten(strings.TrimPrefix(k+".", "properties."), v, into)
 			}
 		case []any:
 			if len(v) > 0 {
@@ -216,7 +233,7 @@ func flatten(prefix string, obj map[string]any, into *[]console.SandboxField) {
 }
 
 func title(fs []console.SandboxField) string {
-	for _, want := range []string{"properties.firstname", "name", "NAME", "TITLE", "subject", "title", "properties.phone", "email", "id", "ID"} {
+	for _, want := range []string{"firstname", "name", "NAME", "TITLE", "subject", "title", "hs_communication_body", "comment", "COMMENT", "phone", "email", "id", "ID"} {
 		for _, f := range fs {
 			if f.Name == want && f.Value != "" {
 				return f.Value
