@@ -461,7 +461,9 @@ func (c *Console) connectors(w http.ResponseWriter, r *http.Request, s *session)
 	c.render(w, r, http.StatusOK, "connectors", pageData{Session: s, Title: "Connectors", Nav: "connectors", Live: true, Notice: notice, Data: rows})
 }
 
-func (c *Console) pause(w http.ResponseWriter, r *http.Request, s *session) { c.setPaused(w, r, s, true) }
+func (c *Console) pause(w http.ResponseWriter, r *http.Request, s *session) {
+	c.setPaused(w, r, s, true)
+}
 func (c *Console) resume(w http.ResponseWriter, r *http.Request, s *session) {
 	c.setPaused(w, r, s, false)
 }
