@@ -112,6 +112,8 @@ type Console struct {
 	pages    *pages
 	login    *loginLimiter
 	cop      *http.CrossOriginProtection
+
+	statsCache statsCache
 }
 
 // New builds the console.

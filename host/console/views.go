@@ -55,6 +55,7 @@ type overviewData struct {
 	Problems   []problem
 	Charts     []template.HTML
 	Stats      store.Stats
+	StatsReady bool
 	Connectors []admin.ConnectorStatus
 	Inbound    int64
 	Outbound   int64
@@ -77,7 +78,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, r, s, err)
 		return
 	}
-	st, err := c.opt.Store.Stats(ctx, now.Add(-rg.Span))
+	st, ready, err := c.stats(ctx, rg)
 	if err != nil {
 		c.fail(w, r, s, err)
 		return
@@ -87,7 +88,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, r, s, err)
 		return
 	}
-	d := overviewData{Range: rg, Ranges: ranges, Stats: st, Connectors: conns}
+	d := overviewData{Range: rg, Ranges: ranges, Stats: st, StatsReady: ready, Connectors: conns}
 	d.Problems, err = c.problems(r, conns)
 	if err != nil {
 		c.fail(w, r, s, err)

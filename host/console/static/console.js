@@ -40,6 +40,7 @@
           if (el) el.focus();
         }
         document.body.dataset.refreshed = String(Date.now());
+        soon();
       })
       .catch(function () {})
       .finally(function () {
@@ -47,6 +48,12 @@
         if (again) { again = false; refresh(); }
       });
   }
+
+  // Figures still being computed ask for another look shortly.
+  function soon() {
+    if (document.querySelector("[data-refresh-soon]")) setTimeout(refresh, 1000);
+  }
+  soon();
 
   var es = new EventSource("/console/live");
   es.addEventListener("change", refresh);
