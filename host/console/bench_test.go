@@ -201,9 +201,11 @@ func BenchmarkConsoleConversation(b *testing.B) {
 	benchPage(b, "/console/conversations/"+benchConv)
 }
 func BenchmarkConsoleConversationList(b *testing.B) { benchPage(b, "/console/conversations") }
-func BenchmarkConsoleSearchByPhone(b *testing.B)    { benchPage(b, "/console/conversations?q=5511900000042") }
+func BenchmarkConsoleSearchByPhone(b *testing.B) {
+	benchPage(b, "/console/conversations?q=5511900000042")
+}
 func BenchmarkConsoleEvent(b *testing.B) {
 	benchEnv(b)
 	benchPage(b, "/console/events/evt_bench_"+fmt.Sprint(benchN/2))
 }
-func BenchmarkConsoleConnectors(b *testing.B)       { benchPage(b, "/console/connectors") }
+func BenchmarkConsoleConnectors(b *testing.B) { benchPage(b, "/console/connectors") }

@@ -330,7 +330,10 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s *session) {
 
 func (c *Console) cookie(r *http.Request, value string, expires time.Time) *http.Cookie {
 	return &http.Cookie{Name: cookieName, Value: value, Path: "/console", Expires: expires,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.opt.Secure || r.TLS != nil}
+		HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		// Behind a TLS-terminating proxy the header says so; trusting it
+		// can only make the cookie stricter.
+		Secure: c.opt.Secure || r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")}
 }
 
 func clientIP(r *http.Request) string {

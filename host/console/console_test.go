@@ -252,7 +252,8 @@ func TestSecureCookieUnderTLS(t *testing.T) {
 		name   string
 		secure bool
 		tls    bool
-	}{{"Options.Secure behind a TLS proxy", true, false}, {"TLS served by the hub", false, true}} {
+		proxy  bool
+	}{{"Options.Secure", true, false, false}, {"TLS served by the hub", false, true, false}, {"behind a TLS proxy", false, false, true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := New(Options{AdminToken: adminTok, Secure: tt.secure, Ops: &fakeOps{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
@@ -262,6 +263,9 @@ func TestSecureCookieUnderTLS(t *testing.T) {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			if tt.tls {
 				req.TLS = &tls.ConnectionState{}
+			}
+			if tt.proxy {
+				req.Header.Set("X-Forwarded-Proto", "https")
 			}
 			w := httptest.NewRecorder()
 			c.ServeHTTP(w, req)
