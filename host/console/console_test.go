@@ -18,6 +18,7 @@ import (
 
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/host/templates"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -69,6 +70,9 @@ func (o *fakeOps) Replay(_ context.Context, c string, ids []string) (int, error)
 	return len(ids), nil
 }
 func (o *fakeOps) UpdateContact(context.Context, string, admin.ContactPatch) error { return nil }
+func (o *fakeOps) RefreshTemplates(context.Context) (templates.Result, error) {
+	return templates.Result{}, nil
+}
 func (o *fakeOps) SendMessage(_ context.Context, m sdk.OutboundMessage) (store.OutboundRecord, bool, error) {
 	o.record("send " + m.To + " " + m.Text)
 	if m.To == "53123" {

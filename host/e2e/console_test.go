@@ -23,8 +23,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/wahub/wahub/host/admin"
-	"github.com/wahub/wahub/host/graph/graphtest"
 	"github.com/wahub/wahub/host/eventid"
+	"github.com/wahub/wahub/host/graph/graphtest"
 	"github.com/wahub/wahub/plugins/webhook/webhooktest"
 )
 
