@@ -455,7 +455,7 @@ func TestConsoleSandboxView(t *testing.T) {
 	}
 	cfg := strings.Replace(string(shipped), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
 	cfg = strings.Replace(cfg, "path: data/wahub.db", "path: {{DIR}}/wahub.db", 1)
-	cfg = strings.Replace(cfg, "sandbox-admin-token", adminToken, 1)
+	cfg = strings.Replace(cfg, "${WAHUB_ADMIN_TOKEN:-}", adminToken, 1)
 	h := newHub(t, cfg)
 	for _, name := range []string{"slack", "zendesk"} {
 		h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
