@@ -51,7 +51,10 @@ func (s *Sandbox) ConsoleView() console.SandboxView {
 	chats := map[string]*console.SandboxChat{}
 	var order []string
 	for _, m := range s.Graph.Sent() {
-		to := m.To
+		to := "+" + strings.TrimPrefix(m.To, "+")
+		if m.UserID != "" && m.WAID == "" {
+			to = m.UserID
+		}
 		if chats[to] == nil {
 			chats[to] = &console.SandboxChat{To: to}
 			order = append(order, to)

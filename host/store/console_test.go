@@ -61,6 +61,43 @@ func TestConsoleQueriesAndStats(t *testing.T) {
 		Attempt{DeliveryID: byEvent["a2"].ID, At: t0, Outcome: "delivered", State: StateDelivered},
 		Attempt{DeliveryID: byEvent["s1"].ID, At: t0, Outcome: "delivered", State: StateDelivered})
 
+	// The counts the triggers keep agree with counting the rows, through
+	// every kind of change: inserts (dispatch), state updates (attempts),
+	// a replay, and the deletes of pruning.
+	checkCounts := func(what string, want map[string]int64) {
+		t.Helper()
+		cc, err := s.ConnectorCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cc["hook"]
+		if c == nil {
+			c = &ConnectorCounts{}
+		}
+		got := map[string]int64{StateDelivered: c.Delivered, StateDead: c.Dead, StatePending: c.Pending, StateSkipped: c.Skipped, "retrying": c.Retrying}
+		rows, err := s.reader.QueryContext(ctx, `SELECT state, COUNT(*) FROM deliveries WHERE connector = 'hook' GROUP BY state`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted := map[string]int64{}
+		for rows.Next() {
+			var st string
+			var n int64
+			rows.Scan(&st, &n)
+			counted[st] = n
+		}
+		rows.Close()
+		for _, st := range []string{StateDelivered, StateDead, StatePending, StateSkipped} {
+			if got[st] != counted[st] || got[st] != want[st] {
+				t.Errorf("%s: %s = %d, rows say %d, want %d", what, st, got[st], counted[st], want[st])
+			}
+		}
+		if got["retrying"] != want["retrying"] {
+			t.Errorf("%s: retrying %d, want %d", what, got["retrying"], want["retrying"])
+		}
+	}
+	checkCounts("after the attempts", map[string]int64{StateDelivered: 3, StateDead: 1})
+
 	st, err := s.Stats(ctx, t0.Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +167,19 @@ func TestConsoleQueriesAndStats(t *testing.T) {
 	if _, err := s.ConversationOf(ctx, "conv_nope"); err != ErrNotFound {
 		t.Errorf("unknown conversation: %v", err)
 	}
+
+	if n, err := s.Replay(ctx, "hook", nil); err != nil || n != 1 {
+		t.Fatalf("replay: %d, %v", n, err)
+	}
+	checkCounts("after the replay", map[string]int64{StateDelivered: 3, StatePending: 1})
+	rec(Attempt{DeliveryID: byEvent["b1"].ID, At: t0, Outcome: "retry", Error: "503", State: StatePending, NextAt: t0})
+	checkCounts("retrying", map[string]int64{StateDelivered: 3, StatePending: 1, "retrying": 1})
+	rec(Attempt{DeliveryID: byEvent["b1"].ID, At: t0, Outcome: "delivered", State: StateDelivered})
+	checkCounts("all delivered", map[string]int64{StateDelivered: 4})
+	if n, err := s.Prune(ctx, t0.Add(time.Hour)); err != nil || n == 0 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	checkCounts("after pruning", map[string]int64{})
 }
 
 func TestOutboundListsAndStuck(t *testing.T) {
