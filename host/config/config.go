@@ -63,8 +63,11 @@ type Config struct {
 
 // Server is the HTTP listener and the admin API.
 type Server struct {
-	Listen          string        `koanf:"listen" default:"127.0.0.1:8080" json:"listen"`
-	AdminToken      Secret        `koanf:"admin_token" json:"admin_token"`
+	Listen     string `koanf:"listen" default:"127.0.0.1:8080" json:"listen"`
+	AdminToken Secret `koanf:"admin_token" json:"admin_token"`
+	// ViewerToken signs in to the console read-only: it sees everything
+	// and changes nothing. It is not accepted by the admin API.
+	ViewerToken     Secret        `koanf:"viewer_token" json:"viewer_token,omitempty"`
 	MaxBodyBytes    int           `koanf:"max_body_bytes" default:"4194304" json:"max_body_bytes"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" default:"15s" json:"shutdown_timeout"`
 	// WriteTimeout bounds the time from reading a request's headers to the

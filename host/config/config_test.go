@@ -337,7 +337,7 @@ routes:
 		wantMsg []string
 	}{
 		{"unknown key in a known section", "WAHUB_SERVER__LISTN=0.0.0.0:1", "server.listn",
-			[]string{"unknown key (known: admin_token, listen, max_body_bytes, metrics_listen, shutdown_timeout, tls_cert, tls_key, write_timeout)", "WAHUB_SERVER__LISTN"}},
+			[]string{"unknown key (known: admin_token, listen, max_body_bytes, metrics_listen, shutdown_timeout, tls_cert, tls_key, viewer_token, write_timeout)", "WAHUB_SERVER__LISTN"}},
 		{"wrong type", "WAHUB_WHATSAPP__MESSAGES_PER_SECOND=fast", "whatsapp.messages_per_second",
 			[]string{"expected a number", "WAHUB_WHATSAPP__MESSAGES_PER_SECOND"}},
 		{"list entry out of range", "WAHUB_ROUTES__7__TEAM=sales", "routes[7]", []string{"the file has 2"}},
@@ -386,7 +386,11 @@ func TestBrokenConfigs(t *testing.T) {
 		{name: "unknown top-level key", yaml: "servr: {listen: x}", keys: []string{"servr"},
 			msg: "unknown key (known: affinity, connectors, log, routes, sandbox, sandbox_public, schedules, server, store, subscriptions, teams, triggers, whatsapp)"},
 		{name: "unknown nested key", yaml: "server: {listn: x}", keys: []string{"server.listn"},
-			msg: "unknown key (known: admin_token, listen, max_body_bytes, metrics_listen, shutdown_timeout, tls_cert, tls_key, write_timeout)"},
+			msg: "unknown key (known: admin_token, listen, max_body_bytes, metrics_listen, shutdown_timeout, tls_cert, tls_key, viewer_token, write_timeout)"},
+		{name: "viewer token equal to admin token", yaml: "server: {admin_token: same-token-1234567, viewer_token: same-token-1234567}",
+			keys: []string{"server.viewer_token"}, msg: "is the same as server.admin_token"},
+		{name: "viewer token too short", yaml: "server: {admin_token: a-long-admin-token, viewer_token: short}",
+			keys: []string{"server.viewer_token"}, msg: "is 5 characters: use at least 16"},
 		{name: "unknown key in when", yaml: "routes: [{name: a, team: sales, when: {contct: {tier: gold}}}]", keys: []string{"routes[0].when.contct"}},
 		{name: "wrong type: number", yaml: "whatsapp: {messages_per_second: fast}", keys: []string{"whatsapp.messages_per_second"},
 			msg: `expected a number, got "fast"`},

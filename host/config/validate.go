@@ -68,6 +68,16 @@ func (v *validator) server() {
 	if s.ShutdownTimeout <= 0 {
 		v.add("server.shutdown_timeout", "must be more than 0, such as 15s")
 	}
+	if vt := s.ViewerToken.Reveal(); vt != "" {
+		switch {
+		case vt == s.AdminToken.Reveal():
+			v.add("server.viewer_token", "is the same as server.admin_token: the read-only token must differ, or a viewer could do everything")
+		case strings.TrimSpace(vt) != vt:
+			v.add("server.viewer_token", "has leading or trailing spaces (an artefact of quoting?); remove them")
+		case len(vt) < 16:
+			v.add("server.viewer_token", "is %d characters: use at least 16 random ones (openssl rand -hex 16)", len(vt))
+		}
+	}
 }
 
 // listen checks a host:port and returns the host.

@@ -63,6 +63,8 @@ type Hub struct {
 	// sandbox is set in Run when the configuration asks for one: its
 	// fakes need the address the hub listens on.
 	sandbox atomic.Pointer[sandbox.Sandbox]
+	// addr is the address the hub listens on, once it does.
+	addr atomic.Value
 }
 
 // graphClient lets Run point the sender at the sandbox's fake once the
@@ -184,7 +186,10 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Logger:     h.log.With("component", "delivery"),
 		Metrics:    delivery.NewMetrics(h.registry),
 	})
-	h.handler = h.routes()
+	if h.handler, err = h.routes(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -194,7 +199,7 @@ func (h *Hub) Store() *store.Store { return h.store }
 // Handler is the hub's whole HTTP surface.
 func (h *Hub) Handler() http.Handler { return h.handler }
 
-func (h *Hub) routes() http.Handler {
+func (h *Hub) routes() (http.Handler, error) {
 	secrets := make([][]byte, 0, len(h.cfg.WhatsApp.AppSecret))
 	for _, s := range h.cfg.WhatsApp.AppSecret {
 		secrets = append(secrets, []byte(s.Reveal()))
@@ -232,10 +237,16 @@ func (h *Hub) routes() http.Handler {
 	}
 	opsMux.HandleFunc("GET /readyz", h.ready)
 	opsMux.Handle("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{Registry: h.registry}))
-	if h.cfg.Sandbox && !h.cfg.SandboxPublic {
-		return loopbackOnly(mux, h.log)
+	con, err := h.newConsole()
+	if err != nil {
+		return nil, err
 	}
-	return mux
+	mux.Handle("/console", con)
+	mux.Handle("/console/", con)
+	if h.cfg.Sandbox && !h.cfg.SandboxPublic {
+		return loopbackOnly(mux, h.log), nil
+	}
+	return mux, nil
 }
 
 func healthz(w http.ResponseWriter, r *http.Request) {
@@ -339,6 +350,7 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		}
 		defer h.sandbox.Load().Close()
 	}
+	h.addr.Store(ln.Addr().String())
 	h.log.Info("wahub listening", "addr", ln.Addr().String(), "store", h.store.Path())
 	if ready != nil {
 		ready(ln.Addr())

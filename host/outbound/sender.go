@@ -64,6 +64,44 @@ type Sender struct {
 
 	messages *prometheus.CounterVec
 	waited   *prometheus.CounterVec
+
+	// refusals keeps the latest policy refusals for the console: a
+	// refused message is never stored, yet an operator asks why a reply
+	// did not go out.
+	refusalsMu sync.Mutex
+	refusals   []Refusal
+}
+
+// Refusal is a message the policy refused.
+type Refusal struct {
+	At      time.Time
+	Source  string
+	To      string
+	Code    string
+	Message string
+}
+
+// keptRefusals bounds the refusals kept in memory.
+const keptRefusals = 100
+
+// Refusals returns the latest policy refusals, newest first.
+func (s *Sender) Refusals() []Refusal {
+	s.refusalsMu.Lock()
+	defer s.refusalsMu.Unlock()
+	out := make([]Refusal, len(s.refusals))
+	for i, r := range s.refusals {
+		out[len(out)-1-i] = r
+	}
+	return out
+}
+
+func (s *Sender) refused(source, to string, ref *sdk.RefusedError) {
+	s.refusalsMu.Lock()
+	defer s.refusalsMu.Unlock()
+	if len(s.refusals) == keptRefusals {
+		s.refusals = append(s.refusals[:0], s.refusals[1:]...)
+	}
+	s.refusals = append(s.refusals, Refusal{At: s.opt.Clock.Now(), Source: source, To: to, Code: ref.Code, Message: ref.Message})
 }
 
 // New builds a Sender; Run starts it.
@@ -135,6 +173,7 @@ func (s *Sender) Submit(ctx context.Context, source string, msg sdk.OutboundMess
 		var ref *sdk.RefusedError
 		if errors.As(err, &ref) {
 			s.messages.WithLabelValues("refused", ref.Code).Inc()
+			s.refused(source, msg.To, ref)
 		}
 		return store.OutboundRecord{}, false, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,24 @@ func TestPolicyRefusals(t *testing.T) {
 	}
 	if _, _, err := h.s.Submit(context.Background(), "api", sdk.OutboundMessage{To: "5511900000001"}); !errors.As(err, new(*InvalidError)) {
 		t.Errorf("no content: %v, want InvalidError", err)
+	}
+	// The console shows the refusals, newest first: nothing else keeps
+	// a message that was never queued.
+	var want []string
+	for _, tt := range tests {
+		if tt.code != "" {
+			want = append([]string{tt.code}, want...)
+		}
+	}
+	var got []string
+	for _, r := range h.s.Refusals() {
+		got = append(got, r.Code)
+		if r.Source != "api" || r.To == "" || r.Message == "" || !r.At.Equal(t0) {
+			t.Errorf("refusal %+v lacks its source, recipient, reason or time", r)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("refusals %v, want %v", got, want)
 	}
 }
 

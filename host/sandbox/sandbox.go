@@ -45,13 +45,19 @@ type Sandbox struct {
 	handler http.Handler
 	Graph   *graphtest.Server
 	fakes   map[string]registry.Fake
+
+	// hubURL and appSecret let the console play the other side: post to
+	// the hub's hooks and sign a customer's webhook.
+	hubURL, appSecret string
+	client            *http.Client
 }
 
 // New builds the fakes for a hub reachable at hubURL (http://host:port).
 // The Graph fake posts signed status webhooks for what it accepts back to
 // the hub, so sent → delivered → read show up as they would.
 func New(hubURL string, appSecret string) *Sandbox {
-	s := &Sandbox{base: hubURL + "/sandbox", fakes: map[string]registry.Fake{}}
+	s := &Sandbox{base: hubURL + "/sandbox", fakes: map[string]registry.Fake{}, hubURL: hubURL, appSecret: appSecret,
+		client: &http.Client{Timeout: 30 * time.Second}}
 	s.Graph = graphtest.NewServer(graphtest.WithAccessToken(GraphToken), graphtest.WithPhoneNumber(PhoneNumberID, DisplayNumber),
 		graphtest.WithStatusWebhook(graphtest.StatusWebhook{URL: hubURL + "/webhooks/whatsapp", AppSecret: appSecret}),
 		graphtest.WithAutoStatuses(statusInterval, "sent", "delivered", "read"),

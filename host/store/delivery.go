@@ -372,27 +372,19 @@ type ConnectorCounts struct {
 
 // ConnectorCounts returns delivery totals per connector.
 func (s *Store) ConnectorCounts(ctx context.Context) (map[string]*ConnectorCounts, error) {
-	// Grouping by the pending index's leading columns scans the index, not
-	// the table; only the (few) pending rows are read for their attempts.
-	rows, err := s.reader.QueryContext(ctx, `SELECT connector, state, 0, COUNT(*), MIN(seq), MAX(seq)
-		FROM deliveries INDEXED BY deliveries_pending GROUP BY connector, state
-		UNION ALL
-		SELECT connector, 'retrying', 1, COUNT(*), 0, 0 FROM deliveries INDEXED BY deliveries_pending
-		WHERE state = 'pending' AND attempts > 0 GROUP BY connector`)
+	// The totals come from delivery_counts, which triggers keep; only the
+	// pending rows (the backlog, small unless a connector is down) are
+	// read, for the retrying count and the oldest one.
+	rows, err := s.reader.QueryContext(ctx, `SELECT connector, state, n FROM delivery_counts WHERE n > 0`)
 	if err != nil {
 		return nil, fmt.Errorf("store: connector counts: %w", err)
 	}
-	defer rows.Close()
 	out := map[string]*ConnectorCounts{}
-	minPending := map[string]int64{}
-	maxSeq := map[string]int64{}
 	for rows.Next() {
-		var (
-			conn, state string
-			tried       bool
-			n, lo, hi   int64
-		)
-		if err := rows.Scan(&conn, &state, &tried, &n, &lo, &hi); err != nil {
+		var conn, state string
+		var n int64
+		if err := rows.Scan(&conn, &state, &n); err != nil {
+			rows.Close()
 			return nil, err
 		}
 		c := out[conn]
@@ -402,38 +394,46 @@ func (s *Store) ConnectorCounts(ctx context.Context) (map[string]*ConnectorCount
 		}
 		switch state {
 		case StateDelivered:
-			c.Delivered += n
+			c.Delivered = n
 		case StateSkipped:
-			c.Skipped += n
+			c.Skipped = n
 		case StateDead:
-			c.Dead += n
+			c.Dead = n
 		case StatePending:
-			c.Pending += n
-			if m, ok := minPending[conn]; !ok || lo < m {
-				minPending[conn] = lo
-			}
-		case "retrying":
-			c.Retrying += n
-			continue
-		}
-		if hi > maxSeq[conn] {
-			maxSeq[conn] = hi
+			c.Pending = n
 		}
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	for conn, c := range out {
-		if lo, ok := minPending[conn]; ok {
-			c.Cursor = lo - 1
-			var received int64
-			if err := s.reader.QueryRowContext(ctx, `SELECT received_at FROM events WHERE seq = ?`, lo).Scan(&received); err == nil {
-				t := time.UnixMilli(received).UTC()
-				c.OldestPending = &t
+		if c.Pending > 0 {
+			var lo sql.NullInt64
+			if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE attempts > 0), MIN(seq) FROM deliveries INDEXED BY deliveries_pending
+				WHERE connector = ? AND state = 'pending'`, conn).Scan(&c.Retrying, &lo); err != nil {
+				return nil, fmt.Errorf("store: connector counts: %w", err)
 			}
-		} else {
-			c.Cursor = maxSeq[conn]
+			if lo.Valid {
+				c.Cursor = lo.Int64 - 1
+				var received int64
+				if err := s.reader.QueryRowContext(ctx, `SELECT received_at FROM events WHERE seq = ?`, lo.Int64).Scan(&received); err == nil {
+					t := time.UnixMilli(received).UTC()
+					c.OldestPending = &t
+				}
+				continue
+			}
 		}
+		// Nothing pending: settled up to the newest delivery (each MAX is
+		// one step down the index).
+		var hi sql.NullInt64
+		if err := s.reader.QueryRowContext(ctx, `SELECT MAX(m) FROM (
+				SELECT MAX(seq) AS m FROM deliveries INDEXED BY deliveries_pending WHERE connector = ?1 AND state = 'delivered'
+				UNION ALL SELECT MAX(seq) FROM deliveries INDEXED BY deliveries_pending WHERE connector = ?1 AND state = 'skipped'
+				UNION ALL SELECT MAX(seq) FROM deliveries INDEXED BY deliveries_pending WHERE connector = ?1 AND state = 'dead')`, conn).Scan(&hi); err != nil {
+			return nil, fmt.Errorf("store: connector counts: %w", err)
+		}
+		c.Cursor = hi.Int64
 	}
 	return out, nil
 }
