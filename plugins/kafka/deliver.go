@@ -15,15 +15,7 @@ import (
 // Deliver produces every event of the batch and answers once the brokers
 // have answered for each record: a result is Delivered only for a record
 // every in-sync replica has.
-func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
-	st := c.st.Load()
-	if st == nil {
-		results := make([]sdk.Result, len(events))
-		for i, ev := range events {
-			results[i] = sdk.RetryResult(ev.ID, 0, errNotConfigured)
-		}
-		return results
-	}
+func (st *state) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 	return st.deliver(ctx, events)
 }
 

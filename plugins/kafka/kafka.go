@@ -25,11 +25,11 @@ package kafka
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,15 +54,11 @@ const (
 )
 
 // New returns the kafka connector. It does nothing until Configure.
-func New() sdk.Connector { return &connector{} }
-
-type connector struct {
-	// st is set by Configure; atomic because the SDK calls Configure,
-	// Deliver and Health from different gRPC goroutines.
-	st atomic.Pointer[state]
+func New() sdk.Connector {
+	return sdk.NewConnector(sdk.Info{Name: Name, Version: Version}, configure)
 }
 
-// state is a configured producer.
+// state is a configured producer: the connector's Instance.
 type state struct {
 	settings
 	client *kgo.Client
@@ -86,7 +82,7 @@ type settings struct {
 
 // config is connectors.<name>.config as users write it.
 type config struct {
-	Brokers                []string    `json:"brokers"`
+	Brokers                brokerList  `json:"brokers"`
 	Topic                  string      `json:"topic"`
 	Format                 string      `json:"format"`
 	Source                 string      `json:"source"`
@@ -98,31 +94,60 @@ type config struct {
 	AllowAutoTopicCreation bool        `json:"allow_auto_topic_creation"`
 }
 
+// brokerList is a list of host:port, or one string of them separated by
+// commas, which is what an environment variable can hold
+// (brokers: ${KAFKA_BROKERS}).
+type brokerList []string
+
+func (b *brokerList) UnmarshalJSON(data []byte) error {
+	var one string
+	if err := json.Unmarshal(data, &one); err == nil {
+		*b = nil
+		for _, s := range strings.Split(one, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*b = append(*b, s)
+			}
+		}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(data, &list); err != nil {
+		return errors.New("want a list of host:port, or one string of them separated by commas")
+	}
+	*b = list
+	return nil
+}
+
 type saslConfig struct {
 	Mechanism string `json:"mechanism"`
 	Username  string `json:"username"`
 	Password  string `json:"password"`
 }
 
-func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
-
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+// configure builds a producer from the configuration. With CheckOnly it
+// validates, and asks the cluster about the topics if it can reach it.
+func configure(ctx context.Context, cfg sdk.Config, _ sdk.Host) (*state, error) {
 	s, err := parseConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.CheckOnly {
-		return s.check(ctx)
+		return nil, s.check(ctx)
 	}
 	// NewClient does not connect: a cluster that is down now is retried
 	// by every batch rather than failing the plugin's start.
 	client, err := kgo.NewClient(s.opts...)
 	if err != nil {
-		return fmt.Errorf("connectors.%s.config: %w", s.name, err)
+		return nil, fmt.Errorf("connectors.%s.config: %w", s.name, err)
 	}
-	if old := c.st.Swap(&state{settings: *s, client: client, inflight: map[string]*flight{}}); old != nil {
-		old.client.Close()
-	}
+	return &state{settings: *s, client: client, inflight: map[string]*flight{}}, nil
+}
+
+// Close ends the producer when the configuration is replaced or the
+// plugin stops; records not yet answered are failed (and the hub, not
+// having heard "delivered", sends them again).
+func (st *state) Close() error {
+	st.client.Close()
 	return nil
 }
 
@@ -255,13 +280,3 @@ func (c *saslConfig) mechanism(key func(string) string) (sasl.Mechanism, error) 
 	}
 	return nil, fmt.Errorf("%s: %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", key("mechanism"), c.Mechanism)
 }
-
-// Close ends the producer; tests call it, a plugin process just exits.
-func (c *connector) Close() error {
-	if st := c.st.Swap(nil); st != nil {
-		st.client.Close()
-	}
-	return nil
-}
-
-var errNotConfigured = errors.New("kafka connector not configured yet")

@@ -89,6 +89,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"no brokers", map[string]any{"topic": "t"}, "config.brokers: required"},
 		{"scheme in broker", map[string]any{"brokers": []string{"kafka://h:9092"}, "topic": "t"}, "config.brokers[0]"},
+		{"brokers not a list", map[string]any{"brokers": 9092, "topic": "t"}, "config"},
 		{"no topic", map[string]any{"brokers": []string{"h:9092"}}, "config.topic: required"},
 		{"bad topic char", map[string]any{"brokers": []string{"h:9092"}, "topic": "a b"}, "config.topic"},
 		{"unknown placeholder", map[string]any{"brokers": []string{"h:9092"}, "topic": "wahub.{kind}"}, "unknown placeholder {kind}"},

@@ -60,11 +60,7 @@ func (s *settings) checkSubjects(ctx context.Context, js jetstream.JetStream) er
 
 // Health reports whether the server answers and a stream captures the
 // configured subjects.
-func (c *connector) Health(ctx context.Context) error {
-	st := c.st.Load()
-	if st == nil {
-		return errNotConfigured
-	}
+func (st *state) Health(ctx context.Context) error {
 	if !st.nc.IsConnected() {
 		return fmt.Errorf("nats: not connected to %s (%s)", st.nc.ConnectedUrlRedacted(), st.nc.Status())
 	}

@@ -16,15 +16,7 @@ import (
 // acknowledged each message (or the delivery timeout passed): a result is
 // Delivered only for a message the stream stored, or had stored already
 // (a duplicate of the same Nats-Msg-Id within the stream's window).
-func (c *connector) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
-	st := c.st.Load()
-	if st == nil {
-		results := make([]sdk.Result, len(events))
-		for i, ev := range events {
-			results[i] = sdk.RetryResult(ev.ID, 0, errNotConfigured)
-		}
-		return results
-	}
+func (st *state) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 	return st.deliver(ctx, events)
 }
 

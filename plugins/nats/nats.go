@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -48,12 +47,12 @@ const (
 )
 
 // New returns the nats connector. It does nothing until Configure.
-func New() sdk.Connector { return &connector{} }
-
-type connector struct {
-	st atomic.Pointer[state]
+func New() sdk.Connector {
+	return sdk.NewConnector(sdk.Info{Name: Name, Version: Version}, configure)
 }
 
+// state is a connection and its JetStream context: the connector's
+// Instance.
 type state struct {
 	settings
 	nc *natsgo.Conn
@@ -83,15 +82,15 @@ type config struct {
 	DeliveryTimeout string      `json:"delivery_timeout"`
 }
 
-func (c *connector) Describe() sdk.Info { return sdk.Info{Name: Name, Version: Version} }
-
-func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host) error {
+// configure connects. With CheckOnly it validates, and asks the server
+// about the subjects if it can reach it.
+func configure(ctx context.Context, cfg sdk.Config, _ sdk.Host) (*state, error) {
 	s, err := parseConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.CheckOnly {
-		return s.check(ctx)
+		return nil, s.check(ctx)
 	}
 	log := sdk.Logger().With("connector", s.name)
 	opts := append(s.opts[:len(s.opts):len(s.opts)],
@@ -107,24 +106,20 @@ func (c *connector) Configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 	)
 	nc, err := natsgo.Connect(s.url, opts...)
 	if err != nil {
-		return fmt.Errorf("connectors.%s.config: %w", s.name, err)
+		return nil, fmt.Errorf("connectors.%s.config: %w", s.name, err)
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(s.deliveryTimeout))
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("connectors.%s.config: %w", s.name, err)
+		return nil, fmt.Errorf("connectors.%s.config: %w", s.name, err)
 	}
-	if old := c.st.Swap(&state{settings: *s, nc: nc, js: js}); old != nil {
-		old.nc.Close()
-	}
-	return nil
+	return &state{settings: *s, nc: nc, js: js}, nil
 }
 
-// Close ends the connection; tests call it, a plugin process just exits.
-func (c *connector) Close() error {
-	if st := c.st.Swap(nil); st != nil {
-		st.nc.Close()
-	}
+// Close ends the connection when the configuration is replaced or the
+// plugin stops.
+func (st *state) Close() error {
+	st.nc.Close()
 	return nil
 }
 
@@ -218,5 +213,3 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	}
 	return s, nil
 }
-
-var errNotConfigured = errors.New("nats connector not configured yet")
