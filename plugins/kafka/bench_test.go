@@ -41,7 +41,7 @@ func BenchmarkKafka(b *testing.B) {
 			recs[i] = r
 		}
 		client, err := kgo.NewClient(kgo.SeedBrokers(cl.Brokers()...), kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()), kgo.ProducerLinger(0))
+			kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -58,6 +58,10 @@ func (st *state) deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 			close(f.done)
 		})
 	}
+	// The batch is complete: send it now rather than after the linger,
+	// in as few requests as there are partitions. Flush fails only when
+	// pctx ends, which the loop below answers record by record.
+	_ = st.client.Flush(pctx)
 	for i, f := range flights {
 		if f == nil {
 			continue

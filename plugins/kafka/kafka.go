@@ -222,11 +222,6 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		// already in a request, whose answer is awaited so that the
 		// idempotent sequence stays valid).
 		kgo.RecordDeliveryTimeout(s.deliveryTimeout),
-		// The hub hands over a whole batch and waits for its answer:
-		// lingering for more records would only delay it (franz-go's
-		// default is 10ms). Records produced while a request is in
-		// flight are batched anyway.
-		kgo.ProducerLinger(0),
 		// A topic that is still missing after two metadata refreshes is
 		// missing (a dead letter), not slow to appear; refreshes come
 		// often enough that this takes about a second.

@@ -265,3 +265,5 @@ func TestServerDownRetriesAndDeliversWhenBack(t *testing.T) {
 		}
 	}
 }
+
+func natsStart(b *testing.B) (*natstest.Server, error) { return natstest.Start(b.TempDir()) }
