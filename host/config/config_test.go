@@ -151,7 +151,7 @@ func TestContractExample(t *testing.T) {
 	eq(t, "slack.External", slack.External(), false)
 
 	eq(t, "ServeProblems", len(c.ServeProblems()), 0)
-	eq(t, "BuiltinPlugins", c.BuiltinPlugins(), []string{"bitrix24", "freshdesk", "hubspot", "noop", "slack", "webhook", "zendesk"})
+	eq(t, "BuiltinPlugins", c.BuiltinPlugins(), []string{"bitrix24", "freshdesk", "hubspot", "kafka", "nats", "noop", "slack", "webhook", "zendesk"})
 }
 
 func TestShippedConfigLoadsWithoutEnvironment(t *testing.T) {
@@ -425,7 +425,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{name: "day listed twice", full: true, yaml: "schedules: {office: {timezone: UTC, hours: {mon-fri: ['09:00-12:00'], fri: ['13:00-14:00']}}}", keys: []string{"schedules.office.hours.mon-fri"}, msg: `fri is already listed under "fri"`},
 		{name: "bad holiday", full: true, yaml: "schedules: {office: {timezone: UTC, hours: {mon: ['09:00-12:00']}, holidays: [2026-12-25, 25/12/2026]}}", keys: []string{"schedules.office.holidays[1]"}},
 		{name: "unknown plugin", full: true, yaml: "connectors: {slack: {plugin: slak}}", keys: []string{"connectors.slack.plugin"},
-			msg: `unknown plugin "slak" (built-in: bitrix24, freshdesk, hubspot, noop, slack, webhook, zendesk; or a path to an executable`},
+			msg: `unknown plugin "slak" (built-in: bitrix24, freshdesk, hubspot, kafka, nats, noop, slack, webhook, zendesk; or a path to an executable`},
 		{name: "external plugin without sha256", full: true, yaml: "connectors: {erp: {plugin: ./bin/erp}}", keys: []string{"connectors.erp.sha256"}, msg: "required for an external plugin"},
 		{name: "sha256 dev outside the sandbox", full: true, yaml: "connectors: {erp: {plugin: ./bin/erp, sha256: dev}}", keys: []string{"connectors.erp.sha256"},
 			msg: "a development override allowed only with sandbox: true"},

@@ -28,7 +28,7 @@ func TestSandboxWalkthrough(t *testing.T) {
 		t.Fatal("the shipped configuration's listen or store keys moved; update this test")
 	}
 	h := newHub(t, cfg)
-	for _, name := range []string{"slack", "zendesk", "freshdesk", "hubspot", "bitrix24", "audit"} {
+	for _, name := range []string{"slack", "zendesk", "freshdesk", "hubspot", "bitrix24", "audit", "kafka", "nats"} {
 		h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
 	}
 	files, _ := filepath.Glob(fixture("*.json"))
@@ -45,6 +45,19 @@ func TestSandboxWalkthrough(t *testing.T) {
 		Webhook struct {
 			Received []json.RawMessage `json:"received"`
 		} `json:"webhook"`
+		Kafka struct {
+			Topics map[string]struct {
+				Records int `json:"records"`
+			} `json:"topics"`
+		} `json:"kafka"`
+		NATS struct {
+			Streams map[string]struct {
+				Messages int `json:"messages"`
+				Newest   []struct {
+					Headers map[string]string `json:"headers"`
+				} `json:"newest"`
+			} `json:"streams"`
+		} `json:"nats"`
 	}
 	get := func() snapshot {
 		var s snapshot
@@ -65,11 +78,15 @@ func TestSandboxWalkthrough(t *testing.T) {
 		for _, ts := range s.Slack.Channels {
 			threads += len(ts)
 		}
-		if threads > 0 && len(s.Webhook.Received) > 0 {
+		ce := false
+		for _, m := range s.NATS.Streams["WAHUB"].Newest {
+			ce = ce || m.Headers["ce-type"] == "message.received"
+		}
+		if threads > 0 && len(s.Webhook.Received) > 0 && s.Kafka.Topics["wahub.message.received"].Records > 0 && ce {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sandbox never showed Slack threads and audit webhooks: %+v", s)
+			t.Fatalf("sandbox never showed Slack threads, audit webhooks, Kafka records and NATS CloudEvents: %+v", s)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

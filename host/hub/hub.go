@@ -478,7 +478,7 @@ func (h *Hub) startSandbox(addr string) error {
 		secret = h.cfg.WhatsApp.AppSecret[0].Reveal()
 	}
 	sb := sandbox.New(base, secret)
-	sandbox.Apply(h.cfg, base)
+	sb.Apply(h.cfg)
 	specs, err := specs(h.cfg)
 	if err != nil {
 		sb.Close()

@@ -1,8 +1,9 @@
 // Package sandbox serves, inside the hub, fakes of every external API the
 // hub and its built-in connectors talk to — the WhatsApp Graph API and the
 // fake each connector declares in package builtin (Slack, HubSpot,
-// Bitrix24, Zendesk, Freshdesk, a webhook receiver) — the same fakes the
-// tests use. With `sandbox: true` every api_url, token and
+// Bitrix24, Zendesk, Freshdesk, a webhook receiver, and an in-process
+// Kafka cluster and NATS JetStream server for the stream connectors) — the
+// same fakes the tests use. With `sandbox: true` every api_url, token and
 // secret left unset points at them, so a fresh machine shows the whole
 // flow with no account anywhere; GET /sandbox shows what each received.
 package sandbox
@@ -70,6 +71,9 @@ func New(hubURL string, appSecret string) *Sandbox {
 	}
 	mux := http.NewServeMux()
 	for name, f := range s.fakes {
+		if f.Handler == nil {
+			continue
+		}
 		mux.Handle("/sandbox/"+name+"/", http.StripPrefix("/sandbox/"+name, f.Handler))
 	}
 	mux.HandleFunc("GET /sandbox", s.index)
@@ -79,7 +83,32 @@ func New(hubURL string, appSecret string) *Sandbox {
 }
 
 // Close stops the fakes' background work.
-func (s *Sandbox) Close() { s.Graph.Close() }
+func (s *Sandbox) Close() {
+	s.Graph.Close()
+	for _, f := range s.fakes {
+		if f.Close != nil {
+			f.Close()
+		}
+	}
+}
+
+// Apply is the package's Apply for a hub whose fakes are running: it also
+// points each connector at the fakes that are reachable other than under
+// /sandbox (the brokers, on ports of their own).
+func (s *Sandbox) Apply(cfg *config.Config) {
+	// The running fakes fill first: what they set (a broker's real
+	// address) is then not a key left unset for the static fill's
+	// placeholders.
+	for _, cc := range cfg.Connectors {
+		if cc.Config == nil || cc.External() {
+			continue
+		}
+		if f, ok := s.fakes[cc.Plugin]; ok && f.Fill != nil {
+			f.Fill(registry.Config(cc.Config))
+		}
+	}
+	Apply(cfg, strings.TrimSuffix(s.base, "/sandbox"))
+}
 
 // URL is where a fake is served.
 func (s *Sandbox) URL(name string) string { return s.base + "/" + name }
@@ -236,7 +265,7 @@ var page = template.Must(template.New("sandbox").Parse(`<!doctype html>
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em}pre{background:#f6f6f6;padding:1em;overflow:auto;max-height:30em}h2{margin-top:2em}</style></head>
 <body><h1>wahub sandbox</h1>
 <p>What each fake external API received from the hub. JSON: <code>GET /sandbox?format=json</code>. Refresh to update.</p>
-{{range .}}<h2>{{.Name}}</h2><p><code>{{.URL}}</code></p><pre>{{.JSON}}</pre>{{end}}
+{{range .}}<h2>{{.Name}}</h2>{{if .URL}}<p><code>{{.URL}}</code></p>{{end}}<pre>{{.JSON}}</pre>{{end}}
 </body></html>`))
 
 func (s *Sandbox) index(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +286,11 @@ func (s *Sandbox) index(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(names)
 	for _, n := range names {
 		b, _ := json.MarshalIndent(snap[n], "", "  ")
-		secs = append(secs, section{n, s.URL(n) + "/", string(b)})
+		url := s.URL(n) + "/"
+		if f, ok := s.fakes[n]; ok && f.Handler == nil {
+			url = "" // a broker, not an HTTP fake
+		}
+		secs = append(secs, section{n, url, string(b)})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	page.Execute(w, secs)

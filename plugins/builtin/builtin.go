@@ -8,6 +8,8 @@ import (
 	"github.com/wahub/wahub/plugins/bitrix24"
 	"github.com/wahub/wahub/plugins/freshdesk/freshdesktest"
 	"github.com/wahub/wahub/plugins/hubspot"
+	"github.com/wahub/wahub/plugins/kafka/kafkatest"
+	"github.com/wahub/wahub/plugins/nats/natstest"
 	"github.com/wahub/wahub/plugins/noop"
 	"github.com/wahub/wahub/plugins/registry"
 	"github.com/wahub/wahub/plugins/slack"
@@ -20,6 +22,8 @@ var Plugins = registry.New(
 	bitrix24.Plugin,
 	freshdesktest.Plugin,
 	hubspot.Plugin,
+	kafkatest.Plugin,
+	natstest.Plugin,
 	noop.Plugin,
 	slack.Plugin,
 	webhooktest.Plugin,

@@ -46,9 +46,18 @@ type Sandbox struct {
 
 // Fake is a running fake of an external system, as the sandbox serves it.
 type Fake struct {
+	// Handler serves the fake under /sandbox/<Name>/; nil for a fake that
+	// is not HTTP (a broker on its own port).
 	Handler http.Handler
 	// Snapshot is what the fake received, for GET /sandbox.
 	Snapshot func() any
+	// Fill, when set, points a configuration at this running fake, before
+	// Sandbox.Fill: for a fake whose address is known only once it runs
+	// (an in-process broker on a free port). `wahub check`, which runs no
+	// fakes, sees only what Sandbox.Fill set.
+	Fill func(cfg Config)
+	// Close, when set, stops the fake with the sandbox.
+	Close func()
 }
 
 // Config is a connector's configuration (connectors.<name>.config) as the

@@ -1,0 +1,101 @@
+package nats_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wahub/wahub/plugins/internal/stream"
+	"github.com/wahub/wahub/plugins/nats"
+	"github.com/wahub/wahub/sdk"
+)
+
+// BenchmarkNATS is events/s into an embedded nats-server's JetStream
+// (file storage, two-minute duplicate window) through the connector —
+// Deliver in batches of 100, as the hub sends them, each answered only
+// once JetStream acknowledged every message — against its baseline in the
+// same run: a bare nats.go loop publishing the same messages (subject,
+// headers, Nats-Msg-Id and body, encoded beforehand) asynchronously and
+// waiting once at the end. Compare the two events/s figures.
+func BenchmarkNATS(b *testing.B) {
+	s, err := natsStart(b)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	run := 0
+	b.Run("bare-nats.go", func(b *testing.B) {
+		run++
+		subject := fmt.Sprintf("bare%d.events", run)
+		if err := s.AddStream(context.Background(), fmt.Sprintf("BARE%d", run), 0, subject); err != nil {
+			b.Fatal(err)
+		}
+		evs := events(b.N, 40, sdk.TypeMessageReceived)
+		enc := stream.Encoder{Format: stream.FormatWahub}
+		msgs := make([]*natsgo.Msg, len(evs))
+		for i := range evs {
+			body, hs, err := enc.Encode(&evs[i])
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := natsgo.NewMsg(subject)
+			m.Data = body
+			for _, h := range hs {
+				m.Header.Set(h.Key, h.Value)
+			}
+			msgs[i] = m
+		}
+		nc, err := natsgo.Connect(s.URL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(len(msgs)+1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		futures := make([]jetstream.PubAckFuture, len(msgs))
+		b.ResetTimer()
+		for i, m := range msgs {
+			if futures[i], err = js.PublishMsgAsync(m, jetstream.WithMsgID(evs[i].ID)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("connector", func(b *testing.B) {
+		run++
+		subject := fmt.Sprintf("conn%d.events", run)
+		if err := s.AddStream(context.Background(), fmt.Sprintf("CONN%d", run), 0, subject); err != nil {
+			b.Fatal(err)
+		}
+		evs := events(b.N, 40, sdk.TypeMessageReceived)
+		raw, _ := json.Marshal(map[string]any{"url": s.URL(), "subject": subject})
+		c := nats.New()
+		if err := c.Configure(context.Background(), sdk.Config{Name: "bench", Raw: raw}, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < len(evs); i += 100 {
+			for _, r := range c.Deliver(context.Background(), evs[i:min(i+100, len(evs))]) {
+				if r.Outcome != sdk.Delivered {
+					b.Fatalf("%+v", r)
+				}
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}

@@ -1,0 +1,269 @@
+package nats_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wahub/wahub/plugins/nats"
+	"github.com/wahub/wahub/plugins/nats/natstest"
+	"github.com/wahub/wahub/sdk"
+)
+
+func startServer(t *testing.T, opts ...natstest.Option) *natstest.Server {
+	t.Helper()
+	s, err := natstest.Start(t.TempDir(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func addStream(t *testing.T, s *natstest.Server, name string, subjects ...string) {
+	t.Helper()
+	if err := s.AddStream(context.Background(), name, 0, subjects...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func configure(t *testing.T, cfg map[string]any, checkOnly bool) (sdk.Connector, error) {
+	t.Helper()
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nats.New()
+	t.Cleanup(func() { c.(io.Closer).Close() })
+	return c, c.Configure(context.Background(), sdk.Config{Name: "stream", Raw: raw, CheckOnly: checkOnly}, nil)
+}
+
+func mustConfigure(t *testing.T, cfg map[string]any) sdk.Connector {
+	t.Helper()
+	c, err := configure(t, cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func events(n, convs int, typ string) []sdk.Event {
+	base := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	out := make([]sdk.Event, n)
+	for i := range out {
+		out[i] = sdk.Event{
+			ID: fmt.Sprintf("evt_%05d", i), Seq: int64(i + 1), Type: typ,
+			OccurredAt: base.Add(time.Duration(i) * time.Second), ReceivedAt: base.Add(time.Duration(i) * time.Second),
+			ConversationID: fmt.Sprintf("conv_%02d", i%convs),
+			Business:       &sdk.Business{PhoneNumberID: "106540352242922"},
+			Message:        &sdk.Message{ID: fmt.Sprintf("wamid.%d", i), Type: "text", Text: fmt.Sprintf("hello %d", i)},
+		}
+	}
+	return out
+}
+
+func messages(t *testing.T, s *natstest.Server, stream string) []natstest.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := s.Messages(ctx, stream, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func outcomes(res []sdk.Result) map[sdk.Outcome]int {
+	m := map[sdk.Outcome]int{}
+	for _, r := range res {
+		m[r.Outcome]++
+	}
+	return m
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  map[string]any
+		want string
+	}{
+		{"no url", map[string]any{"subject": "s"}, "config.url: required"},
+		{"http url", map[string]any{"url": "http://h:4222", "subject": "s"}, "config.url"},
+		{"no subject", map[string]any{"url": "nats://h:4222"}, "config.subject: required"},
+		{"wildcard subject", map[string]any{"url": "nats://h:4222", "subject": "wahub.>"}, "config.subject"},
+		{"empty token", map[string]any{"url": "nats://h:4222", "subject": "wahub..x"}, "empty token"},
+		{"unknown placeholder", map[string]any{"url": "nats://h:4222", "subject": "wahub.{kind}"}, "unknown placeholder"},
+		{"bad format", map[string]any{"url": "nats://h:4222", "subject": "s", "format": "json"}, "config.format"},
+		{"two auths", map[string]any{"url": "nats://h:4222", "subject": "s", "token": "t", "username": "u", "password": "p"}, "set one of"},
+		{"half user", map[string]any{"url": "nats://h:4222", "subject": "s", "username": "u"}, "config.password"},
+		{"nkey missing", map[string]any{"url": "nats://h:4222", "subject": "s", "nkey_seed_file": "/nonexistent/seed"}, "config.nkey_seed_file"},
+		{"bad timeout", map[string]any{"url": "nats://h:4222", "subject": "s", "delivery_timeout": "0s"}, "config.delivery_timeout"},
+		{"unknown key", map[string]any{"url": "nats://h:4222", "subject": "s", "stream": "X"}, "config.stream: unknown key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := configure(t, tc.cfg, true)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "connectors.stream.") {
+				t.Fatalf("got %v, want an error naming connectors.stream… and containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// 2,000 events of 40 conversations, a subject per type: all stored, in log
+// order, Nats-Msg-Id the event id; the same batches again store nothing.
+func TestDeliverInOrderAndRedeliveryIsDropped(t *testing.T) {
+	s := startServer(t)
+	addStream(t, s, "WAHUB", "wahub.>")
+	c := mustConfigure(t, map[string]any{"url": s.URL(), "subject": "wahub.{type}"})
+	evs := events(2000, 40, sdk.TypeMessageReceived)
+	for i := range evs {
+		if i%7 == 0 {
+			evs[i].Type = sdk.TypeStatusRead
+		}
+	}
+	for round := range 2 {
+		for i := 0; i < len(evs); i += 100 {
+			if o := outcomes(c.Deliver(context.Background(), evs[i:i+100])); o[sdk.Delivered] != 100 {
+				t.Fatalf("round %d batch %d: %v", round, i/100, o)
+			}
+		}
+	}
+	msgs := messages(t, s, "WAHUB")
+	if len(msgs) != 2000 {
+		t.Fatalf("%d messages, want 2000 (the second round must be dropped as duplicates)", len(msgs))
+	}
+	last := map[string]int64{}
+	for _, m := range msgs {
+		var ev sdk.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != "wahub."+ev.Type || m.Headers["Nats-Msg-Id"] != ev.ID || m.Headers["wahub-event-id"] != ev.ID || m.Headers["wahub-event-type"] != ev.Type {
+			t.Fatalf("message on %s with headers %v for event %s %s", m.Subject, m.Headers, ev.ID, ev.Type)
+		}
+		if ev.Seq <= last[ev.ConversationID] {
+			t.Fatalf("conversation %s: seq %d after %d", ev.ConversationID, ev.Seq, last[ev.ConversationID])
+		}
+		last[ev.ConversationID] = ev.Seq
+	}
+}
+
+func TestCloudEventsBinaryMode(t *testing.T) {
+	s := startServer(t)
+	addStream(t, s, "CE", "ce")
+	c := mustConfigure(t, map[string]any{"url": s.URL(), "subject": "ce", "format": "cloudevents"})
+	evs := events(1, 1, sdk.TypeOptinGranted)
+	if o := outcomes(c.Deliver(context.Background(), evs)); o[sdk.Delivered] != 1 {
+		t.Fatal(o)
+	}
+	m := messages(t, s, "CE")[0]
+	want := map[string]string{
+		"ce-specversion": "1.0", "ce-id": evs[0].ID, "ce-type": "optin.granted", "ce-source": "/wahub",
+		"ce-time": "2026-11-24T12:00:00Z", "ce-subject": "conv_00", "content-type": "application/json", "Nats-Msg-Id": evs[0].ID,
+	}
+	for k, v := range want {
+		if m.Headers[k] != v {
+			t.Errorf("header %s = %q, want %q (all: %v)", k, m.Headers[k], v, m.Headers)
+		}
+	}
+}
+
+func TestSubjectWithoutStreamIsDeadLetterAndCheckSaysSo(t *testing.T) {
+	s := startServer(t)
+	addStream(t, s, "MSG", "wahub.message.>", "wahub.button.>", "wahub.optin.>", "wahub.contact.>") // no status.*
+	cfg := map[string]any{"url": s.URL(), "subject": "wahub.{type}"}
+	if _, err := configure(t, cfg, true); err == nil || !strings.Contains(err.Error(), "no JetStream stream captures wahub.status.sent") {
+		t.Fatalf("check: %v, want it to name the subjects no stream captures", err)
+	}
+	c := mustConfigure(t, cfg)
+	evs := events(2, 2, sdk.TypeMessageReceived)
+	evs[1].Type = sdk.TypeStatusRead
+	res := c.Deliver(context.Background(), evs)
+	if res[0].Outcome != sdk.Delivered {
+		t.Fatalf("%+v", res[0])
+	}
+	if r := res[1]; r.Outcome != sdk.Failed || !strings.Contains(r.Error, "no JetStream stream captures subject wahub.status.read") {
+		t.Fatalf("%+v, want a dead letter naming the subject", r)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	s := startServer(t, natstest.WithToken("s3cret"))
+	addStream(t, s, "WAHUB", "wahub.>")
+	for _, tc := range []struct {
+		name string
+		cfg  map[string]any
+		want string // "" = valid
+	}{
+		{"right token", map[string]any{"url": s.URL(), "subject": "wahub.{type}", "token": "s3cret"}, ""},
+		{"wrong token", map[string]any{"url": s.URL(), "subject": "wahub.events", "token": "nope"}, "refused the credentials"},
+		{"unreachable server", map[string]any{"url": "nats://127.0.0.1:1", "subject": "wahub.events"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := configure(t, tc.cfg, true)
+			if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("check: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A server that goes away makes batches retry, held behind each
+// conversation's first event; once it is back everything is stored
+// exactly once.
+func TestServerDownRetriesAndDeliversWhenBack(t *testing.T) {
+	s := startServer(t)
+	addStream(t, s, "WAHUB", "wahub.>")
+	c := mustConfigure(t, map[string]any{"url": s.URL(), "subject": "wahub.events", "delivery_timeout": "300ms"})
+	evs := events(20, 4, sdk.TypeMessageReceived)
+	if o := outcomes(c.Deliver(context.Background(), evs[:4])); o[sdk.Delivered] != 4 {
+		t.Fatal(o)
+	}
+	s.Stop()
+	res := c.Deliver(context.Background(), evs[4:])
+	first, held := 0, 0
+	for _, r := range res {
+		switch {
+		case r.Outcome == sdk.Retry && r.NotAttempted:
+			held++
+		case r.Outcome == sdk.Retry:
+			first++
+		default:
+			t.Fatalf("with the server down: %+v", r)
+		}
+	}
+	if first != 4 || held != 12 {
+		t.Fatalf("%d retried, %d held; want 4 and 12", first, held)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	pending := evs[4:]
+	for attempt := 1; len(pending) > 0; attempt++ {
+		if attempt > 100 {
+			t.Fatalf("%d events still not delivered after 100 batches", len(pending))
+		}
+		var next []sdk.Event
+		for i, r := range c.Deliver(context.Background(), pending) {
+			if r.Outcome != sdk.Delivered {
+				next = append(next, pending[i])
+			}
+		}
+		pending = next
+	}
+	seen := map[string]int{}
+	for _, m := range messages(t, s, "WAHUB") {
+		seen[m.Headers["Nats-Msg-Id"]]++
+	}
+	for _, ev := range evs {
+		if seen[ev.ID] != 1 {
+			t.Errorf("%s stored %d times, want once", ev.ID, seen[ev.ID])
+		}
+	}
+}
+
+func natsStart(b *testing.B) (*natstest.Server, error) { return natstest.Start(b.TempDir()) }
