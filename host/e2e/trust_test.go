@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -416,5 +417,40 @@ func TestSandboxTourAsTheREADMETellsIt(t *testing.T) {
 	var page struct{ Events []sdk.Event }
 	if h.api("GET", "/api/v1/events", nil, &page); len(page.Events) != 0 {
 		t.Errorf("%d events after the reset", len(page.Events))
+	}
+}
+
+// Item 7 of issue 15: a connector that has delivered nothing has its
+// series and its stats row, at 0, and the rate names its window.
+func TestIdleConnectorHasZeroSeriesAndStats(t *testing.T) {
+	h := newHub(t, webhookConfig(newReceiver(t).URL()))
+	h.waitConnector("hook", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	resp, err := http.Get(h.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{
+		`wahub_connector_delivered{connector="hook"} 0`, `wahub_connector_pending{connector="hook"} 0`,
+		`wahub_connector_retrying{connector="hook"} 0`, `wahub_connector_dead_letters{connector="hook"} 0`,
+		`wahub_connector_lag_seconds{connector="hook"} 0`, `wahub_plugin_up{connector="hook"} 1`,
+	} {
+		if !strings.Contains(string(raw), series+"\n") {
+			t.Errorf("/metrics of an idle connector has no %s", series)
+		}
+	}
+	out, errOut, code := h.wahub("stats", "--url", h.url(""))
+	if code != 0 || !regexp.MustCompile(`(?m)^hook\s+0\s+0\.0\s+0\s+0\s+0\s+0$`).MatchString(out) ||
+		!strings.Contains(out, "PER MIN (LAST 5m)") {
+		t.Errorf("wahub stats of an idle connector: exit %d\n%s%s", code, out, errOut)
+	}
+	var st struct {
+		Connectors map[string]struct {
+			PerMinuteWindow string `json:"per_minute_window"`
+		} `json:"connectors"`
+	}
+	if h.api("GET", "/api/v1/stats", nil, &st); st.Connectors["hook"].PerMinuteWindow != "5m0s" {
+		t.Errorf("GET /api/v1/stats: hook %+v, want per_minute_window 5m0s", st.Connectors["hook"])
 	}
 }
