@@ -454,3 +454,32 @@ func TestIdleConnectorHasZeroSeriesAndStats(t *testing.T) {
 		t.Errorf("GET /api/v1/stats: hook %+v, want per_minute_window 5m0s", st.Connectors["hook"])
 	}
 }
+
+// waitOutboxSettled waits until the hub has no outbound message queued
+// or being sent (wahub_outbox_messages), so that a test can count what
+// reached the Graph API: a duplicate, had one been queued, would have
+// been sent by then. It replaces "sleep, then check nothing more came".
+func (h *hubProc) waitOutboxSettled() {
+	h.t.Helper()
+	busy := regexp.MustCompile(`(?m)^wahub_outbox_messages\{state="(queued|sending)"\} ([0-9.e+]+)$`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(h.url("/metrics"))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		idle := true
+		for _, m := range busy.FindAllStringSubmatch(string(raw), -1) {
+			idle = idle && m[2] == "0"
+		}
+		if idle {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("outbound messages still queued or sending after 30s:\n%s", busy.FindAllString(string(raw), -1))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
