@@ -483,3 +483,51 @@ func (h *hubProc) waitOutboxSettled() {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Item 6 of issue 15: check's verdict comes first; serve without --strict
+// runs with a broken connector (ingest works, /readyz 503), with --strict
+// it refuses; --listen overrides server.listen; config errors name the
+// file and line.
+func TestBrokenConnectorCheckStrictAndListen(t *testing.T) {
+	cfg := testConfig + `
+connectors:
+  helpdesk:
+    plugin: zendesk
+    config: {subdomain: acme, colour: blue}
+`
+	h := newHub(t, cfg)
+	out, errOut, code := h.wahub("check")
+	if first, _, _ := strings.Cut(out, "\n"); code != 2 || !strings.Contains(first, "is NOT valid") ||
+		!strings.Contains(errOut, "connectors.helpdesk.config.colour: unknown key (known keys here:") {
+		t.Errorf("check of a broken connector: exit %d\n%s%s", code, out, errOut)
+	}
+	// Served anyway: webhooks are taken, readiness names the connector.
+	h.postText("5511900000020", "wamid.E2E.strict.1", "oi", time.Now())
+	resp, err := http.Get(h.url("/readyz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "connector:helpdesk") {
+		t.Errorf("/readyz with a broken connector: %d %s", resp.StatusCode, body)
+	}
+	_, errOut, code = h.wahub("serve", "--strict", "--listen", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(errOut, "serve --strict") || !strings.Contains(errOut, "connectors.helpdesk.config.colour") {
+		t.Errorf("serve --strict with a broken connector: exit %d %s", code, errOut)
+	}
+	// --listen is validated like server.listen.
+	_, errOut, code = h.wahub("serve", "--listen", "not-an-address")
+	if code != 2 || !strings.Contains(errOut, "server.listen") {
+		t.Errorf("serve --listen not-an-address: exit %d %s", code, errOut)
+	}
+	// A broken key names its line.
+	bad := filepath.Join(h.dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(strings.NewReplacer("{{DIR}}", h.dir, "    team: support", "    team: suport").Replace(cfg)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = runWahub(t, h.dir, "check", "--config", bad)
+	if code != 2 || !regexp.MustCompile(`bad\.yaml:\d+: routes\[0\]\.team \(route "default"\): unknown team "suport"`).MatchString(errOut) {
+		t.Errorf("check with a misspelt team: exit %d %s", code, errOut)
+	}
+}
