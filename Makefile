@@ -1,8 +1,12 @@
 # Convenience targets; every one is a plain go command you can run yourself.
 .PHONY: build test race fuzz bench ci
 
+# The version is git describe's (a tag, or the commit, "-dirty" with
+# uncommitted changes); `wahub version` prints it.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+
 build:
-	go build -o bin/wahub ./host/cmd/wahub
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/wahub ./host/cmd/wahub
 
 test:
 	go test ./...

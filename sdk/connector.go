@@ -137,6 +137,9 @@ func (c Config) Decode(v any) error {
 			return fmt.Errorf("connectors.%s.config.%s: expected %s, got a JSON %s", c.Name, te.Field, te.Type, te.Value)
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			if path, known, ok := unknownKey(raw, v); ok && len(known) > 0 {
+				return fmt.Errorf("connectors.%s.config.%s: unknown key (known keys here: %s)", c.Name, path, strings.Join(known, ", "))
+			}
 			return fmt.Errorf("connectors.%s.config.%s: unknown key", c.Name, strings.Trim(f, `"`))
 		}
 		return fmt.Errorf("connectors.%s.config: %w", c.Name, err)

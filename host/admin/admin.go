@@ -466,6 +466,16 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, err)
 		return
 	}
+	// Every configured connector has its row, a new or idle one too, so
+	// that a connector that has delivered nothing shows as 0, not absent.
+	if cs, err := a.Ops.Connectors(r.Context()); err == nil {
+		window := min(max(time.Since(since), time.Second), store.RateWindow)
+		for _, c := range cs {
+			if _, ok := st.Connectors[c.Name]; !ok {
+				st.Connectors[c.Name] = store.ConnectorStats{PerMinuteWindow: store.Duration(window)}
+			}
+		}
+	}
 	WriteJSON(w, http.StatusOK, st)
 }
 

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -255,13 +256,29 @@ type Error struct {
 	Key string
 	// Msg says what is wrong and what to do. It never contains a secret.
 	Msg string
+	// File and Line are where the key is written (or the section it is
+	// missing from), when the configuration came from a file.
+	File string
+	Line int
+	// Item names the route or trigger the key is inside (`route "vip"`).
+	Item string
 }
 
 func (e *Error) Error() string {
-	if e.Key == "" {
-		return "config: " + e.Msg
+	var b strings.Builder
+	b.WriteString("config: ")
+	if e.File != "" && e.Line > 0 {
+		b.WriteString(e.File + ":" + strconv.Itoa(e.Line) + ": ")
 	}
-	return "config: " + e.Key + ": " + e.Msg
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		if e.Item != "" {
+			b.WriteString(" (" + e.Item + ")")
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
 }
 
 // Load reads the YAML file at path and returns its validated configuration.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -474,7 +476,7 @@ func TestBrokenConfigs(t *testing.T) {
 			if tt.msg != "" && !strings.Contains(errs[0].Msg, tt.msg) {
 				t.Errorf("message %q does not contain %q", errs[0].Msg, tt.msg)
 			}
-			if !strings.HasPrefix(errs[0].Error(), "config: "+errs[0].Key+": ") {
+			if want := "config: " + errs[0].Key; !strings.HasPrefix(errs[0].Error(), want+": ") && !strings.HasPrefix(errs[0].Error(), want+" (") {
 				t.Errorf("Error() = %q", errs[0].Error())
 			}
 		})
@@ -708,4 +710,50 @@ func TestNaturalLess(t *testing.T) {
 		}
 	}
 	eq(t, "order", got, want)
+}
+
+// An error in a file names the line where the key is written (or the
+// section it is missing from), and a route or trigger by its name.
+func TestErrorsNameFileLineAndRoute(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "connectors.yaml")
+	yaml := `whatsapp:
+  app_secret: s
+  verify_token: v
+teams:
+  support: {connectors: []}
+routes:
+  - name: vip
+    team: support
+  - name: billing
+    when:
+      keywords: [fatura]
+    team: biling
+  - name: default
+server:
+  listn: 127.0.0.1:8080
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, nil)
+	errs := problems(t, err)
+	want := map[string]string{
+		"routes[1].team": path + `:12: routes[1].team (route "billing"): unknown team "biling"`,
+		"routes[2].team": path + `:13: routes[2].team (route "default"): required`,
+		"server.listn":   path + `:15: server.listn: unknown key`,
+	}
+	for _, e := range errs {
+		w, ok := want[e.Key]
+		if !ok {
+			t.Errorf("unexpected error %v", e)
+			continue
+		}
+		if !strings.HasPrefix(e.Error(), "config: "+w) {
+			t.Errorf("Error() = %q, want it to start with %q", e.Error(), "config: "+w)
+		}
+		delete(want, e.Key)
+	}
+	for k := range want {
+		t.Errorf("no error for %s", k)
+	}
 }

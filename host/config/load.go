@@ -98,6 +98,7 @@ func parse(b []byte, environ []string, path string) (*Config, error) {
 			decodeErrs = append(decodeErrs, e)
 		}
 	}
+	locate(decodeErrs, b, path)
 	if err := joinErrors(decodeErrs); err != nil {
 		return nil, err
 	}

@@ -340,9 +340,9 @@ func helpdeskRun(t *testing.T, plugin, connector string, fake helpdeskFake) {
 		}
 		return n >= 3
 	})
+	// Once nothing is left to deliver, a stray second ticket or a
+	// duplicated comment would be there.
 	helpdeskWaitIdle(h, connector)
-	// Let a stray second ticket or a duplicated comment show up.
-	time.Sleep(500 * time.Millisecond)
 	tks = fake.tickets()
 	if len(tks) != 1 {
 		t.Fatalf("%d tickets after one customer's three messages, want exactly 1:%s", len(tks), helpdeskDump(fake))
@@ -376,7 +376,7 @@ func helpdeskRun(t *testing.T, plugin, connector string, fake helpdeskFake) {
 			t.Errorf("webhook without the secret header: %d %q, want 401", code, body)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	h.waitOutboxSettled()
 	if n := graph.SentCount(); n != 0 {
 		t.Fatalf("the Graph API got %d messages after webhooks that failed authentication, want 0:%s", n, helpdeskSentDump(graph))
 	}
@@ -395,7 +395,7 @@ func helpdeskRun(t *testing.T, plugin, connector string, fake helpdeskFake) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(time.Second) // the time for a duplicate to show up
+	h.waitOutboxSettled() // a duplicate would have been sent by now
 	sent := helpdeskSentTo(graph, helpdeskCustomerOpen)
 	if len(sent) != 1 || graph.SentCount() != 1 {
 		t.Fatalf("the Graph API got %d messages (%d to %s) for one reply whose webhook came twice, want exactly 1:%s",
@@ -434,7 +434,7 @@ func helpdeskRun(t *testing.T, plugin, connector string, fake helpdeskFake) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
+	h.waitOutboxSettled()
 	sent = helpdeskSentTo(graph, helpdeskCustomerOpen)
 	if len(sent) != 2 || graph.SentCount() != 2 || strings.TrimSpace(sent[1].Text) != reply2 {
 		t.Fatalf("the Graph API holds %d messages after a second reply whose webhook came twice at once, want the 2 replies once each:%s",
@@ -479,7 +479,10 @@ func helpdeskRun(t *testing.T, plugin, connector string, fake helpdeskFake) {
 		tk, _ := helpdeskTicketOf(tks, late)
 		return len(tk.privateNotes()) > 0
 	})
-	time.Sleep(500 * time.Millisecond)
+	// Both webhooks were answered; with nothing left to send or
+	// deliver, a second note would be there.
+	h.waitOutboxSettled()
+	helpdeskWaitIdle(h, connector)
 	closed, _ = helpdeskTicketOf(fake.tickets(), late)
 	notes := closed.privateNotes()
 	if len(notes) != 1 {

@@ -246,8 +246,8 @@ func TestSlackThreadsAgentRepliesAndPluginRestart(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Give a duplicate the time to show up before counting.
-	time.Sleep(time.Second)
+	// A duplicate would have been sent once the outbox is settled.
+	h.waitOutboxSettled()
 	sentA := slackSentTo(graph, slackCustomerA)
 	if len(sentA) != 1 || graph.SentCount() != 1 {
 		t.Fatalf("Graph API got %d messages (%d for %s), want exactly 1:%s", graph.SentCount(), len(sentA), slackCustomerA, slackSentDump(graph))
@@ -300,7 +300,7 @@ func TestSlackThreadsAgentRepliesAndPluginRestart(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond)
+	h.waitOutboxSettled()
 	sentA = slackSentTo(graph, slackCustomerA)
 	if len(sentA) != 2 || graph.SentCount() != 2 || sentA[1].Text != reply2 {
 		t.Fatalf("after the restart the Graph API holds %d messages, want the 2 replies once each:%s", graph.SentCount(), slackSentDump(graph))

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -416,5 +417,117 @@ func TestSandboxTourAsTheREADMETellsIt(t *testing.T) {
 	var page struct{ Events []sdk.Event }
 	if h.api("GET", "/api/v1/events", nil, &page); len(page.Events) != 0 {
 		t.Errorf("%d events after the reset", len(page.Events))
+	}
+}
+
+// Item 7 of issue 15: a connector that has delivered nothing has its
+// series and its stats row, at 0, and the rate names its window.
+func TestIdleConnectorHasZeroSeriesAndStats(t *testing.T) {
+	h := newHub(t, webhookConfig(newReceiver(t).URL()))
+	h.waitConnector("hook", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	resp, err := http.Get(h.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{
+		`wahub_connector_delivered{connector="hook"} 0`, `wahub_connector_pending{connector="hook"} 0`,
+		`wahub_connector_retrying{connector="hook"} 0`, `wahub_connector_dead_letters{connector="hook"} 0`,
+		`wahub_connector_lag_seconds{connector="hook"} 0`, `wahub_plugin_up{connector="hook"} 1`,
+	} {
+		if !strings.Contains(string(raw), series+"\n") {
+			t.Errorf("/metrics of an idle connector has no %s", series)
+		}
+	}
+	out, errOut, code := h.wahub("stats", "--url", h.url(""))
+	if code != 0 || !regexp.MustCompile(`(?m)^hook\s+0\s+0\.0\s+0\s+0\s+0\s+0$`).MatchString(out) ||
+		!strings.Contains(out, "PER MIN (LAST 5m)") {
+		t.Errorf("wahub stats of an idle connector: exit %d\n%s%s", code, out, errOut)
+	}
+	var st struct {
+		Connectors map[string]struct {
+			PerMinuteWindow string `json:"per_minute_window"`
+		} `json:"connectors"`
+	}
+	if h.api("GET", "/api/v1/stats", nil, &st); st.Connectors["hook"].PerMinuteWindow != "5m0s" {
+		t.Errorf("GET /api/v1/stats: hook %+v, want per_minute_window 5m0s", st.Connectors["hook"])
+	}
+}
+
+// waitOutboxSettled waits until the hub has no outbound message queued
+// or being sent (wahub_outbox_messages), so that a test can count what
+// reached the Graph API: a duplicate, had one been queued, would have
+// been sent by then. It replaces "sleep, then check nothing more came".
+func (h *hubProc) waitOutboxSettled() {
+	h.t.Helper()
+	busy := regexp.MustCompile(`(?m)^wahub_outbox_messages\{state="(queued|sending)"\} ([0-9.e+]+)$`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(h.url("/metrics"))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		idle := true
+		for _, m := range busy.FindAllStringSubmatch(string(raw), -1) {
+			idle = idle && m[2] == "0"
+		}
+		if idle {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("outbound messages still queued or sending after 30s:\n%s", busy.FindAllString(string(raw), -1))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Item 6 of issue 15: check's verdict comes first; serve without --strict
+// runs with a broken connector (ingest works, /readyz 503), with --strict
+// it refuses; --listen overrides server.listen; config errors name the
+// file and line.
+func TestBrokenConnectorCheckStrictAndListen(t *testing.T) {
+	cfg := testConfig + `
+connectors:
+  helpdesk:
+    plugin: zendesk
+    config: {subdomain: acme, colour: blue}
+`
+	h := newHub(t, cfg)
+	out, errOut, code := h.wahub("check")
+	if first, _, _ := strings.Cut(out, "\n"); code != 2 || !strings.Contains(first, "is NOT valid") ||
+		!strings.Contains(errOut, "connectors.helpdesk.config.colour: unknown key (known keys here:") {
+		t.Errorf("check of a broken connector: exit %d\n%s%s", code, out, errOut)
+	}
+	// Served anyway: webhooks are taken, readiness names the connector.
+	h.postText("5511900000020", "wamid.E2E.strict.1", "oi", time.Now())
+	resp, err := http.Get(h.url("/readyz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "connector:helpdesk") {
+		t.Errorf("/readyz with a broken connector: %d %s", resp.StatusCode, body)
+	}
+	_, errOut, code = h.wahub("serve", "--strict", "--listen", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(errOut, "serve --strict") || !strings.Contains(errOut, "connectors.helpdesk.config.colour") {
+		t.Errorf("serve --strict with a broken connector: exit %d %s", code, errOut)
+	}
+	// --listen is validated like server.listen.
+	_, errOut, code = h.wahub("serve", "--listen", "not-an-address")
+	if code != 2 || !strings.Contains(errOut, "server.listen") {
+		t.Errorf("serve --listen not-an-address: exit %d %s", code, errOut)
+	}
+	// A broken key names its line.
+	bad := filepath.Join(h.dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(strings.NewReplacer("{{DIR}}", h.dir, "    team: support", "    team: suport").Replace(cfg)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = runWahub(t, h.dir, "check", "--config", bad)
+	if code != 2 || !regexp.MustCompile(`bad\.yaml:\d+: routes\[0\]\.team \(route "default"\): unknown team "suport"`).MatchString(errOut) {
+		t.Errorf("check with a misspelt team: exit %d %s", code, errOut)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wahub/wahub/host/store"
 )
 
 // stateCollector reads the hub's state at scrape time: what is in the
@@ -43,6 +45,13 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	now := s.h.clock.Now()
 	if counts, err := s.h.store.ConnectorCounts(ctx); err == nil {
+		// Every configured connector has its series from the start, at 0
+		// until it has work: an absent series alerts no one.
+		for _, sp := range s.h.specs {
+			if counts[sp.Name] == nil {
+				counts[sp.Name] = &store.ConnectorCounts{}
+			}
+		}
 		for name, c := range counts {
 			ch <- prometheus.MustNewConstMetric(s.delivered, prometheus.CounterValue, float64(c.Delivered), name)
 			ch <- prometheus.MustNewConstMetric(s.pending, prometheus.GaugeValue, float64(c.Pending), name)

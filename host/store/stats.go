@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/wahub/wahub/sdk"
@@ -33,8 +34,12 @@ type Stats struct {
 
 // ConnectorStats is one connector's throughput and backlog.
 type ConnectorStats struct {
-	DeliveredSince int64   `json:"delivered_since"`
-	PerMinute      float64 `json:"per_minute"`
+	DeliveredSince int64 `json:"delivered_since"`
+	// PerMinute is the delivery rate over the last PerMinuteWindow (the
+	// period's end, at most RateWindow long): a rate averaged over a day
+	// would hide a connector that has just stopped.
+	PerMinute       float64  `json:"per_minute"`
+	PerMinuteWindow Duration `json:"per_minute_window"`
 	ConnectorCounts
 	Errors int64 `json:"failed_attempts_since"`
 }
@@ -45,6 +50,24 @@ type Duration time.Duration
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + time.Duration(d).Round(time.Second).String() + `"`), nil
 }
+
+// UnmarshalJSON reads what MarshalJSON writes, for the admin API's clients.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %s: want a string such as \"1m30s\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// RateWindow is how far back Stats measures each connector's current
+// delivery rate.
+const RateWindow = 5 * time.Minute
 
 // maxStatsEvents bounds the first-response scan.
 const maxStatsEvents = 200_000
@@ -113,30 +136,36 @@ func (s *Store) Stats(ctx context.Context, since time.Time) (Stats, error) {
 	for name, c := range counts {
 		st.Connectors[name] = ConnectorStats{ConnectorCounts: *c}
 	}
+	now := s.now()
+	window := min(max(now.Sub(since), time.Second), RateWindow)
+	for name, c := range st.Connectors {
+		c.PerMinuteWindow = Duration(window)
+		st.Connectors[name] = c
+	}
 	// Deliveries settled in the period come from deliveries_settled, the
 	// failed attempts from delivery_attempts_at: two index ranges instead
-	// of a scan of every delivery.
-	rows, err = s.reader.QueryContext(ctx, `SELECT connector, SUM(delivered), SUM(errors) FROM (
-			SELECT connector, COUNT(*) AS delivered, 0 AS errors FROM deliveries INDEXED BY deliveries_settled
+	// of a scan of every delivery. recent counts those of the rate window.
+	rows, err = s.reader.QueryContext(ctx, `SELECT connector, SUM(delivered), SUM(recent), SUM(errors) FROM (
+			SELECT connector, COUNT(*) AS delivered, SUM(updated_at >= ?2) AS recent, 0 AS errors FROM deliveries INDEXED BY deliveries_settled
 				WHERE state = 'delivered' AND updated_at >= ?1 GROUP BY connector
 			UNION ALL
-			SELECT d.connector, 0, COUNT(*) FROM delivery_attempts a INDEXED BY delivery_attempts_at JOIN deliveries d ON d.id = a.delivery_id
+			SELECT d.connector, 0, 0, COUNT(*) FROM delivery_attempts a INDEXED BY delivery_attempts_at JOIN deliveries d ON d.id = a.delivery_id
 				WHERE a.at >= ?1 AND a.outcome IN ('retry', 'failed', 'error') GROUP BY d.connector)
-		GROUP BY connector`, ms)
+		GROUP BY connector`, ms, now.Add(-window).UnixMilli())
 	if err != nil {
 		return st, fmt.Errorf("store: stats: %w", err)
 	}
-	minutes := max(s.now().Sub(since).Minutes(), 1.0/60)
 	for rows.Next() {
 		var name string
-		var delivered, errs sql.NullInt64
-		if err := rows.Scan(&name, &delivered, &errs); err != nil {
+		var delivered, recent, errs sql.NullInt64
+		if err := rows.Scan(&name, &delivered, &recent, &errs); err != nil {
 			rows.Close()
 			return st, err
 		}
 		c := st.Connectors[name]
 		c.DeliveredSince, c.Errors = delivered.Int64, errs.Int64
-		c.PerMinute = float64(c.DeliveredSince) / minutes
+		c.PerMinute = float64(recent.Int64) / window.Minutes()
+		c.PerMinuteWindow = Duration(window)
 		st.Connectors[name] = c
 	}
 	rows.Close()

@@ -103,6 +103,9 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, dirMode); err != nil {
+			if hint := openHint(path, err); hint != nil {
+				return nil, hint
+			}
 			return nil, fmt.Errorf("store: create directory for %s: %w (check store.path and the permissions of its directory)", path, err)
 		}
 	}
@@ -130,10 +133,16 @@ func Open(path string, opt Options) (*Store, error) {
 	writer.SetConnMaxLifetime(0)
 	if err := writer.Ping(); err != nil {
 		writer.Close()
+		if hint := openHint(path, err); hint != nil {
+			return nil, hint
+		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	if err := migrate(writer, opt.Now); err != nil {
 		writer.Close()
+		if hint := openHint(path, err); hint != nil {
+			return nil, hint
+		}
 		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
 	}
 

@@ -131,6 +131,7 @@ package freshdesk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -257,6 +258,19 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	}
 	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
 	s := &settings{name: cfg.Name, priority: 1, status: 2, source: defaultSource, reopenWithin: defaultReopen, timeout: defaultTimeout}
+
+	// Every missing key at once, so that a new configuration is fixed
+	// in one go.
+	var missing []error
+	if c.APIURL == "" && c.Domain == "" {
+		missing = append(missing, fmt.Errorf("%s: required (or api_url): the account's name, acme for https://acme.freshdesk.com", key("domain")))
+	}
+	if c.APIKey == "" {
+		missing = append(missing, fmt.Errorf("%s: required: the API key of the agent the connector acts as (Freshdesk › Profile settings › View API key)", key("api_key")))
+	}
+	if len(missing) > 0 {
+		return nil, errors.Join(missing...)
+	}
 
 	switch {
 	case c.APIURL != "":

@@ -87,7 +87,7 @@ func TestConfig(t *testing.T) {
 		{"sync duplicate property", `{` + tok + `, "sync": {"properties": ["tier", "tier"], "interval": "5m"}}`, "connectors.hubspot.config.sync.properties[1]: \"tier\" is listed twice"},
 		{"sync without interval", `{` + tok + `, "sync": {"properties": ["tier"]}}`, "connectors.hubspot.config.sync.interval: required"},
 		{"sync bad interval", `{` + tok + `, "sync": {"properties": ["tier"], "interval": "often"}}`, "connectors.hubspot.config.sync.interval: \"often\""},
-		{"sync unknown key", `{` + tok + `, "sync": {"properties": ["tier"], "interval": "5m", "every": "1m"}}`, "connectors.hubspot.config.every: unknown key"},
+		{"sync unknown key", `{` + tok + `, "sync": {"properties": ["tier"], "interval": "5m", "every": "1m"}}`, "connectors.hubspot.config.sync.every: unknown key (known keys here: interval, properties)"},
 		{"unknown key", `{` + tok + `, "portal_id": 123}`, "connectors.hubspot.config.portal_id: unknown key"},
 	}
 	sdktest.CheckConfigs(t, hubspot.New, "hubspot", cases, "s3cret")

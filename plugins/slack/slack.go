@@ -215,6 +215,22 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
 	s := &settings{name: cfg.Name, showName: true, showNumber: "full", statuses: "reactions", timeout: defaultTimeout, apiURL: defaultAPIURL}
 
+	// Every missing key at once, so that a new configuration is fixed
+	// in one go.
+	var missing []error
+	if c.Token == "" {
+		missing = append(missing, fmt.Errorf("%s: required (the app's Bot User OAuth Token, xoxb-…, from OAuth & Permissions)", key("token")))
+	}
+	if c.SigningSecret == "" && !c.SocketMode {
+		missing = append(missing, fmt.Errorf("%s: required (Basic Information → App Credentials → Signing Secret; it verifies the Events API requests to /hooks/%s)", key("signing_secret"), cfg.Name))
+	}
+	if c.Channel == "" && len(c.Channels) == 0 {
+		missing = append(missing, fmt.Errorf("%s: required (the channel ID conversations go to, e.g. C0123ABCD; or set channels: {team: channel})", key("channel")))
+	}
+	if len(missing) > 0 {
+		return nil, errors.Join(missing...)
+	}
+
 	// Secrets are never quoted back, not even in part.
 	switch {
 	case c.Token == "":

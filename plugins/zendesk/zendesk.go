@@ -116,6 +116,7 @@ package zendesk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -240,6 +241,22 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
 	s := &settings{name: cfg.Name, timeout: defaultTimeout, reopenWithin: defaultReopenWithin,
 		priorities: map[string]string{}, groups: map[string]int64{}}
+
+	// Every missing key at once, so that a new configuration is fixed
+	// in one go.
+	var missing []error
+	if c.APIURL == "" && c.Subdomain == "" {
+		missing = append(missing, fmt.Errorf("%s: required (acme for acme.zendesk.com), or set api_url", key("subdomain")))
+	}
+	if c.Email == "" {
+		missing = append(missing, fmt.Errorf("%s: required (the email of the agent whose API token is configured)", key("email")))
+	}
+	if c.Token == "" {
+		missing = append(missing, fmt.Errorf("%s: required (an API token from Admin Center > Apps and integrations > Zendesk API)", key("token")))
+	}
+	if len(missing) > 0 {
+		return nil, errors.Join(missing...)
+	}
 
 	switch {
 	case c.APIURL != "":

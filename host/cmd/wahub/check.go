@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,8 +40,37 @@ func newCheckCmd(g *globals) *cobra.Command {
 			if problems := serveProblems(cfg); len(problems) > 0 {
 				return usageErr(errors.Join(problems...))
 			}
+			// The triggers' messages and the plugins' configs are checked
+			// first, so that the first line tells the result.
+			var problems []error
+			var triggerLines bytes.Buffer
+			tp, err := checkTriggerMessages(c.Context(), cfg, &triggerLines)
+			if err != nil {
+				return runtimeErr(err)
+			}
+			problems = append(problems, tp...)
+			nTriggers := len(problems)
+			var conns []string
+			for _, name := range keys(cfg.Connectors) {
+				cc := cfg.Connectors[name]
+				if !cc.Enabled {
+					conns = append(conns, fmt.Sprintf("  connector %-12s plugin %s (disabled)\n", name, cc.Plugin))
+					continue
+				}
+				desc, err := probe(c.Context(), name, cc, true)
+				if err != nil {
+					problems = append(problems, err)
+					conns = append(conns, fmt.Sprintf("  connector %-12s plugin %s: FAILED (below)\n", name, cc.Plugin))
+					continue
+				}
+				conns = append(conns, fmt.Sprintf("  connector %-12s plugin %s %s %s: config ok\n", name, cc.Plugin, desc.Version, capsString(desc.Capabilities)))
+			}
 			w := g.stdout
-			fmt.Fprintf(w, "configuration %s is valid\n", cfg.Path)
+			if len(problems) == 0 {
+				fmt.Fprintf(w, "configuration %s is valid\n", cfg.Path)
+			} else {
+				fmt.Fprintf(w, "configuration %s is NOT valid: %s\n", cfg.Path, verdict(nTriggers, len(problems)-nTriggers))
+			}
 			fmt.Fprintf(w, "  listen:        %s\n", cfg.Server.Listen)
 			fmt.Fprintf(w, "  store:         %s\n", cfg.Store.Path)
 			fmt.Fprintf(w, "  app secrets:   %d configured\n", len(cfg.WhatsApp.AppSecret))
@@ -59,25 +89,9 @@ func newCheckCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(w, "  triggers:      %s\n", names(triggers))
 			fmt.Fprintf(w, "  subscriptions: %d\n", len(cfg.Subscriptions))
-			var problems []error
-			tp, err := checkTriggerMessages(c.Context(), cfg, w)
-			if err != nil {
-				return runtimeErr(err)
-			}
-			problems = append(problems, tp...)
-			for _, name := range keys(cfg.Connectors) {
-				cc := cfg.Connectors[name]
-				if !cc.Enabled {
-					fmt.Fprintf(w, "  connector %-12s plugin %s (disabled)\n", name, cc.Plugin)
-					continue
-				}
-				desc, err := probe(c.Context(), name, cc, true)
-				if err != nil {
-					problems = append(problems, err)
-					fmt.Fprintf(w, "  connector %-12s plugin %s: FAILED\n", name, cc.Plugin)
-					continue
-				}
-				fmt.Fprintf(w, "  connector %-12s plugin %s %s %s: config ok\n", name, cc.Plugin, desc.Version, capsString(desc.Capabilities))
+			w.Write(triggerLines.Bytes())
+			for _, line := range conns {
+				fmt.Fprint(w, line)
 			}
 			if len(problems) > 0 {
 				return usageErr(errors.Join(problems...))
@@ -110,6 +124,18 @@ func probe(ctx context.Context, name string, cc config.Connector, checkConfig bo
 		return desc, fmt.Errorf("config: %s", msg)
 	}
 	return desc, nil
+}
+
+// verdict sums up check's problems for its first line.
+func verdict(triggers, connectors int) string {
+	var parts []string
+	if triggers > 0 {
+		parts = append(parts, fmt.Sprintf("%d trigger message problem(s)", triggers))
+	}
+	if connectors > 0 {
+		parts = append(parts, fmt.Sprintf("%d connector(s) refused their config", connectors))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func capsString(caps []string) string {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 
@@ -74,9 +75,13 @@ func oneLine(err error) string {
 // globals are the flags every command shares.
 type globals struct {
 	configPath string
-	stdin      io.Reader
-	stdout     io.Writer
-	stderr     io.Writer
+	// env is added to the environment the configuration is read with: a
+	// flag such as serve --listen is its WAHUB_ override, so it is
+	// validated like the file (the sandbox's loopback rule included).
+	env    []string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -118,7 +123,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 // exit. With sandbox: true the hub's own secrets left unset get the
 // sandbox's published values, so that every command agrees with `serve`.
 func (g *globals) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(g.configPath, os.Environ())
+	cfg, err := config.Load(g.configPath, append(os.Environ(), g.env...))
 	if err != nil {
 		return nil, usageErr(err)
 	}
@@ -173,23 +178,49 @@ func durationsAsText(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
+// versionString is the release the binary was stamped with (make build
+// stamps `git describe`), else the module's version, else the VCS
+// revision Go records when it builds in a checkout, with its time and
+// whether the tree had changes. A binary built with -buildvcs=false (as
+// CI does) and no stamp says so rather than inventing a version.
 func versionString() string {
 	if version != "" {
 		return version
 	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "devel"
+		return "devel (no build information)"
 	}
 	if v := info.Main.Version; v != "" && v != "(devel)" {
 		return v
 	}
+	var rev, at string
+	modified := false
 	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return "devel-" + s.Value[:12]
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
 		}
 	}
-	return "devel"
+	if rev == "" {
+		return "devel (built without VCS information: make build stamps the version)"
+	}
+	out := "devel-" + rev[:min(12, len(rev))]
+	var notes []string
+	if at != "" {
+		notes = append(notes, at)
+	}
+	if modified {
+		notes = append(notes, "modified")
+	}
+	if len(notes) > 0 {
+		out += " (" + strings.Join(notes, ", ") + ")"
+	}
+	return out
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
@@ -198,7 +229,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			fmt.Fprintf(g.stdout, "wahub %s\n", versionString())
+			fmt.Fprintf(g.stdout, "wahub %s %s/%s %s\n", versionString(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 			return nil
 		},
 	}

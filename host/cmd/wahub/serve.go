@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/signal"
 	"syscall"
 
@@ -12,19 +13,32 @@ import (
 )
 
 func newServeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "serve",
+	var listen string
+	var strict bool
+	cmd := &cobra.Command{
+		Use:   "serve [--listen ADDR] [--strict]",
 		Short: "Run the hub until SIGINT or SIGTERM",
 		Long: "Run the hub: the WhatsApp webhook, health and metrics endpoints, and every stage behind them.\n" +
-			"On SIGINT or SIGTERM it stops taking requests, finishes those in flight and exits 0.",
+			"On SIGINT or SIGTERM it stops taking requests, finishes those in flight and exits 0.\n" +
+			"A connector whose plugin refuses its config does not stop the hub: ingest keeps taking\n" +
+			"webhooks, the connector's events wait, and /readyz answers 503 naming it. With --strict the\n" +
+			"hub first has every plugin validate its config, as wahub check does, and exits 2 if one refuses.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			if listen != "" {
+				g.env = append(g.env, "WAHUB_SERVER__LISTEN="+listen)
+			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
 			if problems := serveProblems(cfg); len(problems) > 0 {
 				return usageErr(errors.Join(problems...))
+			}
+			if strict {
+				if err := checkConnectors(c.Context(), g); err != nil {
+					return err
+				}
 			}
 			logger := newLogger(cfg, g.stderr)
 			if !cfg.Sandbox && cfg.WhatsApp.AccessToken.Reveal() == "" {
@@ -48,4 +62,28 @@ func newServeCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on, host:port (overrides server.listen)")
+	cmd.Flags().BoolVar(&strict, "strict", false, "refuse to start (exit 2) when a connector's plugin refuses its config")
+	return cmd
+}
+
+// checkConnectors has every enabled connector's plugin validate its
+// config, as wahub check does, and joins the refusals.
+func checkConnectors(ctx context.Context, g *globals) error {
+	cfg, err := g.loadProbeConfig()
+	if err != nil {
+		return err
+	}
+	var problems []error
+	for _, name := range keys(cfg.Connectors) {
+		if cc := cfg.Connectors[name]; cc.Enabled {
+			if _, err := probe(ctx, name, cc, true); err != nil {
+				problems = append(problems, err)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return usageErr(fmt.Errorf("serve --strict: %w", errors.Join(problems...)))
+	}
+	return nil
 }

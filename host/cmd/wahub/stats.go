@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -51,7 +53,12 @@ func newStatsCmd(g *globals) *cobra.Command {
 			for _, k := range sortedKeys(o.ByErrorCode) {
 				fmt.Fprintf(w, "\tfailed %s\t%d\n", k, o.ByErrorCode[k])
 			}
-			fmt.Fprintf(w, "\nCONNECTOR\tDELIVERED\tPER MIN\tLAG\tRETRYING\tDEAD\tERRORS\n")
+			window := store.RateWindow
+			for _, c := range st.Connectors {
+				window = time.Duration(c.PerMinuteWindow)
+				break
+			}
+			fmt.Fprintf(w, "\nCONNECTOR\tDELIVERED\tPER MIN (LAST %s)\tPENDING\tRETRYING\tDEAD\tFAILED ATTEMPTS\n", shortDuration(window))
 			for _, k := range sortedKeys(st.Connectors) {
 				c := st.Connectors[k]
 				fmt.Fprintf(w, "%s\t%d\t%.1f\t%d\t%d\t%d\t%d\n", k, c.DeliveredSince, c.PerMinute, c.Pending, c.Retrying, c.Dead, c.Errors)
@@ -62,6 +69,18 @@ func newStatsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&target, "url", "", "the hub's base URL (default: the configured listen address)")
 	cmd.Flags().StringVar(&since, "since", "24h", "period: a duration back from now, or an RFC 3339 time")
 	return cmd
+}
+
+// shortDuration writes 5m0s as 5m and 1h0m0s as 1h.
+func shortDuration(d time.Duration) string {
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func sortedKeys[V any](m map[string]V) []string {
