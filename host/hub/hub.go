@@ -1,6 +1,6 @@
 // Package hub assembles the running hub from its configuration: the store,
-// the HTTP endpoints and (as they arrive) the routing, delivery and outbound
-// stages. host/cmd/wahub's serve command is a thin wrapper around Run.
+// the HTTP endpoints, routing, the delivery engine, the outbound sender, the
+// plugin supervisor and the contact syncer. host/cmd/wahub's serve command is a thin wrapper around Run.
 package hub
 
 import (
