@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/wahub/wahub/host/errtext"
 	"github.com/wahub/wahub/sdk"
@@ -91,6 +92,9 @@ type Options struct {
 	CrashWindow time.Duration
 	// StartTimeout bounds launch, handshake and Configure.
 	StartTimeout time.Duration
+	// Clock times the restart backoff and the crash window (default: the
+	// real one); tests drive it.
+	Clock clockwork.Clock
 }
 
 // Supervisor runs and watches the plugins.
@@ -139,6 +143,9 @@ func New(opt Options) *Supervisor {
 	if opt.StartTimeout <= 0 {
 		opt.StartTimeout = 30 * time.Second
 	}
+	if opt.Clock == nil {
+		opt.Clock = clockwork.NewRealClock()
+	}
 	return &Supervisor{opt: opt, log: opt.Logger, procs: map[string]*proc{}}
 }
 
@@ -151,7 +158,7 @@ func (s *Supervisor) Start(ctx context.Context, specs []Spec) {
 	s.ctx, s.cancel = ctx, cancel
 	for _, spec := range specs {
 		s.procs[spec.Name] = &proc{spec: spec, running: make(chan struct{}),
-			status: Status{Name: spec.Name, Plugin: spec.Plugin, State: StateStarting, Since: time.Now()}}
+			status: Status{Name: spec.Name, Plugin: spec.Plugin, State: StateStarting, Since: s.opt.Clock.Now()}}
 	}
 	s.mu.Unlock()
 	var first sync.WaitGroup
@@ -182,7 +189,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 				p.status.Capabilities = desc.Capabilities
 				p.status.SyncInterval = desc.SyncEvery()
 				p.status.LastError = ""
-				p.status.Since = time.Now()
+				p.status.Since = s.opt.Clock.Now()
 				close(p.running)
 			})
 			s.log.Info("connector plugin running", "connector", name, "plugin", p.spec.Plugin, "pid", p.status.PID, "version", desc.Version)
@@ -196,7 +203,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 			}
 			client.Kill()
 			err = errors.New("plugin process exited")
-			if p.status.Since.Add(s.opt.CrashWindow).Before(time.Now()) {
+			if p.status.Since.Add(s.opt.CrashWindow).Before(s.opt.Clock.Now()) {
 				// It ran well for a while: start the backoff over.
 				backoff = s.opt.BackoffBase
 			}
@@ -205,7 +212,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 			s.update(name, func(p *proc) { p.status.State = StateStopped; p.status.PID = 0 })
 			return
 		}
-		now := time.Now()
+		now := s.opt.Clock.Now()
 		crashes = append(crashes, now)
 		for len(crashes) > 0 && now.Sub(crashes[0]) > s.opt.CrashWindow {
 			crashes = crashes[1:]
@@ -238,7 +245,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 		case <-ctx.Done():
 			s.update(name, func(p *proc) { p.status.State = StateStopped })
 			return
-		case <-time.After(backoff):
+		case <-s.opt.Clock.After(backoff):
 		}
 		backoff = min(backoff*2, s.opt.BackoffMax)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/wahub/wahub/sdk"
 )
@@ -55,6 +56,12 @@ func servePlugin(kind string) int {
 	switch kind {
 	case "current":
 		if err := sdk.Serve(newSyncer()); err != nil {
+			return 1
+		}
+	case "crasher":
+		if err := sdk.Serve(sdk.NewConnector(sdk.Info{Name: "crasher"}, func(context.Context, sdk.Config, sdk.Host) (crasher, error) {
+			return crasher{}, nil
+		})); err != nil {
 			return 1
 		}
 	case "protocol1":
@@ -155,5 +162,59 @@ func TestOlderHubRunsAPluginOfThisProtocol(t *testing.T) {
 	}
 	if res, err := remote.Deliver(ctx, []sdk.Event{{ID: "e1"}}); err != nil || res[0].Outcome != sdk.Delivered {
 		t.Errorf("deliver %+v, %v", res, err)
+	}
+}
+
+// crasher exits its process on the first delivery: a plugin that crashes.
+type crasher struct{}
+
+func (crasher) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
+	os.Exit(3)
+	return nil
+}
+
+// A crashed plugin is restarted after the backoff, on the supervisor's
+// clock: nothing happens until the clock moves, then it runs again with
+// one restart counted.
+func TestCrashedPluginRestartsAfterBackoffOnTheClock(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clockwork.NewFakeClock()
+	sup := New(Options{Executable: exe, Clock: clk, BackoffBase: 30 * time.Second, StartTimeout: 20 * time.Second})
+	sup.Start(context.Background(), []Spec{{Name: "c", Plugin: "crasher"}})
+	t.Cleanup(sup.Stop)
+	remote, _, err := sup.Remote("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Deliver(context.Background(), []sdk.Event{{ID: "e1"}}); err == nil {
+		t.Fatal("a delivery to a plugin that exits succeeded")
+	}
+	// The watcher notices the exit and waits out the backoff on clk.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := clk.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("the supervisor never waited on its clock: %v", err)
+	}
+	st := sup.Statuses()[0]
+	if st.State != StateRestarting || st.Restarts != 1 || st.PID != 0 {
+		t.Fatalf("after the crash: %+v, want restarting with 1 restart and no pid", st)
+	}
+	running := sup.Running("c")
+	select {
+	case <-running:
+		t.Fatal("restarted before the backoff passed")
+	default:
+	}
+	clk.Advance(30 * time.Second)
+	select {
+	case <-running:
+	case <-ctx.Done():
+		t.Fatal("not restarted after the backoff")
+	}
+	if st := sup.Statuses()[0]; st.State != StateRunning || st.Restarts != 1 || st.PID == 0 {
+		t.Errorf("after the restart: %+v", st)
 	}
 }
