@@ -28,6 +28,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/wahub/wahub/host/errtext"
+	"github.com/wahub/wahub/plugins/registry"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -39,7 +40,7 @@ const ServeCommand = "__plugin"
 type Spec struct {
 	Name string // its key in connectors.yaml
 	// Plugin is a built-in connector name, or a path to an executable.
-	Plugin string
+	Plugin registry.PluginRef
 	SHA256 string // required for an executable
 	// Unchecked runs an executable without checking its digest
 	// (connectors.yaml's sha256: dev, which only a sandbox accepts).
@@ -48,7 +49,7 @@ type Spec struct {
 }
 
 // Builtin reports whether the spec names a built-in connector.
-func (s Spec) Builtin() bool { return !strings.Contains(s.Plugin, "/") }
+func (s Spec) Builtin() bool { return s.Plugin.Builtin() }
 
 // States of a connector's plugin.
 const (
@@ -158,7 +159,7 @@ func (s *Supervisor) Start(ctx context.Context, specs []Spec) {
 	s.ctx, s.cancel = ctx, cancel
 	for _, spec := range specs {
 		s.procs[spec.Name] = &proc{spec: spec, running: make(chan struct{}),
-			status: Status{Name: spec.Name, Plugin: spec.Plugin, State: StateStarting, Since: s.opt.Clock.Now()}}
+			status: Status{Name: spec.Name, Plugin: string(spec.Plugin), State: StateStarting, Since: s.opt.Clock.Now()}}
 	}
 	s.mu.Unlock()
 	var first sync.WaitGroup
@@ -347,24 +348,24 @@ func (s *Supervisor) command(spec Spec) (*exec.Cmd, *plugin.SecureConfig, error)
 				return nil, nil, fmt.Errorf("find the wahub executable to run built-in %q: %w", spec.Plugin, err)
 			}
 		}
-		cmd := exec.Command(exe, ServeCommand, spec.Plugin)
+		cmd := exec.Command(exe, ServeCommand, string(spec.Plugin))
 		cmd.Env = PluginEnv(os.Environ())
 		return cmd, nil, nil
 	}
 	if spec.Unchecked {
-		if _, err := os.Stat(spec.Plugin); err != nil {
+		if _, err := os.Stat(string(spec.Plugin)); err != nil {
 			return nil, nil, fmt.Errorf("connectors.%s.plugin: %w", spec.Name, err)
 		}
 		if s.log != nil {
 			s.log.Warn("running a plugin without checking its sha256 (sha256: dev, sandbox only)", "connector", spec.Name, "plugin", spec.Plugin)
 		}
-		return exec.Command(spec.Plugin), nil, nil
+		return exec.Command(string(spec.Plugin)), nil, nil
 	}
 	want, err := hex.DecodeString(spec.SHA256)
 	if err != nil || len(want) != sha256.Size {
 		return nil, nil, fmt.Errorf("connectors.%s.sha256: want the 64 hex digits of `sha256sum %s`", spec.Name, spec.Plugin)
 	}
-	got, err := fileSHA256(spec.Plugin)
+	got, err := fileSHA256(string(spec.Plugin))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connectors.%s.plugin: %w", spec.Name, err)
 	}
@@ -374,7 +375,7 @@ func (s *Supervisor) command(spec Spec) (*exec.Cmd, *plugin.SecureConfig, error)
 	}
 	// go-plugin checks the checksum again right before exec, closing the
 	// window between this check and the start.
-	cmd := exec.Command(spec.Plugin)
+	cmd := exec.Command(string(spec.Plugin))
 	cmd.Env = PluginEnv(os.Environ())
 	return cmd, &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}, nil
 }
