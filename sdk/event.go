@@ -1,6 +1,8 @@
 // Package sdk is everything a connector author imports: the event model the
-// hub hands to connectors, and (from the plugin-system work on) the interface
-// a connector implements and the Serve function its main calls.
+// hub hands to connectors, the interface a connector implements (or the
+// runtime that implements it from a Factory), the helpers every connector
+// needs (DeliverInOrder, Duration, package sdkhttp) and the Serve function
+// its main calls.
 package sdk
 
 import (

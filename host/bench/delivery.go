@@ -24,6 +24,7 @@ import (
 	"github.com/wahub/wahub/host/ingest"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/supervisor"
+	"github.com/wahub/wahub/plugins/registry"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -75,7 +76,7 @@ func Delivery(ctx context.Context, opt DeliveryOptions, w io.Writer) error {
 
 	// The same connector in its own process, over gRPC with AutoMTLS.
 	sup := supervisor.New(supervisor.Options{Executable: opt.Executable, Logger: quiet})
-	sup.Start(ctx, []supervisor.Spec{{Name: "bench", Plugin: opt.Plugin, Config: []byte("{}")}})
+	sup.Start(ctx, []supervisor.Spec{{Name: "bench", Plugin: registry.PluginRef(opt.Plugin), Config: []byte("{}")}})
 	remote, _, err := sup.Remote("bench")
 	if err != nil {
 		sup.Stop()
@@ -141,7 +142,7 @@ func pipeline(ctx context.Context, path string, events []sdk.Event, opt Delivery
 		}
 	}
 	sup := supervisor.New(supervisor.Options{Executable: opt.Executable, Logger: quiet})
-	sup.Start(ctx, []supervisor.Spec{{Name: "bench", Plugin: opt.Plugin, Config: []byte("{}")}})
+	sup.Start(ctx, []supervisor.Spec{{Name: "bench", Plugin: registry.PluginRef(opt.Plugin), Config: []byte("{}")}})
 	defer sup.Stop()
 	eng := delivery.New(delivery.Options{
 		Store:      st,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wahub/wahub/plugins/builtin"
+	"github.com/wahub/wahub/plugins/registry"
 )
 
 // Builtins are the connector plugins that ship inside the wahub binary.
@@ -226,7 +227,7 @@ const DevSHA256 = "dev"
 
 type Connector struct {
 	// Plugin is a name from Builtins or a path to an executable.
-	Plugin string `koanf:"plugin" json:"plugin"`
+	Plugin registry.PluginRef `koanf:"plugin" json:"plugin"`
 	// SHA256 is the lowercase hex digest an external plugin must have, or
 	// DevSHA256 (sandbox only).
 	SHA256  string `koanf:"sha256" json:"sha256,omitempty"`
@@ -240,7 +241,7 @@ type Connector struct {
 }
 
 // External reports whether the plugin is an executable outside the binary.
-func (c Connector) External() bool { return strings.Contains(c.Plugin, "/") }
+func (c Connector) External() bool { return !c.Plugin.Builtin() }
 
 // Retry is a connector's delivery retry schedule.
 type Retry struct {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wahub/wahub/plugins/registry"
 )
 
 const contractFile = "../../testdata/config/contract.yaml"
@@ -135,7 +137,7 @@ func TestContractExample(t *testing.T) {
 	eq(t, "affinity.idle_timeout", c.Affinity.IdleTimeout, 24*time.Hour)
 
 	slack := c.Connectors["slack"]
-	eq(t, "slack.plugin", slack.Plugin, "slack")
+	eq(t, "slack.plugin", slack.Plugin, registry.PluginRef("slack"))
 	eq(t, "slack.enabled", slack.Enabled, true)
 	eq(t, "slack.rate_per_second", slack.RatePerSecond, 1.0)
 	eq(t, "slack.batch_size", slack.BatchSize, 100)

@@ -249,8 +249,8 @@ func (v *validator) connectors() {
 			default:
 				cc.SHA256 = strings.ToLower(cc.SHA256)
 			}
-		case !slices.Contains(Builtins, cc.Plugin):
-			v.add(key+".plugin", "unknown plugin %q (built-in: %s; or a path to an executable, such as ./bin/%s)", clip(cc.Plugin, 60), strings.Join(Builtins, ", "), clip(cc.Plugin, 60))
+		case !slices.Contains(Builtins, string(cc.Plugin)):
+			v.add(key+".plugin", "unknown plugin %q (built-in: %s; or a path to an executable, such as ./bin/%s)", clip(string(cc.Plugin), 60), strings.Join(Builtins, ", "), clip(string(cc.Plugin), 60))
 		case cc.SHA256 != "":
 			v.add(key+".sha256", "only an external plugin (a path) is checked against a SHA-256; %q is built in, remove sha256", cc.Plugin)
 		}

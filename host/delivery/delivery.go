@@ -485,13 +485,17 @@ func (w *worker) outcomes(batch []store.Delivery, results []sdk.Result, callErr 
 	for _, d := range batch {
 		a := store.Attempt{DeliveryID: d.ID, At: start, Duration: end.Sub(start)}
 		res, found := byID[d.EventID]
+		// outcome decides the state; a.Outcome only records it. Zero: no
+		// answer for this event.
+		var outcome sdk.Outcome
 		switch {
 		case callErr != nil:
 			a.Outcome, a.Error = "error", callErr.Error()
 		case !found:
 			a.Outcome, a.Error = "error", "the plugin returned no result for this event"
 		default:
-			a.Outcome, a.Error, a.RetryAfter = res.Outcome.String(), res.Error, res.RetryAfter
+			outcome = res.Outcome
+			a.Outcome, a.Error, a.RetryAfter = outcome.String(), res.Error, res.RetryAfter
 		}
 		if found && callErr == nil && res.NotAttempted && res.Outcome == sdk.Retry {
 			// Not the event's failure: it waits behind its conversation
@@ -502,12 +506,12 @@ func (w *worker) outcomes(batch []store.Delivery, results []sdk.Result, callErr 
 			attempts = append(attempts, a)
 			continue
 		}
-		switch a.Outcome {
-		case "delivered":
+		switch outcome {
+		case sdk.Delivered:
 			a.State, anyOK = store.StateDelivered, true
-		case "skipped":
+		case sdk.Skipped:
 			a.State, anyOK = store.StateSkipped, true
-		case "failed":
+		case sdk.Failed:
 			a.State = store.StateDead
 			anyOK = true // the connector answered; the event is bad, not the connector
 		default: // retry, error, unknown

@@ -42,14 +42,14 @@ func (h *Hub) decide(ev *sdk.Event, st store.RouteState) store.Decision {
 	}
 	for _, a := range d.Actions {
 		switch a.Kind {
-		case "set":
+		case route.ActionSet:
 			if out.Attributes == nil {
 				out.Attributes = map[string]string{}
 			}
 			for k, v := range a.Set {
 				out.Attributes[k] = v
 			}
-		case "reply":
+		case route.ActionReply:
 			if msg, ok := triggerReply(ev, a.Reply); ok {
 				out.Messages = append(out.Messages, store.QueuedMessage{Source: "trigger:" + a.Trigger, Msg: msg})
 			}

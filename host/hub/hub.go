@@ -1,6 +1,6 @@
 // Package hub assembles the running hub from its configuration: the store,
-// the HTTP endpoints and (as they arrive) the routing, delivery and outbound
-// stages. host/cmd/wahub's serve command is a thin wrapper around Run.
+// the HTTP endpoints, routing, the delivery engine, the outbound sender, the
+// plugin supervisor and the contact syncer. host/cmd/wahub's serve command is a thin wrapper around Run.
 package hub
 
 import (
@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -168,6 +169,7 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Host: func(name string) sdk.Host {
 			return &hostAPI{name: name, store: st, sender: h.sender, markRead: wa.MarkReadOnReply}
 		},
+		Clock: opt.Clock,
 	})
 	h.templates = &templates.Refresher{
 		Fetch:     h.fetchTemplates,
@@ -382,33 +384,27 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		h.sup.Stop()
 		return h.shutdown(srv, errc)
 	}
-	engineDone, senderDone, syncDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() {
+	// tasks owns every background task of the hub: each is started here,
+	// and none outlives Run (the store closes after it).
+	var tasks sync.WaitGroup
+	tasks.Go(func() {
 		syncer.Run(bg, syncer.Options{Store: h.store, Plugins: plugins{h.sup}, Connectors: enabledConnectors(h.cfg),
 			Clock: h.clock, Logger: h.log.With("component", "sync")})
-		close(syncDone)
-	}()
-	go func() {
-		h.engine.Run(bg)
-		close(engineDone)
-	}()
-	go func() {
-		h.sender.Run(bg)
-		close(senderDone)
-	}()
+	})
+	tasks.Go(func() { h.engine.Run(bg) })
+	tasks.Go(func() { h.sender.Run(bg) })
 	if h.cfg.WhatsApp.BusinessAccountID != "" {
-		go h.templates.Run(bg)
+		tasks.Go(func() { h.templates.Run(bg) })
 	} else {
 		h.log.Info("templates: whatsapp.business_account_id is not set; the template catalogue is built from template webhooks only")
 	}
 	if days := h.cfg.Store.RetentionDays; days > 0 {
-		go h.prune(bg, time.Duration(days)*24*time.Hour)
+		tasks.Go(func() { h.prune(bg, time.Duration(days)*24*time.Hour) })
 	}
 	defer func() {
 		stopBG()
-		<-engineDone
-		<-senderDone
-		<-syncDone
+		tasks.Wait()
+		// Plugins last: the engine's batches in flight end first.
 		h.sup.Stop()
 	}()
 

@@ -49,7 +49,7 @@ func (o ops) Connectors(ctx context.Context) ([]admin.ConnectorStatus, error) {
 	}
 	for _, name := range sortedKeys(o.h.cfg.Connectors) {
 		if !running[name] {
-			out = append(out, admin.ConnectorStatus{Name: name, Plugin: o.h.cfg.Connectors[name].Plugin, State: "disabled"})
+			out = append(out, admin.ConnectorStatus{Name: name, Plugin: o.h.cfg.Connectors[name].Plugin.String(), State: "disabled"})
 		}
 	}
 	return out, nil

@@ -65,7 +65,7 @@ func (s *consoleSandbox) CustomerMessage(ctx context.Context, sample, text strin
 func (h *Hub) connectorOf(plugin, key string) (name, value string) {
 	for _, n := range sortedKeys(h.cfg.Connectors) {
 		cc := h.cfg.Connectors[n]
-		if cc.Enabled && cc.Plugin == plugin {
+		if cc.Enabled && cc.Plugin.String() == plugin {
 			v, _ := cc.Config.Reveal()[key].(string)
 			return n, v
 		}

@@ -338,7 +338,7 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 	r, err := st.LookupRecipient(ctx, m.To, false)
 	if err != nil {
 		s.log.Error("outbox: looking up the recipient failed; will retry", "id", m.ID, "err", err)
-		st.DeferOutbound(bg, m.ID, m.To, clock.Now().Add(time.Second), "", "")
+		s.recorded("deferring a message", m.ID, st.DeferOutbound(bg, m.ID, m.To, clock.Now().Add(time.Second), "", ""))
 		return
 	}
 	msg := m.Request
@@ -356,8 +356,13 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 		return
 	}
 	ok, err := st.MarkSending(ctx, m.ID)
-	if err != nil || !ok {
+	if err != nil {
+		// Still queued: the next pass takes it again.
+		s.log.Error("outbox: marking a message as sending failed; it stays queued", "id", m.ID, "err", err)
 		return
+	}
+	if !ok {
+		return // another pass took it, or it was cancelled meanwhile
 	}
 	if msg.MarkRead {
 		s.markRead(bg, m, r)
@@ -375,20 +380,32 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 	switch {
 	case graph.MaybeSent(err):
 		s.messages.WithLabelValues("unknown", code).Inc()
-		st.UnconfirmedOutbound(bg, m.ID, "no answer from WhatsApp after the request was sent ("+err.Error()+"); not sent again")
+		s.recorded("recording an unconfirmed message", m.ID,
+			st.UnconfirmedOutbound(bg, m.ID, "no answer from WhatsApp after the request was sent ("+err.Error()+"); not sent again"))
 	case retry && code == graph.CodeCanceled:
 		// Shutting down: back to the queue without spending an attempt.
-		st.DeferOutbound(bg, m.ID, m.To, clock.Now(), "", "")
+		s.recorded("requeueing a message at shutdown", m.ID, st.DeferOutbound(bg, m.ID, m.To, clock.Now(), "", ""))
 	case retry && m.Attempts+1 < s.opt.MaxAttempts:
 		s.messages.WithLabelValues("retried", code).Inc()
-		st.DeferOutbound(bg, m.ID, m.To, clock.Now().Add(s.backoff(m.Attempts+1, code, graph.RetryAfter(err))), code, err.Error())
+		s.recorded("scheduling a retry", m.ID,
+			st.DeferOutbound(bg, m.ID, m.To, clock.Now().Add(s.backoff(m.Attempts+1, code, graph.RetryAfter(err))), code, err.Error()))
 	default:
 		s.messages.WithLabelValues("failed", code).Inc()
 		reason := err.Error()
 		if retry {
 			reason = "gave up after " + strconv.Itoa(m.Attempts+1) + " attempts: " + reason
 		}
-		st.FailOutbound(bg, m.ID, code, reason)
+		s.recorded("recording a failed message", m.ID, st.FailOutbound(bg, m.ID, code, reason))
+	}
+}
+
+// recorded logs a state change of the outbox that could not be stored. The
+// message then stays in its previous state: one left "sending" is found by
+// the sender's recovery at the next start and reported unconfirmed, never
+// sent twice.
+func (s *Sender) recorded(what, id string, err error) {
+	if err != nil {
+		s.log.Error("outbox: "+what+" failed", "id", id, "err", err)
 	}
 }
 

@@ -67,10 +67,21 @@ type Decision struct {
 	Trace []Step
 }
 
+// ActionKind is what a trigger's action does.
+type ActionKind string
+
+// Action kinds, one per key of a trigger's `do`.
+const (
+	ActionReply   ActionKind = "reply"   // send Reply to the customer
+	ActionSet     ActionKind = "set"     // set contact attributes
+	ActionAssign  ActionKind = "assign"  // hand the conversation to a team
+	ActionDeliver ActionKind = "deliver" // deliver to more connectors
+)
+
 // Action is one action of a trigger that fires.
 type Action struct {
 	Trigger string
-	Kind    string // reply, set, assign, deliver
+	Kind    ActionKind
 	Reply   *config.Reply
 	Set     map[string]string
 	Assign  string
@@ -260,20 +271,20 @@ func New(cfg *config.Config) (*Router, error) {
 		}
 		ct := trigger{name: t.Name, nameID: r.id(t.Name), on: on, cond: c, assign: t.Assign, deliver: t.Deliver}
 		if t.Reply != nil {
-			ct.actions = append(ct.actions, Action{Trigger: t.Name, Kind: "reply", Reply: t.Reply})
+			ct.actions = append(ct.actions, Action{Trigger: t.Name, Kind: ActionReply, Reply: t.Reply})
 		}
 		if len(t.Set) > 0 {
-			ct.actions = append(ct.actions, Action{Trigger: t.Name, Kind: "set", Set: t.Set})
+			ct.actions = append(ct.actions, Action{Trigger: t.Name, Kind: ActionSet, Set: t.Set})
 		}
 		if t.Assign != "" {
 			teamRef(key+".assign", t.Assign)
-			ct.actions = append(ct.actions, Action{Trigger: t.Name, Kind: "assign", Assign: t.Assign})
+			ct.actions = append(ct.actions, Action{Trigger: t.Name, Kind: ActionAssign, Assign: t.Assign})
 		}
 		if len(t.Deliver) > 0 {
 			for j, cn := range t.Deliver {
 				connectorRef(index(key+".deliver", j), cn)
 			}
-			ct.actions = append(ct.actions, Action{Trigger: t.Name, Kind: "deliver", Deliver: t.Deliver})
+			ct.actions = append(ct.actions, Action{Trigger: t.Name, Kind: ActionDeliver, Deliver: t.Deliver})
 		}
 		r.triggers = append(r.triggers, ct)
 	}

@@ -433,9 +433,9 @@ func TestContractExample(t *testing.T) {
 	}
 
 	d := r.Decide(evt(typ(sdk.TypeOptinGranted)), weekday, State{})
-	eq(t, "welcome action", d.Actions, []Action{{Trigger: "welcome", Kind: "reply", Reply: &config.Reply{Text: "Bem-vindo! Responda PARAR para sair."}}})
+	eq(t, "welcome action", d.Actions, []Action{{Trigger: "welcome", Kind: ActionReply, Reply: &config.Reply{Text: "Bem-vindo! Responda PARAR para sair."}}})
 	d = r.Decide(evt(text("oi")), after, State{})
-	eq(t, "closed action", d.Actions, []Action{{Trigger: "closed", Kind: "reply", Reply: &config.Reply{Template: &config.Template{Name: "after_hours", Language: "pt_BR"}}}})
+	eq(t, "closed action", d.Actions, []Action{{Trigger: "closed", Kind: ActionReply, Reply: &config.Reply{Template: &config.Template{Name: "after_hours", Language: "pt_BR"}}}})
 }
 
 // A 09:00-17:00 schedule in New York must follow the wall clock across both
@@ -770,7 +770,7 @@ func TestTriggers(t *testing.T) {
 			eq(t, "triggers", d.Triggers, tt.triggers)
 			var actions []string
 			for _, a := range d.Actions {
-				actions = append(actions, a.Trigger+"/"+a.Kind)
+				actions = append(actions, a.Trigger+"/"+string(a.Kind))
 			}
 			eq(t, "actions", actions, tt.actions)
 			if t.Failed() {
@@ -781,7 +781,7 @@ func TestTriggers(t *testing.T) {
 
 	d := r.Decide(evt(text("pedido"), attrs("tier", "gold")), weekday, State{})
 	eq(t, "set and deliver", d.Actions[:2], []Action{
-		{Trigger: "order", Kind: "set", Set: map[string]string{"topic": "orders"}},
+		{Trigger: "order", Kind: ActionSet, Set: map[string]string{"topic": "orders"}},
 		{Trigger: "order", Kind: "deliver", Deliver: []string{"erp"}},
 	})
 	eq(t, "assign", d.Actions[3], Action{Trigger: "gold", Kind: "assign", Assign: "vip"})

@@ -103,7 +103,7 @@ func (s *Sandbox) Apply(cfg *config.Config) {
 		if cc.Config == nil || cc.External() {
 			continue
 		}
-		if f, ok := s.fakes[cc.Plugin]; ok && f.Fill != nil {
+		if f, ok := s.fakes[cc.Plugin.String()]; ok && f.Fill != nil {
 			f.Fill(registry.Config(cc.Config))
 		}
 	}
@@ -212,7 +212,7 @@ func ProductionProblems(cfg *config.Config) []error {
 		sort.Strings(keys)
 		for _, k := range keys {
 			if v, ok := conf[k].(string); ok && pub[v] {
-				refuse("connectors."+name+".config."+k, "the credential of your "+cc.Plugin+" account")
+				refuse("connectors."+name+".config."+k, "the credential of your "+cc.Plugin.String()+" account")
 			}
 		}
 	}
@@ -241,7 +241,7 @@ func Apply(cfg *config.Config, hubURL string) {
 		if cc.Config == nil || cc.External() {
 			continue
 		}
-		p, ok := builtin.Plugins.Lookup(cc.Plugin)
+		p, ok := builtin.Plugins.Lookup(string(cc.Plugin))
 		if !ok || p.Sandbox == nil {
 			continue
 		}

@@ -1,5 +1,6 @@
 // Package store keeps the hub's state in one SQLite file: the event log,
-// contacts, and (as later stages arrive) delivery cursors and the outbox.
+// contacts and consent, routes, per-connector deliveries and cursors, the
+// connectors' KV, and the outbox.
 //
 // All writes go through one goroutine that commits whatever has queued up in
 // one transaction (group commit): under load many webhook requests share one

@@ -25,8 +25,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/wahub/wahub/host/errtext"
+	"github.com/wahub/wahub/plugins/registry"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -38,7 +40,7 @@ const ServeCommand = "__plugin"
 type Spec struct {
 	Name string // its key in connectors.yaml
 	// Plugin is a built-in connector name, or a path to an executable.
-	Plugin string
+	Plugin registry.PluginRef
 	SHA256 string // required for an executable
 	// Unchecked runs an executable without checking its digest
 	// (connectors.yaml's sha256: dev, which only a sandbox accepts).
@@ -47,7 +49,7 @@ type Spec struct {
 }
 
 // Builtin reports whether the spec names a built-in connector.
-func (s Spec) Builtin() bool { return !strings.Contains(s.Plugin, "/") }
+func (s Spec) Builtin() bool { return s.Plugin.Builtin() }
 
 // States of a connector's plugin.
 const (
@@ -91,6 +93,9 @@ type Options struct {
 	CrashWindow time.Duration
 	// StartTimeout bounds launch, handshake and Configure.
 	StartTimeout time.Duration
+	// Clock times the restart backoff and the crash window (default: the
+	// real one); tests drive it.
+	Clock clockwork.Clock
 }
 
 // Supervisor runs and watches the plugins.
@@ -139,6 +144,9 @@ func New(opt Options) *Supervisor {
 	if opt.StartTimeout <= 0 {
 		opt.StartTimeout = 30 * time.Second
 	}
+	if opt.Clock == nil {
+		opt.Clock = clockwork.NewRealClock()
+	}
 	return &Supervisor{opt: opt, log: opt.Logger, procs: map[string]*proc{}}
 }
 
@@ -151,7 +159,7 @@ func (s *Supervisor) Start(ctx context.Context, specs []Spec) {
 	s.ctx, s.cancel = ctx, cancel
 	for _, spec := range specs {
 		s.procs[spec.Name] = &proc{spec: spec, running: make(chan struct{}),
-			status: Status{Name: spec.Name, Plugin: spec.Plugin, State: StateStarting, Since: time.Now()}}
+			status: Status{Name: spec.Name, Plugin: string(spec.Plugin), State: StateStarting, Since: s.opt.Clock.Now()}}
 	}
 	s.mu.Unlock()
 	var first sync.WaitGroup
@@ -182,7 +190,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 				p.status.Capabilities = desc.Capabilities
 				p.status.SyncInterval = desc.SyncEvery()
 				p.status.LastError = ""
-				p.status.Since = time.Now()
+				p.status.Since = s.opt.Clock.Now()
 				close(p.running)
 			})
 			s.log.Info("connector plugin running", "connector", name, "plugin", p.spec.Plugin, "pid", p.status.PID, "version", desc.Version)
@@ -196,7 +204,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 			}
 			client.Kill()
 			err = errors.New("plugin process exited")
-			if p.status.Since.Add(s.opt.CrashWindow).Before(time.Now()) {
+			if p.status.Since.Add(s.opt.CrashWindow).Before(s.opt.Clock.Now()) {
 				// It ran well for a while: start the backoff over.
 				backoff = s.opt.BackoffBase
 			}
@@ -205,7 +213,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 			s.update(name, func(p *proc) { p.status.State = StateStopped; p.status.PID = 0 })
 			return
 		}
-		now := time.Now()
+		now := s.opt.Clock.Now()
 		crashes = append(crashes, now)
 		for len(crashes) > 0 && now.Sub(crashes[0]) > s.opt.CrashWindow {
 			crashes = crashes[1:]
@@ -238,7 +246,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, first *sync.WaitGrou
 		case <-ctx.Done():
 			s.update(name, func(p *proc) { p.status.State = StateStopped })
 			return
-		case <-time.After(backoff):
+		case <-s.opt.Clock.After(backoff):
 		}
 		backoff = min(backoff*2, s.opt.BackoffMax)
 	}
@@ -340,24 +348,24 @@ func (s *Supervisor) command(spec Spec) (*exec.Cmd, *plugin.SecureConfig, error)
 				return nil, nil, fmt.Errorf("find the wahub executable to run built-in %q: %w", spec.Plugin, err)
 			}
 		}
-		cmd := exec.Command(exe, ServeCommand, spec.Plugin)
+		cmd := exec.Command(exe, ServeCommand, string(spec.Plugin))
 		cmd.Env = PluginEnv(os.Environ())
 		return cmd, nil, nil
 	}
 	if spec.Unchecked {
-		if _, err := os.Stat(spec.Plugin); err != nil {
+		if _, err := os.Stat(string(spec.Plugin)); err != nil {
 			return nil, nil, fmt.Errorf("connectors.%s.plugin: %w", spec.Name, err)
 		}
 		if s.log != nil {
 			s.log.Warn("running a plugin without checking its sha256 (sha256: dev, sandbox only)", "connector", spec.Name, "plugin", spec.Plugin)
 		}
-		return exec.Command(spec.Plugin), nil, nil
+		return exec.Command(string(spec.Plugin)), nil, nil
 	}
 	want, err := hex.DecodeString(spec.SHA256)
 	if err != nil || len(want) != sha256.Size {
 		return nil, nil, fmt.Errorf("connectors.%s.sha256: want the 64 hex digits of `sha256sum %s`", spec.Name, spec.Plugin)
 	}
-	got, err := fileSHA256(spec.Plugin)
+	got, err := fileSHA256(string(spec.Plugin))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connectors.%s.plugin: %w", spec.Name, err)
 	}
@@ -367,7 +375,7 @@ func (s *Supervisor) command(spec Spec) (*exec.Cmd, *plugin.SecureConfig, error)
 	}
 	// go-plugin checks the checksum again right before exec, closing the
 	// window between this check and the start.
-	cmd := exec.Command(spec.Plugin)
+	cmd := exec.Command(string(spec.Plugin))
 	cmd.Env = PluginEnv(os.Environ())
 	return cmd, &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +28,7 @@ func newEnv(t *testing.T, opts ...bitrix24test.Option) *env {
 	t.Helper()
 	clk := bitrix24test.NewClock(t0)
 	fake := bitrix24test.NewServer(append([]bitrix24test.Option{bitrix24test.WithClock(clk.Now)}, opts...)...)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, fake)
 	return &env{t: t, fake: fake, url: srv.URL, clock: clk, host: sdktest.NewFakeHost()}
 }
 

@@ -49,8 +49,7 @@ func newEnv(t *testing.T, s setup) *env {
 	if s.handler != nil {
 		h = s.handler(fake)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, h)
 	c := freshdesk.New()
 	freshdesk.SetClock(c, clk.Now)
 	r, host := sdktest.Start(t, c, "freshdesk", configJSON(t, srv.URL, s.extra))
@@ -114,8 +113,7 @@ func TestConformance(t *testing.T) {
 		Name: "freshdesk",
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			fake = freshdesktest.NewServer()
-			srv := httptest.NewServer(fake)
-			t.Cleanup(srv.Close)
+			srv := sdktest.Serve(t, fake)
 			return freshdesk.New(), configJSON(t, srv.URL, nil)
 		},
 		BadConfig: json.RawMessage(`{"domain": "acme"}`),
@@ -502,19 +500,7 @@ func TestErrorMapping(t *testing.T) {
 			if got.EventID != "evt_1" {
 				got, res[1] = res[1], res[0]
 			}
-			if got.Outcome != tc.want || got.RetryAfter != tc.after {
-				t.Errorf("got %s after %s (%s), want %s after %s", got.Outcome, got.RetryAfter, got.Error, tc.want, tc.after)
-			}
-			for _, s := range tc.errHas {
-				if !strings.Contains(got.Error, s) {
-					t.Errorf("error %q does not contain %q", got.Error, s)
-				}
-			}
-			for _, s := range tc.errNot {
-				if strings.Contains(got.Error, s) {
-					t.Errorf("error %q contains %q", got.Error, s)
-				}
-			}
+			sdktest.WantResult(t, got, tc.want, tc.after, tc.errHas, tc.errNot)
 			held := res[1]
 			if tc.want != sdk.Delivered && (held.Outcome != sdk.Retry || !held.NotAttempted || held.RetryAfter != tc.after) {
 				t.Errorf("the next event of the conversation: %+v, want held (retry, not attempted, after %s)", held, tc.after)

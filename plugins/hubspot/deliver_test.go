@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -400,8 +399,7 @@ func TestErrorMapping(t *testing.T) {
 			}
 			cfg := tc.config
 			if tc.server != nil {
-				srv := httptest.NewServer(tc.server)
-				t.Cleanup(srv.Close)
+				srv := sdktest.Serve(t, tc.server)
 				t.Cleanup(func() { srv.CloseClientConnections() })
 				cfg = map[string]any{"timeout": tc.config["timeout"], "api_url": srv.URL}
 			}

@@ -36,8 +36,7 @@ func newEnv(t *testing.T, opts ...hubspottest.Option) *env {
 	opts = append([]hubspottest.Option{hubspottest.WithClock(clk.Now), hubspottest.WithToken(token),
 		hubspottest.WithContactProperties("tier")}, opts...)
 	fake := hubspottest.NewServer(opts...)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, fake)
 	return &env{t: t, fake: fake, srv: srv, clk: clk, host: sdktest.NewFakeHost()}
 }
 

@@ -3,7 +3,6 @@ package hubspot_test
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -20,8 +19,7 @@ func TestConformance(t *testing.T) {
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			// The real clock: the suite runs the connector over gRPC.
 			fake = hubspottest.NewServer(hubspottest.WithToken(token), hubspottest.WithSearchLag(2e9))
-			srv := httptest.NewServer(fake)
-			t.Cleanup(srv.Close)
+			srv := sdktest.Serve(t, fake)
 			cfg, _ := json.Marshal(map[string]any{"token": token, "api_url": srv.URL, "search_per_second": 1000,
 				"sync": map[string]any{"properties": []string{"tier"}, "interval": "5m"}})
 			return hubspot.New(), cfg

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/wahub/wahub/sdk"
 )
@@ -118,3 +119,15 @@ func (s *Set) All() []Plugin {
 	}
 	return out
 }
+
+// PluginRef is what connectors.<name>.plugin says: the name of a built-in
+// plugin, or the path of an executable (anything with a slash, such as
+// ./bin/erp-connector). The hub decides by it how to start the plugin and
+// whether a sha256 is needed, in one place.
+type PluginRef string
+
+// Builtin reports whether the reference names a built-in plugin rather
+// than an executable.
+func (r PluginRef) Builtin() bool { return !strings.Contains(string(r), "/") }
+
+func (r PluginRef) String() string { return string(r) }

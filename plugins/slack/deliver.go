@@ -244,7 +244,14 @@ func (r *run) inbound(ctx context.Context, ev *sdk.Event) sdk.Result {
 	// changes); keep the thread's copy current so that replies reach them.
 	info := r.info(ev, conv, team)
 	var old convInfo
-	found, _ := r.getJSON(ctx, threadKey(ch, rootTS), &old)
+	found, err := r.getJSON(ctx, threadKey(ch, rootTS), &old)
+	if err != nil {
+		// Unknown what the thread holds: writing now could give it this
+		// event's team instead of the one it started with. The message is
+		// posted; the next one refreshes the record.
+		r.c.log.Warn("slack: thread record not refreshed", "key", threadKey(ch, rootTS), "err", err)
+		return sdk.DeliveredResult(ev.ID)
+	}
 	if found {
 		info.Team = old.Team // the thread's team is the one it started with
 	}

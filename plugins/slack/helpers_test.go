@@ -48,8 +48,7 @@ func configJSON(t testing.TB, apiURL string, extra map[string]any) json.RawMessa
 func newEnv(t *testing.T, extra map[string]any) *testEnv {
 	t.Helper()
 	fake := slacktest.NewServer(slacktest.WithClock(clock))
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, fake)
 	e := &testEnv{t: t, fake: fake, srv: srv, host: sdktest.NewFakeHost(), cfg: configJSON(t, srv.URL+"/api/", extra)}
 	e.c = e.start()
 	return e

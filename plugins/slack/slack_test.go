@@ -3,7 +3,6 @@ package slack
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,8 +18,7 @@ func TestConformance(t *testing.T) {
 		Name: "slack",
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			fake = slacktest.NewServer()
-			srv := httptest.NewServer(fake)
-			t.Cleanup(srv.Close)
+			srv := sdktest.Serve(t, fake)
 			return New(), configJSON(t, srv.URL+"/", nil)
 		},
 		BadConfig: json.RawMessage(`{"token": "xoxb-1", "signing_secret": "s", "channel": "#support"}`),
@@ -116,8 +114,7 @@ func TestDescribe(t *testing.T) {
 // refused; a restarted plugin keeps using the thread.
 func TestEndToEndOverGRPC(t *testing.T) {
 	fake := slacktest.NewServer(slacktest.WithClock(clock))
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, fake)
 	cfg := configJSON(t, srv.URL+"/api/", nil)
 	host := sdktest.NewFakeHost()
 	ctx := context.Background()

@@ -272,19 +272,7 @@ func TestOutcomes(t *testing.T) {
 			}
 			r, _ := start(t, configJSON(t, url, string(secret), extra))
 			res := deliver(t, r, event("evt_1", "c1"))["evt_1"]
-			if res.Outcome != tc.want || res.RetryAfter != tc.after {
-				t.Errorf("got %s after %s (%s), want %s after %s", res.Outcome, res.RetryAfter, res.Error, tc.want, tc.after)
-			}
-			for _, s := range tc.errHas {
-				if !strings.Contains(res.Error, s) {
-					t.Errorf("error %q does not contain %q", res.Error, s)
-				}
-			}
-			for _, s := range tc.errNot {
-				if strings.Contains(res.Error, s) {
-					t.Errorf("error %q contains %q", res.Error, s)
-				}
-			}
+			sdktest.WantResult(t, res, tc.want, tc.after, tc.errHas, tc.errNot)
 			if !tc.refused && rcv.Attempts("evt_1") != 1 {
 				t.Errorf("endpoint got %d requests, want 1", rcv.Attempts("evt_1"))
 			}

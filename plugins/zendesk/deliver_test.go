@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -23,8 +22,7 @@ func TestConformance(t *testing.T) {
 		Name: "zendesk",
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			fake = zendesktest.NewServer()
-			srv := httptest.NewServer(fake)
-			t.Cleanup(srv.Close)
+			srv := sdktest.Serve(t, fake)
 			return zendesk.New(), configJSON(t, srv.URL, nil)
 		},
 		BadConfig: json.RawMessage(`{"subdomain": "acme", "email": "ops@acme.example"}`),

@@ -3,6 +3,8 @@ package sdktest
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -120,5 +122,33 @@ func CheckConfigs(t *testing.T, newConnector func() sdk.Connector, name string, 
 				}
 			}
 		})
+	}
+}
+
+// Serve serves h on a loopback server until the test ends: the fake of a
+// connector's external system.
+func Serve(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// WantResult checks a result's outcome and wait, and that its error says
+// each of has and none of not.
+func WantResult(t testing.TB, r sdk.Result, outcome sdk.Outcome, after time.Duration, has, not []string) {
+	t.Helper()
+	if r.Outcome != outcome || r.RetryAfter != after {
+		t.Errorf("got %s after %s (%s), want %s after %s", r.Outcome, r.RetryAfter, r.Error, outcome, after)
+	}
+	for _, s := range has {
+		if !strings.Contains(r.Error, s) {
+			t.Errorf("error %q does not contain %q", r.Error, s)
+		}
+	}
+	for _, s := range not {
+		if strings.Contains(r.Error, s) {
+			t.Errorf("error %q contains %q", r.Error, s)
+		}
 	}
 }

@@ -140,7 +140,7 @@ func explainEvents(ctx context.Context, w io.Writer, cfg *config.Config, events 
 			consent[who] = state
 		}
 		for _, a := range d.Actions {
-			if a.Kind != "set" {
+			if a.Kind != route.ActionSet {
 				continue
 			}
 			merged := map[string]string{}
@@ -274,24 +274,24 @@ func writeExplanation(w io.Writer, n int, ev *sdk.Event, at time.Time, rs store.
 
 func describeAction(a route.Action) string {
 	switch a.Kind {
-	case "reply":
+	case route.ActionReply:
 		if a.Reply != nil && a.Reply.Template != nil {
 			return "reply with template " + a.Reply.Template.Name
 		}
 		if a.Reply != nil {
 			return fmt.Sprintf("reply %q", a.Reply.Text)
 		}
-	case "set":
+	case route.ActionSet:
 		keys := make([]string, 0, len(a.Set))
 		for k := range a.Set {
 			keys = append(keys, k+"="+a.Set[k])
 		}
 		sort.Strings(keys)
 		return "set " + strings.Join(keys, " ")
-	case "assign":
+	case route.ActionAssign:
 		return "assign team " + a.Assign
-	case "deliver":
+	case route.ActionDeliver:
 		return "deliver to " + strings.Join(a.Deliver, ", ")
 	}
-	return a.Kind
+	return string(a.Kind)
 }

@@ -108,6 +108,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newVersionCmd(g),
 		newBenchCmd(g),
 		newPluginsCmd(g),
+		newPluginCmd(g),
 		newDeadLettersCmd(g),
 		newRouteCmd(g),
 		newSendCmd(g),

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wahub/wahub/host/config"
+	"github.com/wahub/wahub/plugins/registry"
 )
 
 func newPluginsCmd(g *globals) *cobra.Command {
@@ -18,7 +19,7 @@ func newPluginsCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tPLUGIN\tVERSION\tCAPABILITIES\tSTATUS")
 			for _, name := range builtinNames() {
-				desc, err := probe(c.Context(), name, config.Connector{Plugin: name}, false)
+				desc, err := probe(c.Context(), name, config.Connector{Plugin: registry.PluginRef(name)}, false)
 				if err != nil {
 					fmt.Fprintf(tw, "%s\t(built-in)\t\t\t%v\n", name, err)
 					continue

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wahub/wahub/sdk/sdktest"
 )
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -33,8 +34,7 @@ func start(t *testing.T, opts ...Option) (*Server, string, *Clock) {
 	t.Helper()
 	clk := NewClock(t0)
 	s := NewServer(append([]Option{WithClock(clk.Now)}, opts...)...)
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, s)
 	return s, srv.URL + s.WebhookPath(), clk
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wahub/wahub/plugins/freshdesk"
 	"github.com/wahub/wahub/plugins/freshdesk/freshdesktest"
+	"github.com/wahub/wahub/sdk/sdktest"
 )
 
 type clock struct {
@@ -62,8 +63,7 @@ func call(t *testing.T, url, key, method, path, body string) answer {
 func start(t *testing.T, opts ...freshdesktest.Option) (*freshdesktest.Server, string) {
 	t.Helper()
 	fake := freshdesktest.NewServer(opts...)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, fake)
 	return fake, srv.URL
 }
 

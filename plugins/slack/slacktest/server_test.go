@@ -15,6 +15,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 
 	"github.com/wahub/wahub/plugins/slack/slacktest"
+	"github.com/wahub/wahub/sdk/sdktest"
 )
 
 var fixedNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -22,8 +23,7 @@ var fixedNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 func start(t *testing.T, opts ...slacktest.Option) (*slacktest.Server, *slackapi.Client) {
 	t.Helper()
 	fake := slacktest.NewServer(append([]slacktest.Option{slacktest.WithClock(func() time.Time { return fixedNow })}, opts...)...)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, fake)
 	return fake, slackapi.New(slacktest.DefaultToken, slackapi.OptionAPIURL(srv.URL+"/"))
 }
 

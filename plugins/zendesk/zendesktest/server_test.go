@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wahub/wahub/plugins/zendesk/zendesktest"
+	"github.com/wahub/wahub/sdk/sdktest"
 )
 
 var start = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -39,8 +40,7 @@ func newFake(t *testing.T, opts ...zendesktest.Option) (*zendesktest.Server, *cl
 	t.Helper()
 	c := &clock{t: start}
 	fake := zendesktest.NewServer(append([]zendesktest.Option{zendesktest.WithClock(c.now)}, opts...)...)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
+	srv := sdktest.Serve(t, fake)
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(zendesktest.DefaultEmail+"/token:"+zendesktest.DefaultToken))
 	return fake, &client{t: t, base: srv.URL, auth: auth}, c
 }
