@@ -162,6 +162,7 @@ type settings struct {
 	showName   bool
 	showNumber string
 	statuses   string
+	alerts     bool
 	timeout    time.Duration
 	socketMode bool
 	appToken   string
@@ -180,9 +181,13 @@ type config struct {
 	ShowName      *bool             `json:"show_name"`
 	ShowNumber    string            `json:"show_number"`
 	Statuses      string            `json:"statuses"`
-	Timeout       *sdk.Duration     `json:"timeout"`
-	SocketMode    bool              `json:"socket_mode"`
-	AppToken      string            `json:"app_token"`
+	// Alerts posts failed statuses of messages Slack does not show and
+	// dead letters (deadletter.created) as messages of their own: for a
+	// channel bound to those event types only.
+	Alerts     bool          `json:"alerts"`
+	Timeout    *sdk.Duration `json:"timeout"`
+	SocketMode bool          `json:"socket_mode"`
+	AppToken   string        `json:"app_token"`
 }
 
 func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*instance, error) {
@@ -281,6 +286,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	default:
 		return nil, fmt.Errorf("%s: %q is not one of full, last4, none", key("show_number"), c.ShowNumber)
 	}
+	s.alerts = c.Alerts
 	switch c.Statuses {
 	case "":
 	case "reactions", "off":
