@@ -12,6 +12,7 @@
 //	show_name: true              # show the customer's WhatsApp profile name (default true)
 //	show_number: full            # full (+5511987650001, default), last4 (•••0001) or none
 //	statuses: reactions          # reactions (default) or off: see "Statuses" below
+//	alerts: false                # true: post failed statuses not shown in a thread, and dead letters, as messages of their own
 //	timeout: 10s                 # one Slack API call (default 10s)
 //	socket_mode: false           # true: receive Slack's events over a WebSocket instead of /hooks
 //	app_token: xapp-...          # with socket_mode; an app-level token with connections:write
