@@ -18,7 +18,7 @@ func TestDeadLetterIsAnnouncedOnce(t *testing.T) {
 		t.Helper()
 		if _, err := s.Dispatch(ctx, 100, func(ev *sdk.Event, st RouteState) Decision {
 			if ev.Type == sdk.TypeDeadLetter {
-				return Decision{Connectors: []string{"alerts"}}
+				return Decision{Connectors: []string{"alerts", "crm"}}
 			}
 			return Decision{Connectors: []string{"crm"}}
 		}); err != nil {
@@ -46,8 +46,12 @@ func TestDeadLetterIsAnnouncedOnce(t *testing.T) {
 		evs[0].Contact == nil || evs[0].Contact.WAID != "5511987650001" || evs[0].ConversationID == "" {
 		t.Fatalf("deadletter event: %+v %+v", evs[0], d)
 	}
-	// The alerts connector failing on it announces nothing more.
+	// The connector that gave up does not get its own dead letter.
 	dispatch()
+	if due, _ := s.Due(ctx, "crm", t0.Add(time.Hour), 10); len(due) != 0 {
+		t.Fatalf("crm got its own dead letter: %+v", due)
+	}
+	// The alerts connector failing on it announces nothing more.
 	kill("alerts")
 	if evs, _ := s.Events(ctx, EventFilter{Type: sdk.TypeDeadLetter}); len(evs) != 1 {
 		t.Fatalf("a dead deadletter was announced: %d events", len(evs))
