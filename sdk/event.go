@@ -23,6 +23,9 @@ const (
 	TypeOptinGranted    = "optin.granted"
 	TypeOptinRevoked    = "optin.revoked"
 	TypeContactChanged  = "contact.changed" // system messages such as a changed number
+	// TypeDeadLetter: the hub gave up delivering an event to a connector
+	// (DeadLetter says which); bind an alerts channel to "deadletter.*".
+	TypeDeadLetter = "deadletter.created"
 
 	// TypeFieldPrefix starts the type of every webhook field wahub does not
 	// model further: "whatsapp.message_template_status_update", and
@@ -54,6 +57,8 @@ type Event struct {
 	// hub sent: which outbox message it was and who asked for it, so that
 	// a connector can find its own replies (a Slack thread, a ticket).
 	Outbound *Outbound `json:"outbound,omitempty"`
+	// DeadLetter is set on deadletter.created.
+	DeadLetter *DeadLetter `json:"dead_letter,omitempty"`
 
 	// Raw is the WhatsApp item exactly as received: the element of
 	// messages[], statuses[] or user_preferences[], or the change's value
@@ -243,4 +248,14 @@ type Outbound struct {
 	// Team is the team whose conversation the message belongs to, when
 	// the hub knows it.
 	Team string `json:"team,omitempty"`
+}
+
+// DeadLetter is a delivery the hub gave up on: the event, the connector,
+// and why. `wahub deadletters replay` sends it again.
+type DeadLetter struct {
+	EventID   string `json:"event_id"`
+	EventType string `json:"event_type"`
+	Connector string `json:"connector"`
+	Attempts  int    `json:"attempts"`
+	Error     string `json:"error,omitempty"`
 }

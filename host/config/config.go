@@ -6,6 +6,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -27,6 +28,7 @@ var Builtins = builtin.Plugins.Names()
 var EventTypes = []string{
 	"button.clicked",
 	"contact.changed",
+	"deadletter.created",
 	"message.received",
 	"message.sent",
 	"optin.granted",
@@ -143,8 +145,10 @@ type WhatsApp struct {
 
 // Team is who handles a routed conversation.
 type Team struct {
-	Connectors []string `koanf:"connectors" json:"connectors"`
-	Schedule   string   `koanf:"schedule" json:"schedule,omitempty"`
+	// Connectors get the team's events; a binding with Events gets only
+	// those types (an alerts channel).
+	Connectors []Binding `koanf:"connectors" json:"connectors"`
+	Schedule   string    `koanf:"schedule" json:"schedule,omitempty"`
 	// AfterHours is the team that takes over while Schedule is closed.
 	AfterHours string `koanf:"after_hours" json:"after_hours,omitempty"`
 }
@@ -214,8 +218,38 @@ type Template struct {
 // Subscription sends every event of the given types to a connector,
 // whatever the route.
 type Subscription struct {
-	Connector string   `koanf:"connector" json:"connector"`
-	Events    []string `koanf:"events" json:"events"`
+	Connector string `koanf:"connector" json:"connector,omitempty"`
+	// Connectors is the list form: several connectors, each optionally
+	// with its own event types instead of Events.
+	Connectors []Binding `koanf:"connectors" json:"connectors,omitempty"`
+	Events     []string  `koanf:"events" json:"events"`
+}
+
+// Binding is a connector a team or subscription delivers to. In YAML it
+// is a connector's name, or {name, events} to deliver only those event
+// types ("status.failed", "deadletter.*").
+type Binding struct {
+	Name   string   `koanf:"name" json:"name"`
+	Events []string `koanf:"events" json:"events,omitempty"`
+}
+
+// MarshalJSON writes a binding without events as its name, as it was
+// most likely written.
+func (b Binding) MarshalJSON() ([]byte, error) {
+	if len(b.Events) == 0 {
+		return json.Marshal(b.Name)
+	}
+	type plain Binding
+	return json.Marshal(plain(b))
+}
+
+// Names are the bindings' connector names.
+func Names(bs []Binding) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.Name
+	}
+	return out
 }
 
 // Connector is one configured plugin instance.

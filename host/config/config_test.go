@@ -113,8 +113,8 @@ func TestContractExample(t *testing.T) {
 	eq(t, "office.Weekly[Sunday]", len(office.Weekly[time.Sunday]), 0)
 	eq(t, "office.Holidays", office.Holidays, map[string]bool{"2026-12-25": true})
 
-	eq(t, "teams.billing", c.Teams["billing"], Team{Connectors: []string{"slack", "zendesk"}, Schedule: "office", AfterHours: "support"})
-	eq(t, "teams.account-managers", c.Teams["account-managers"], Team{Connectors: []string{"slack"}})
+	eq(t, "teams.billing", c.Teams["billing"], Team{Connectors: []Binding{{Name: "slack"}, {Name: "zendesk"}}, Schedule: "office", AfterHours: "support"})
+	eq(t, "teams.account-managers", c.Teams["account-managers"], Team{Connectors: []Binding{{Name: "slack"}}})
 	eq(t, "len(teams)", len(c.Teams), 4)
 
 	var names []string
@@ -456,6 +456,12 @@ func TestBrokenConfigs(t *testing.T) {
 		{name: "trigger deliver unknown connector", yaml: "triggers: [{name: t, on: [optin.granted], deliver: [slack, crm]}]", keys: []string{"triggers[0].deliver[1]"}},
 		{name: "subscription to unknown connector", yaml: "subscriptions: [{connector: crm, events: [message.sent]}]", keys: []string{"subscriptions[0].connector"}},
 		{name: "subscription without events", yaml: "subscriptions: [{connector: slack}]", keys: []string{"subscriptions[0].events"}},
+		{name: "binding with unknown event type", full: true, yaml: "teams: {s: {connectors: [slack, {name: slack, events: [status.failled]}]}}\nconnectors: {slack: {plugin: slack}}", keys: []string{"teams.s.connectors[1].events[0]"}},
+		{name: "binding without a name", full: true, yaml: "teams: {s: {connectors: [{events: [status.failed]}]}}\nconnectors: {slack: {plugin: slack}}", keys: []string{"teams.s.connectors[0]"}},
+		{name: "binding with an unknown key", full: true, yaml: "teams: {s: {connectors: [{name: slack, event: [status.failed]}]}}\nconnectors: {slack: {plugin: slack}}", keys: []string{"teams.s.connectors[0].event"}},
+		{name: "subscription with connector and connectors", yaml: "subscriptions: [{connector: slack, connectors: [slack], events: [message.sent]}]", keys: []string{"subscriptions[0].connectors"}},
+		{name: "subscription binding to unknown connector", yaml: "subscriptions: [{connectors: [slack, crm], events: [message.sent]}]", keys: []string{"subscriptions[0].connectors[1]"}},
+		{name: "subscription bindings without events", yaml: "subscriptions: [{connectors: [slack, {name: slack, events: [status.failed]}]}]", keys: []string{"subscriptions[0].events"}},
 		{name: "rules_can_move unknown route", yaml: "routes: [{name: a, team: sales}]\naffinity: {rules_can_move: [a, b]}", keys: []string{"affinity.rules_can_move[1]"}},
 		{name: "YAML syntax", full: true, yaml: "server: {listen: [}", keys: []string{"<input>"}, msg: "invalid YAML"},
 		{name: "YAML not a mapping", full: true, yaml: "- a\n- b", keys: []string{"<input>"}, msg: "must be a YAML mapping"},
@@ -757,5 +763,31 @@ server:
 	}
 	for k := range want {
 		t.Errorf("no error for %s", k)
+	}
+}
+
+func TestConnectorBindings(t *testing.T) {
+	c, err := Parse([]byte(`
+teams:
+  billing:
+    connectors: [slack, {name: slack-alerts, events: [status.failed, "deadletter.*"]}]
+subscriptions:
+  - connector: slack
+    events: [message.sent]
+  - connectors: [hubspot, {name: slack-alerts, events: [whatsapp.account_update]}]
+    events: [message.received]
+connectors:
+  slack: {plugin: slack}
+  slack-alerts: {plugin: slack}
+  hubspot: {plugin: hubspot}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "teams.billing", c.Teams["billing"].Connectors, []Binding{{Name: "slack"}, {Name: "slack-alerts", Events: []string{"status.failed", "deadletter.*"}}})
+	eq(t, "subscriptions[1]", c.Subscriptions[1].Connectors, []Binding{{Name: "hubspot"}, {Name: "slack-alerts", Events: []string{"whatsapp.account_update"}}})
+	raw, _ := json.Marshal(c.Teams["billing"])
+	if !strings.Contains(string(raw), `"connectors":["slack",{"name":"slack-alerts","events":["status.failed","deadletter.*"]}]`) {
+		t.Errorf("JSON %s", raw)
 	}
 }

@@ -21,6 +21,7 @@ const envPrefix = "WAHUB_"
 var (
 	configType   = reflect.TypeFor[Config]()
 	durationType = reflect.TypeFor[time.Duration]()
+	bindingType  = reflect.TypeFor[Binding]()
 	secretType   = reflect.TypeFor[Secret]()
 )
 
@@ -528,6 +529,12 @@ func (l *loader) value(path string, t reflect.Type, v any) (any, bool) {
 	}
 	if t == durationType {
 		return l.duration(path, v)
+	}
+	if t == bindingType {
+		// A connector's name alone is the plain form of a binding.
+		if name, ok := v.(string); ok {
+			v = map[string]any{"name": name}
+		}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

@@ -292,8 +292,8 @@ func (v *validator) teams() {
 	for _, name := range sortedKeys(v.c.Teams) {
 		t := v.c.Teams[name]
 		key := join("teams", name)
-		for i, cn := range t.Connectors {
-			v.connectorRef(index(key+".connectors", i), cn)
+		for i, b := range t.Connectors {
+			v.binding(index(key+".connectors", i), b)
 		}
 		if t.Schedule != "" {
 			v.scheduleRef(key+".schedule", t.Schedule)
@@ -507,17 +507,41 @@ func (v *validator) triggers() {
 func (v *validator) subscriptions() {
 	for i, s := range v.c.Subscriptions {
 		key := index("subscriptions", i)
-		if s.Connector == "" {
-			v.add(key+".connector", "required: the connector that receives these events")
-		} else {
+		switch {
+		case s.Connector == "" && len(s.Connectors) == 0:
+			v.add(key+".connector", "required: the connector that receives these events (or connectors: [a, {name: b, events: [...]}])")
+		case s.Connector != "" && len(s.Connectors) > 0:
+			v.add(key+".connectors", "give connector or connectors, not both")
+		case s.Connector != "":
 			v.connectorRef(key+".connector", s.Connector)
 		}
-		if len(s.Events) == 0 {
+		own := true
+		for j, b := range s.Connectors {
+			v.binding(index(key+".connectors", j), b)
+			own = own && len(b.Events) > 0
+		}
+		if len(s.Events) == 0 && !(len(s.Connectors) > 0 && own) {
 			v.add(key+".events", "required: the event types to send, such as [message.received, \"status.*\"]")
 		}
 		for j, e := range s.Events {
 			v.eventType(index(key+".events", j), e)
 		}
+	}
+}
+
+// binding checks one connector binding: a known connector and, when it
+// has events, valid event types.
+func (v *validator) binding(key string, b Binding) {
+	if b.Name == "" {
+		v.add(key, "a connector's name, or {name: <connector>, events: [...]}")
+		return
+	}
+	v.connectorRef(key, b.Name)
+	if b.Events != nil && len(b.Events) == 0 {
+		v.add(key+".events", "empty: leave events out to deliver every event, or list the types (\"status.failed\", \"deadletter.*\")")
+	}
+	for j, e := range b.Events {
+		v.eventType(index(key+".events", j), e)
 	}
 }
 

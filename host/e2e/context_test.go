@@ -22,7 +22,7 @@ import (
 func TestContextReachesSlackZendeskHubSpot(t *testing.T) {
 	graph, graphURL := newGraph(t)
 	slack, slackURL := slackNewFake(t)
-	zd := zendesktest.NewServer()
+	zd := zendesktest.NewServer(zendesktest.WithWebhookSecret(helpdeskZendeskSecret))
 	zdSrv := httptest.NewServer(zd)
 	t.Cleanup(zdSrv.Close)
 	hs := hubspottest.NewServer(hubspottest.WithToken("pat-na1-e2e-test-token"), hubspottest.WithContactProperties("whatsapp_lead_source"))
@@ -56,7 +56,7 @@ connectors:
     config: {token: pat-na1-e2e-test-token, api_url: %q, search_lag: 1s, lead_source_property: whatsapp_lead_source}
     retry: {max_attempts: 10, initial_interval: 50ms, max_interval: 200ms}
 `, graphURL, slackConnector, slackConnector, slacktest.DefaultToken, slackSecret, slackChannel, slackURL,
-		zdSrv.URL, zendesktest.DefaultEmail, zendesktest.DefaultToken, zendesktest.DefaultWebhookSecret, hsSrv.URL))
+		zdSrv.URL, zendesktest.DefaultEmail, zendesktest.DefaultToken, helpdeskZendeskSecret, hsSrv.URL))
 	for _, name := range []string{slackConnector, "zendesk", "hubspot"} {
 		h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
 	}

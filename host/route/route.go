@@ -134,7 +134,7 @@ type route struct {
 type team struct {
 	name       string
 	nameID     int32
-	connectors []string
+	connectors []binding
 	sched      *sched
 	afterHours string
 }
@@ -147,6 +147,15 @@ type trigger struct {
 	actions []Action
 	assign  string
 	deliver []string
+}
+
+// binding is a team's connector; with events, only those types go to it.
+type binding struct {
+	name   string
+	events *globs // nil: every event
+	// skip says why an event of another type does not go to it (an id
+	// of the Router's string table).
+	skip int32
 }
 
 type subscription struct {
@@ -221,9 +230,21 @@ func New(cfg *config.Config) (*Router, error) {
 	for _, name := range sortedKeys(cfg.Teams) {
 		t := cfg.Teams[name]
 		key := "teams." + name
-		ct := &team{name: name, nameID: r.id(name), connectors: t.Connectors, afterHours: t.AfterHours}
+		ct := &team{name: name, nameID: r.id(name), afterHours: t.AfterHours}
 		for i, c := range t.Connectors {
-			connectorRef(index(key+".connectors", i), c)
+			bkey := index(key+".connectors", i)
+			connectorRef(bkey, c.Name)
+			b := binding{name: c.Name}
+			if len(c.Events) > 0 {
+				g, err := compileGlobs(bkey+".events", c.Events)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				b.events = &g
+				b.skip = r.id("the team binds it to " + g.list + " only (" + bkey + ".events): it does not get this event")
+			}
+			ct.connectors = append(ct.connectors, b)
 		}
 		if t.Schedule != "" {
 			s, err := r.schedule(key+".schedule", t.Schedule)
@@ -291,13 +312,26 @@ func New(cfg *config.Config) (*Router, error) {
 
 	for i, s := range cfg.Subscriptions {
 		key := index("subscriptions", i)
-		connectorRef(key+".connector", s.Connector)
-		g, err := compileGlobs(key+".events", s.Events)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		bindings := s.Connectors
+		if s.Connector != "" {
+			bindings = append([]config.Binding{{Name: s.Connector}}, bindings...)
 		}
-		r.subs = append(r.subs, subscription{connector: s.Connector, connectorID: r.id(s.Connector), events: g})
+		for j, b := range bindings {
+			bkey, ekey, events := key+".connector", key+".events", s.Events
+			if s.Connector == "" || j > 0 {
+				bkey = index(key+".connectors", j-len(bindings)+len(s.Connectors))
+			}
+			if len(b.Events) > 0 {
+				ekey, events = bkey+".events", b.Events
+			}
+			connectorRef(bkey, b.Name)
+			g, err := compileGlobs(ekey, events)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			r.subs = append(r.subs, subscription{connector: b.Name, connectorID: r.id(b.Name), events: g})
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -529,7 +563,17 @@ func (x *decision) connectors(teamName string, deliver []string) []string {
 	r, tr, ev := x.r, &x.tr, x.ev
 	var out []string
 	if t := r.teams[teamName]; t != nil {
-		out = append(out, t.connectors...)
+		for i := range t.connectors {
+			b := &t.connectors[i]
+			if b.events != nil {
+				if _, ok := b.events.match(ev.Type); !ok {
+					tr.static = b.skip
+					tr.step(kConnector, b.name, false)
+					continue
+				}
+			}
+			out = append(out, b.name)
+		}
 	}
 	for i := range r.subs {
 		s := &r.subs[i]

@@ -822,7 +822,7 @@ func TestNewErrors(t *testing.T) {
 		t.Error("New(nil) succeeded")
 	}
 	cfg := &config.Config{
-		Teams: map[string]config.Team{"a": {Connectors: []string{"ghost"}, Schedule: "nope"}},
+		Teams: map[string]config.Team{"a": {Connectors: []config.Binding{{Name: "ghost"}}, Schedule: "nope"}},
 		Routes: []config.Route{
 			{Name: "x", Team: "missing"},
 			{Name: "y", Team: "a", When: config.Conditions{Regex: []string{"("}}},
@@ -886,4 +886,47 @@ func TestConcurrentDecide(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestAlertsOnlyBindings(t *testing.T) {
+	r := mustRouter(t, `
+teams:
+  support:
+    connectors: [zendesk, {name: slack-alerts, events: [status.failed, "deadletter.*"]}]
+routes: [{name: default, team: support}]
+subscriptions:
+  - connectors: [crm, {name: audit, events: ["status.*"]}]
+    events: [message.received]
+connectors:
+  zendesk: {plugin: zendesk}
+  slack-alerts: {plugin: slack}
+  crm: {plugin: hubspot}
+  audit: {plugin: webhook}
+`)
+	tests := []struct {
+		typ  string
+		want []string
+	}{
+		{sdk.TypeMessageReceived, []string{"crm", "zendesk"}},
+		{sdk.TypeStatusFailed, []string{"audit", "slack-alerts", "zendesk"}},
+		{sdk.TypeStatusRead, []string{"audit", "zendesk"}},
+		{sdk.TypeDeadLetter, []string{"slack-alerts", "zendesk"}},
+	}
+	for _, tt := range tests {
+		d := r.Decide(evt(typ(tt.typ)), weekday, State{})
+		if !slices.Equal(d.Connectors, tt.want) {
+			t.Errorf("%s: connectors %v, want %v", tt.typ, d.Connectors, tt.want)
+		}
+		if tt.typ == sdk.TypeMessageReceived {
+			found := false
+			for _, s := range d.Trace {
+				if s.Rule == "slack-alerts" && !s.Matched && strings.Contains(s.Reason, "teams.support.connectors[1].events") {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("the explanation does not say why slack-alerts is left out: %+v", d.Trace)
+			}
+		}
+	}
 }

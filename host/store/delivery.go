@@ -185,6 +185,11 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []Attempt) error {
 				WHERE id = ?`, a.State, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID); err != nil {
 				return fmt.Errorf("delivery %d: %w", a.DeliveryID, err)
 			}
+			if a.State == StateDead {
+				if err := s.announceDeadLetter(tx, a.DeliveryID, a.Error); err != nil {
+					return fmt.Errorf("delivery %d: announcing the dead letter: %w", a.DeliveryID, err)
+				}
+			}
 		}
 		attempts = tried
 		for state, ids := range settled {

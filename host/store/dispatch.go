@@ -128,6 +128,11 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 				return fmt.Errorf("event %s: %w", ev.ID, err)
 			}
 			seen := map[string]bool{}
+			if ev.DeadLetter != nil {
+				// The connector that gave up is not told of its own dead
+				// letter: it just failed on the event for good.
+				seen[ev.DeadLetter.Connector] = true
+			}
 			for _, c := range d.Connectors {
 				if !seen[c] {
 					seen[c] = true

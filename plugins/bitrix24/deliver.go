@@ -37,7 +37,7 @@ type customer struct {
 	// referral is the Click-to-WhatsApp ad the customer came from, when
 	// a message of theirs in the batch says: a new record's source.
 	referral *sdk.Referral
-	ref              entityRef // ID "" until known
+	ref      entityRef // ID "" until known
 	// cached: ref came from the KV and may point at a record a user has
 	// since deleted; reresolved: that was found out and looked up again.
 	cached, reresolved bool

@@ -21,6 +21,7 @@
 //	search_per_second: 4             # the search API's own limit
 //	search_lag: 60s                  # how long HubSpot's search may take to show a new contact
 //	failed_status_notes: true        # log status.failed as a note
+//	lead_source_property: whatsapp_lead_source   # optional: a contact property a contact created from a Click-to-WhatsApp ad gets the ad in
 //	sync:                            # optional: the sync capability
 //	  properties: [tier, hubspot_owner_id]   # contact properties that become contact attributes
 //	  interval: 5m                   # read by the hub: how often it calls Sync

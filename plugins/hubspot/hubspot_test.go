@@ -80,6 +80,7 @@ func TestConfig(t *testing.T) {
 		{"negative rate", `{` + tok + `, "requests_per_10s": -5}`, "connectors.hubspot.config.requests_per_10s: must be a positive"},
 		{"negative search rate", `{` + tok + `, "search_per_second": -1}`, "connectors.hubspot.config.search_per_second"},
 		{"rate as string", `{` + tok + `, "requests_per_10s": "100"}`, "connectors.hubspot.config.requests_per_10s: expected int"},
+		{"lead source property not an internal name", `{` + tok + `, "lead_source_property": "Lead Source"}`, "connectors.hubspot.config.lead_source_property: \"Lead Source\" is not a HubSpot property's internal name"},
 		{"sync without properties", `{` + tok + `, "sync": {"interval": "5m"}}`, "connectors.hubspot.config.sync.properties: required"},
 		{"sync bad property", `{` + tok + `, "sync": {"properties": ["Tier"], "interval": "5m"}}`, "connectors.hubspot.config.sync.properties[0]: \"Tier\" is not"},
 		{"sync duplicate property", `{` + tok + `, "sync": {"properties": ["tier", "tier"], "interval": "5m"}}`, "connectors.hubspot.config.sync.properties[1]: \"tier\" is listed twice"},

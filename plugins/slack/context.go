@@ -3,6 +3,7 @@ package slack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	slackapi "github.com/slack-go/slack"
@@ -129,4 +130,56 @@ func adOf(raw []byte) string {
 		parts = append(parts, ref.SourceType+" "+ref.SourceID)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// alert posts p as a message of its own in the team's channel, once.
+func (r *run) alert(ctx context.Context, ev *sdk.Event, p post) sdk.Result {
+	if done, err := r.done(ctx, ev); err != nil || done {
+		return doneResult(ev, err)
+	}
+	team := ""
+	if ev.Route != nil {
+		team = ev.Route.Team
+	}
+	channel, chKey := r.s.channelFor(team)
+	if channel == "" {
+		return sdk.FailedResult(ev.ID, fmt.Errorf("no Slack channel for team %q: add connectors.%s.config.channels.%s or a default connectors.%s.config.channel", team, r.s.name, team, r.s.name))
+	}
+	ch, ts, err := r.post(ctx, channel, chKey, "", p)
+	if err != nil {
+		return result(ev.ID, err)
+	}
+	r.remember(ctx, evtKey(ev.ID), msgRef{Channel: ch, TS: ts})
+	return sdk.DeliveredResult(ev.ID)
+}
+
+// failedAlert is a failed WhatsApp message, for an alerts channel.
+func failedAlert(ev *sdk.Event) post {
+	why := "WhatsApp reported the message as failed"
+	if len(ev.Status.Errors) > 0 {
+		why = errorText(ev.Status.Errors[0])
+	}
+	who := "a customer"
+	if ev.Contact != nil && ev.Contact.Key() != "" {
+		who = ev.Contact.Key()
+		if ev.Contact.WAID != "" {
+			who = "+" + ev.Contact.WAID
+		}
+	}
+	src := ""
+	if ev.Outbound != nil && ev.Outbound.Source != "" {
+		src = " (sent by " + ev.Outbound.Source + ")"
+	}
+	text := "WhatsApp message to " + who + " failed" + src + ": " + why
+	return post{text: text, blocks: sections(":x: *WhatsApp message to " + esc(who) + " failed*" + esc(src) + "\n" + esc(why) +
+		"\nmessage `" + esc(ev.Status.MessageID) + "`")}
+}
+
+// deadLetterAlert is a delivery the hub gave up on.
+func deadLetterAlert(ev *sdk.Event) post {
+	d := ev.DeadLetter
+	text := fmt.Sprintf("Delivery to %s gave up after %d attempt(s): %s", d.Connector, d.Attempts, d.Error)
+	body := fmt.Sprintf(":skull: *Delivery to %s gave up* after %d attempt(s)\n%s\nevent `%s` (%s) — `wahub deadletters replay --connector %s %s` sends it again",
+		esc(d.Connector), d.Attempts, esc(d.Error), esc(d.EventID), esc(d.EventType), esc(d.Connector), esc(d.EventID))
+	return post{text: text, blocks: sections(body)}
 }

@@ -70,3 +70,33 @@ func TestRepliesReactionsAndAds(t *testing.T) {
 		t.Errorf("a redelivered reaction was added again: %v", got)
 	}
 }
+
+func TestAlertsChannel(t *testing.T) {
+	failed := statusEvent("f1", sdk.TypeStatusFailed, "wamid.unknown", sdk.Error{Code: 131026, Title: "Message undeliverable"})
+	failed.Contact, failed.Route = ana, &sdk.Route{Team: "support"}
+	dead := sdk.Event{ID: "d1", Type: sdk.TypeDeadLetter, Contact: ana, Route: &sdk.Route{Team: "support"},
+		DeadLetter: &sdk.DeadLetter{EventID: "evt_x", EventType: sdk.TypeMessageReceived, Connector: "zendesk", Attempts: 12, Error: "422 from Zendesk"}}
+
+	plain := newEnv(t, nil)
+	res := plain.deliver(failed, dead)
+	plain.wantOutcome(res, sdk.Skipped, "f1", "d1")
+
+	e := newEnv(t, map[string]any{"alerts": true})
+	res = e.deliver(failed, dead)
+	e.wantOutcome(res, sdk.Delivered, "f1", "d1")
+	roots := e.fake.Roots(defaultChan)
+	var texts []string
+	for _, r := range roots {
+		texts = append(texts, r.Text)
+	}
+	all := strings.Join(texts, "\n")
+	if len(roots) != 2 || !strings.Contains(all, "+5511987650001 failed: Message undeliverable") ||
+		!strings.Contains(all, "Delivery to zendesk gave up after 12 attempt(s): 422 from Zendesk") {
+		t.Fatalf("alerts: %+v", roots)
+	}
+	res = e.deliver(failed, dead)
+	e.wantOutcome(res, sdk.Delivered, "f1", "d1")
+	if n := len(e.fake.Roots(defaultChan)); n != 2 {
+		t.Errorf("redelivered alerts posted again: %d roots", n)
+	}
+}

@@ -129,6 +129,10 @@ func (r *run) handle(ctx context.Context, ev *sdk.Event) sdk.Result {
 		return r.status(ctx, ev)
 	case sdk.TypeOptinGranted, sdk.TypeOptinRevoked, sdk.TypeContactChanged:
 		return r.note(ctx, ev)
+	case sdk.TypeDeadLetter:
+		if r.s.alerts && ev.DeadLetter != nil {
+			return r.alert(ctx, ev, deadLetterAlert(ev))
+		}
 	}
 	return sdk.SkippedResult(ev.ID, "the slack connector does not show "+ev.Type+" events")
 }
@@ -448,6 +452,9 @@ func (r *run) status(ctx context.Context, ev *sdk.Event) sdk.Result {
 		}
 	}
 	if !found {
+		if failed && r.s.alerts {
+			return r.alert(ctx, ev, failedAlert(ev))
+		}
 		return sdk.SkippedResult(ev.ID, "the message is not shown in Slack")
 	}
 

@@ -12,6 +12,7 @@
 //	show_name: true              # show the customer's WhatsApp profile name (default true)
 //	show_number: full            # full (+5511987650001, default), last4 (•••0001) or none
 //	statuses: reactions          # reactions (default) or off: see "Statuses" below
+//	alerts: false                # true: post failed statuses not shown in a thread, and dead letters, as messages of their own
 //	timeout: 10s                 # one Slack API call (default 10s)
 //	socket_mode: false           # true: receive Slack's events over a WebSocket instead of /hooks
 //	app_token: xapp-...          # with socket_mode; an app-level token with connections:write
@@ -162,6 +163,7 @@ type settings struct {
 	showName   bool
 	showNumber string
 	statuses   string
+	alerts     bool
 	timeout    time.Duration
 	socketMode bool
 	appToken   string
@@ -180,9 +182,13 @@ type config struct {
 	ShowName      *bool             `json:"show_name"`
 	ShowNumber    string            `json:"show_number"`
 	Statuses      string            `json:"statuses"`
-	Timeout       *sdk.Duration     `json:"timeout"`
-	SocketMode    bool              `json:"socket_mode"`
-	AppToken      string            `json:"app_token"`
+	// Alerts posts failed statuses of messages Slack does not show and
+	// dead letters (deadletter.created) as messages of their own: for a
+	// channel bound to those event types only.
+	Alerts     bool          `json:"alerts"`
+	Timeout    *sdk.Duration `json:"timeout"`
+	SocketMode bool          `json:"socket_mode"`
+	AppToken   string        `json:"app_token"`
 }
 
 func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host) (*instance, error) {
@@ -297,6 +303,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	default:
 		return nil, fmt.Errorf("%s: %q is not one of full, last4, none", key("show_number"), c.ShowNumber)
 	}
+	s.alerts = c.Alerts
 	switch c.Statuses {
 	case "":
 	case "reactions", "off":
