@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/host/templates"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -54,7 +55,7 @@ func (f *fakeStore) Contact(ctx context.Context, id string) (store.Contact, erro
 	return c, nil
 }
 
-func (f *fakeStore) DeadLetters(ctx context.Context, connector string) ([]store.DeadLetter, error) {
+func (f *fakeStore) DeadLetters(ctx context.Context, _ store.DeadLetterFilter) ([]store.DeadLetter, error) {
 	return nil, f.failing
 }
 
@@ -62,7 +63,15 @@ func (f *fakeStore) Outbound(ctx context.Context, id string) (store.OutboundReco
 	return store.OutboundRecord{}, store.ErrNotFound
 }
 
+func (f *fakeStore) OutboundByKey(ctx context.Context, source, key string) (store.OutboundRecord, error) {
+	return store.OutboundRecord{}, store.ErrNotFound
+}
+
 func (f *fakeStore) Requeue(ctx context.Context, id string) error { return store.ErrNotFound }
+
+func (f *fakeStore) TemplateCatalogue(ctx context.Context) (store.Catalogue, error) {
+	return store.Catalogue{}, f.failing
+}
 
 func (f *fakeStore) Stats(ctx context.Context, since time.Time) (store.Stats, error) {
 	return store.Stats{}, f.failing
@@ -107,6 +116,10 @@ func (o *fakeOps) UpdateContact(ctx context.Context, id string, p ContactPatch) 
 	}
 	o.patched[id] = p
 	return nil
+}
+
+func (o *fakeOps) RefreshTemplates(ctx context.Context) (templates.Result, error) {
+	return templates.Result{}, ErrNoBusinessAccount
 }
 
 func (o *fakeOps) SendMessage(ctx context.Context, msg sdk.OutboundMessage) (store.OutboundRecord, bool, error) {
