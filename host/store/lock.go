@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Lock is a hub's exclusive claim on a SQLite store: two hubs on one file
@@ -44,9 +43,9 @@ func AcquireLock(path string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		defer f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errLocked) {
 			raw, _ := os.ReadFile(LockPath(path))
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
 			return nil, &LockedError{Path: path, PID: pid}

@@ -129,6 +129,12 @@ func newSandboxResetCmd(g *globals) *cobra.Command {
 				resp.Body.Close()
 				return runtimeErr(fmt.Errorf("a hub is running on %s: stop it first (Ctrl-C in its terminal), then run wahub sandbox reset again", cfg.Server.Listen))
 			}
+			// A hub on another address still holds the store's lock.
+			lock, err := store.AcquireLock(cfg.Store.Path)
+			if err != nil {
+				return runtimeErr(fmt.Errorf("sandbox reset: %w: stop it first", err))
+			}
+			defer lock.Release()
 			removed := 0
 			for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 				p := cfg.Store.Path + suffix

@@ -41,6 +41,9 @@ func newServeCmd(g *globals) *cobra.Command {
 				}
 			}
 			logger := newLogger(cfg, g.stderr)
+			if err := hideEnvironment(); err != nil {
+				logger.Warn("could not make the hub non-dumpable; plugins running as the same user could read its environment", "err", err)
+			}
 			if !cfg.Sandbox && cfg.WhatsApp.AccessToken.Reveal() == "" {
 				logger.Warn("whatsapp.access_token is empty: the hub receives webhooks but every outbound message (replies, triggers, agents' answers) will fail; export WHATSAPP_ACCESS_TOKEN")
 			}
