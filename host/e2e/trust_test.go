@@ -172,7 +172,7 @@ func shippedTemplate(t *testing.T) string {
 	return cfg
 }
 
-var shippedConnectors = []string{"slack", "zendesk", "freshdesk", "hubspot", "bitrix24", "audit"}
+var shippedConnectors = []string{"slack", "zendesk", "freshdesk", "hubspot", "bitrix24", "audit", "kafka", "nats"}
 
 // logRecords are the hub's JSON log lines.
 func (h *hubProc) logRecords() []map[string]any {

@@ -85,6 +85,9 @@ func TriggerProblems(ctx context.Context, cfg *config.Config, src outbound.Templ
 func (h *Hub) checkTriggerTemplates(ctx context.Context) {
 	problems, _, err := TriggerProblems(ctx, h.cfg, h.store)
 	if err != nil {
+		if ctx.Err() != nil {
+			return // the hub is stopping: nothing failed
+		}
 		h.log.Error("templates: checking the triggers' templates failed", "err", err)
 		return
 	}

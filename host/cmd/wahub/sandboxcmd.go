@@ -58,7 +58,14 @@ func newSandboxCmd(g *globals) *cobra.Command {
 			}
 			base = strings.TrimSuffix(base, "/webhooks/whatsapp")
 			cl := &http.Client{Timeout: 30 * time.Second}
+			// Slack posts are paced (about one a second, as Slack's API
+			// limits them), so right after simulate the customer's thread
+			// may not be there yet: wait for it.
 			channel, ts, err := sandboxThread(cl, base, thread, to)
+			for deadline := time.Now().Add(wait); err != nil && errors.Is(err, errNoThread) && time.Now().Before(deadline); {
+				time.Sleep(500 * time.Millisecond)
+				channel, ts, err = sandboxThread(cl, base, thread, to)
+			}
 			if err != nil {
 				return runtimeErr(err)
 			}
@@ -99,7 +106,7 @@ func newSandboxCmd(g *globals) *cobra.Command {
 	f.StringVar(&thread, "thread", "", "the thread's root ts (default: the newest conversation)")
 	f.StringVar(&to, "to", "", "the customer's conversation: their number (wa_id) or name")
 	f.StringVar(&text, "text", "", "what the agent writes")
-	f.DurationVar(&wait, "wait", 15*time.Second, "how long to follow the WhatsApp message's state")
+	f.DurationVar(&wait, "wait", time.Minute, "how long to wait for the thread, and to follow the WhatsApp message's state")
 	cmd.AddCommand(reply, newSandboxResetCmd(g))
 	return cmd
 }
@@ -156,6 +163,9 @@ func newSandboxResetCmd(g *globals) *cobra.Command {
 	}
 }
 
+// errNoThread: the fake Slack has no such conversation thread (yet).
+var errNoThread = errors.New("no conversation thread")
+
 // sandboxThread finds a conversation thread in the fake Slack's snapshot:
 // the one whose root is want, else the newest one whose root names the
 // customer who (their number or name; the Slack plugin's root message
@@ -196,12 +206,12 @@ func sandboxThread(cl *http.Client, base, want, who string) (channel, ts string,
 	}
 	if ts == "" {
 		if want != "" {
-			return "", "", fmt.Errorf("no thread %s in the fake Slack", want)
+			return "", "", fmt.Errorf("%w %s in the fake Slack", errNoThread, want)
 		}
 		if who != "" {
-			return "", "", fmt.Errorf("no conversation with %s in the fake Slack (GET /sandbox lists them)", who)
+			return "", "", fmt.Errorf("%w with %s in the fake Slack (GET /sandbox lists them)", errNoThread, who)
 		}
-		return "", "", errors.New("the fake Slack has no conversation yet: post a customer message first (wahub simulate --now testdata/whatsapp/text.json)")
+		return "", "", fmt.Errorf("%w yet: post a customer message first (wahub simulate --now testdata/whatsapp/text.json)", errNoThread)
 	}
 	return channel, ts, nil
 }
