@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	slackapi "github.com/slack-go/slack"
@@ -182,4 +183,77 @@ func deadLetterAlert(ev *sdk.Event) post {
 	body := fmt.Sprintf(":skull: *Delivery to %s gave up* after %d attempt(s)\n%s\nevent `%s` (%s) — `wahub deadletters replay --connector %s %s` sends it again",
 		esc(d.Connector), d.Attempts, esc(d.Error), esc(d.EventID), esc(d.EventType), esc(d.Connector), esc(d.EventID))
 	return post{text: text, blocks: sections(body)}
+}
+
+func slackMsgKey(channel, ts string) string { return "slackmsg:" + channel + ":" + ts }
+
+// customerMsg is what a Slack post of a customer's message maps back to.
+type customerMsg struct {
+	WAMID    string `json:"wamid"`
+	ThreadTS string `json:"thread_ts"`
+}
+
+// emojiOf is the emoji a Slack reaction name stands for, for the names
+// emojiNames maps (and their common aliases).
+var emojiOf = func() map[string]string {
+	m := map[string]string{"thumbsup": "👍", "thumbsdown": "👎", "heart": "❤️", "white_check_mark": "✅", "pray": "🙏"}
+	for e, name := range emojiNames {
+		if _, ok := m[name]; !ok && e != "❤" {
+			m[name] = e
+		}
+	}
+	return m
+}()
+
+// handleReaction sends an agent's reaction on a customer's message in
+// Slack to WhatsApp, as a reaction on that message (and takes it back
+// when the agent removes it). The bot's own reactions (statuses, the
+// customer's reactions shown in Slack) are not agents'.
+func (c *connector) handleReaction(ctx context.Context, s *settings, env *envelope) *sdk.HookResponse {
+	ok := text(http.StatusOK, "")
+	m := env.Event
+	if m.User == "" || m.Item.Type != "message" {
+		return ok
+	}
+	for _, a := range env.Authorizations {
+		if a.IsBot && a.UserID == m.User {
+			return ok
+		}
+	}
+	emoji, known := emojiOf[strings.SplitN(m.Reaction, "::", 2)[0]]
+	if !known {
+		return ok // WhatsApp takes one emoji; a custom Slack one has none
+	}
+	r := &run{c: c, s: s, kv: s.host.KV()}
+	var cm customerMsg
+	found, err := r.getJSON(ctx, slackMsgKey(m.Item.Channel, m.Item.TS), &cm)
+	if err != nil {
+		return text(http.StatusServiceUnavailable, "try again")
+	}
+	if !found {
+		return ok // not a customer's message
+	}
+	var info convInfo
+	if found, err = r.getJSON(ctx, threadKey(m.Item.Channel, cm.ThreadTS), &info); err != nil {
+		return text(http.StatusServiceUnavailable, "try again")
+	} else if !found {
+		return ok
+	}
+	if m.Type == "reaction_removed" {
+		emoji = ""
+	}
+	_, err = s.host.SendMessage(ctx, sdk.OutboundMessage{
+		To: info.To, PhoneNumberID: info.PhoneNumberID, IdempotencyKey: env.EventID,
+		Reaction: &sdk.Reaction{MessageID: cm.WAMID, Emoji: emoji},
+	})
+	var refused *sdk.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		r.postBack(ctx, msgRef{Channel: m.Item.Channel, ThreadTS: cm.ThreadTS},
+			":warning: Reaction not sent to WhatsApp: "+esc(strings.TrimSuffix(refused.Message, "."))+". _("+esc(refused.Code)+")_")
+	case err != nil:
+		c.log.Warn("slack hook: the hub could not queue the reaction; Slack will retry", "event_id", env.EventID, "err", err)
+		return text(http.StatusServiceUnavailable, "could not queue the reaction, retry later")
+	}
+	return ok
 }

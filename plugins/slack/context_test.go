@@ -100,3 +100,40 @@ func TestAlertsChannel(t *testing.T) {
 		t.Errorf("redelivered alerts posted again: %d roots", n)
 	}
 }
+
+func TestAgentReactionGoesToWhatsApp(t *testing.T) {
+	e := newEnv(t, nil)
+	res := e.deliver(inbound("a1", ana, "support", "Oi"), inbound("a2", ana, "support", "Chegou!"))
+	e.wantOutcome(res, sdk.Delivered, "a1", "a2")
+	root := e.fake.Roots(defaultChan)[0]
+	reply := e.fake.Replies(defaultChan, root.TS)[0]
+
+	react := func(id, ts, user, name string, added bool) {
+		t.Helper()
+		if resp := e.hook(slacktest.HumanReaction(id, fixedNow, defaultChan, ts, user, name, added), 0); resp.Status != 200 {
+			t.Fatalf("%s: %d %s", id, resp.Status, resp.Body)
+		}
+	}
+	react("EvR1", reply.TS, "U0AGENT01", "+1", true)                  // on a reply
+	react("EvR1", reply.TS, "U0AGENT01", "+1", true)                  // Slack's retry: the same key
+	react("EvR2", root.TS, "U0AGENT01", "heart", true)                // on the root
+	react("EvR3", reply.TS, slacktest.BotUserID, "+1", true)          // the bot's own: not an agent's
+	react("EvR4", reply.TS, "U0AGENT01", "custom_party_parrot", true) // no emoji for WhatsApp
+	react("EvR5", reply.TS, "U0AGENT01", "+1", false)                 // taken back
+	sent := e.host.Sent()
+	var got []string
+	keys := map[string]bool{}
+	for _, m := range sent {
+		if m.Reaction == nil || m.To != ana.WAID || m.PhoneNumberID != phoneID {
+			t.Fatalf("sent %+v", m)
+		}
+		if !keys[m.IdempotencyKey] {
+			keys[m.IdempotencyKey] = true
+			got = append(got, m.Reaction.MessageID+" "+m.Reaction.Emoji)
+		}
+	}
+	want := []string{"wamid.a2 👍", "wamid.a1 ❤️", "wamid.a2 "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("reactions sent %q, want %q", got, want)
+	}
+}

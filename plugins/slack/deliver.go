@@ -582,5 +582,10 @@ func (r *run) fail(ctx context.Context, err error, method, channel, chKey string
 func (r *run) rememberWAMID(ctx context.Context, ev *sdk.Event, ref msgRef) {
 	if m := ev.Message; m != nil && m.ID != "" && m.Reaction == nil {
 		r.remember(ctx, wamidKey(m.ID), ref)
+		thread := ref.ThreadTS
+		if thread == "" {
+			thread = ref.TS // the root
+		}
+		r.remember(ctx, slackMsgKey(ref.Channel, ref.TS), customerMsg{WAMID: m.ID, ThreadTS: thread})
 	}
 }

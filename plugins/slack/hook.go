@@ -29,10 +29,14 @@ const (
 
 // envelope is an Events API request body.
 type envelope struct {
-	Type      string        `json:"type"`
-	Challenge string        `json:"challenge"`
-	EventID   string        `json:"event_id"`
-	Event     *messageEvent `json:"event"`
+	Type           string        `json:"type"`
+	Challenge      string        `json:"challenge"`
+	EventID        string        `json:"event_id"`
+	Event          *messageEvent `json:"event"`
+	Authorizations []struct {
+		UserID string `json:"user_id"`
+		IsBot  bool   `json:"is_bot"`
+	} `json:"authorizations"`
 }
 
 // messageEvent is the inner event, as far as a message needs it.
@@ -46,6 +50,13 @@ type messageEvent struct {
 	ThreadTS string            `json:"thread_ts"`
 	Channel  string            `json:"channel"`
 	Files    []json.RawMessage `json:"files"`
+	// Reaction and Item are set on reaction_added and reaction_removed.
+	Reaction string `json:"reaction"`
+	Item     struct {
+		Type    string `json:"type"`
+		Channel string `json:"channel"`
+		TS      string `json:"ts"`
+	} `json:"item"`
 }
 
 // hookState is the value of hook:<event_id>.
@@ -93,6 +104,9 @@ func (i *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.H
 func (c *connector) handleEvent(ctx context.Context, s *settings, env *envelope, retryNum string) *sdk.HookResponse {
 	ok := text(http.StatusOK, "")
 	m := env.Event
+	if m != nil && (m.Type == "reaction_added" || m.Type == "reaction_removed") && env.EventID != "" {
+		return c.handleReaction(ctx, s, env)
+	}
 	if m == nil || m.Type != "message" || env.EventID == "" {
 		return ok
 	}

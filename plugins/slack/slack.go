@@ -20,7 +20,9 @@
 // channel may be left out when channels names every team routed to the
 // connector. In the Slack app, subscribe the Events API (Request URL
 // https://<hub>/hooks/<name>) to message.channels (and message.groups for
-// private channels) and invite the bot to each channel. A hub Slack cannot
+// private channels) and invite the bot to each channel; add reaction_added and
+// reaction_removed (scope reactions:read) for agents' reactions to reach
+// WhatsApp. A hub Slack cannot
 // reach uses Socket Mode instead: turn it on in the app, create the
 // app-level token, and set socket_mode and app_token; signing_secret is
 // then optional (without it /hooks/<name> is off).

@@ -114,3 +114,25 @@ func (s *Server) HumanReply(eventID, channel, threadTS, user, text string) (Mess
 	})
 	return m, body
 }
+
+// HumanReaction is the event_callback body Slack sends when user adds
+// (added) or removes a reaction name (":+1:" without the colons) on the
+// message channel/ts. The fake's own message is not changed: only bot
+// reactions are recorded there.
+func HumanReaction(eventID string, eventTime time.Time, channel, ts, user, name string, added bool) []byte {
+	typ := "reaction_added"
+	if !added {
+		typ = "reaction_removed"
+	}
+	body, _ := json.Marshal(map[string]any{
+		"token": "verification-token-unused", "team_id": TeamID, "api_app_id": AppID,
+		"type": "event_callback", "event_id": eventID, "event_time": eventTime.Unix(),
+		"authorizations": []map[string]any{{"team_id": TeamID, "user_id": BotUserID, "is_bot": true}},
+		"event": map[string]any{
+			"type": typ, "user": user, "reaction": name, "item_user": BotUserID,
+			"item":     map[string]string{"type": "message", "channel": channel, "ts": ts},
+			"event_ts": strconv.FormatInt(eventTime.Unix(), 10) + ".000100",
+		},
+	})
+	return body
+}
