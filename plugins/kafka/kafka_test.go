@@ -324,3 +324,33 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("health with a missing topic: %v", err)
 	}
 }
+
+// A record the broker stores only after its batch was answered "not
+// delivered" (the broker came back a moment too late) is not written a
+// second time when the hub sends the event again.
+func TestLateAckIsNotWrittenTwice(t *testing.T) {
+	cl := startCluster(t, []string{"t"})
+	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "t", "delivery_timeout": "1s"})
+	evs := events(8, 2, sdk.TypeMessageReceived)
+	if o := outcomes(c.Deliver(context.Background(), evs[:2])); o[sdk.Delivered] != 2 {
+		t.Fatal(o)
+	}
+	cl.SetDown(true)
+	if o := outcomes(c.Deliver(context.Background(), evs[2:])); o[sdk.Delivered] != 0 {
+		t.Fatalf("with the broker down: %v", o)
+	}
+	cl.SetDown(false)
+	// The producer still holds the records and stores them on its own.
+	for attempt := 0; len(records(t, cl, "t")) < 8; attempt++ {
+		if attempt > 600 {
+			t.Fatal("the producer never stored the records it kept")
+		}
+		time.Sleep(50 * time.Millisecond) // the producer reconnects on its own schedule
+	}
+	if o := outcomes(c.Deliver(context.Background(), evs[2:])); o[sdk.Delivered] != 6 {
+		t.Fatalf("redelivery: %v", o)
+	}
+	if n := len(records(t, cl, "t")); n != 8 {
+		t.Fatalf("%d records, want 8: a redelivered event was written again", n)
+	}
+}
