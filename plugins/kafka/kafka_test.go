@@ -95,6 +95,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown placeholder", map[string]any{"brokers": []string{"h:9092"}, "topic": "wahub.{kind}"}, "unknown placeholder {kind}"},
 		{"bad format", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "format": "avro"}, "config.format"},
 		{"bad timeout", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "soon"}, "config.delivery_timeout"},
+		{"timeout under 1s", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "300ms"}, "at least 1s"},
 		{"bad compression", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "compression": "brotli"}, "config.compression"},
 		{"sasl mechanism", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "GSSAPI", "username": "u", "password": "p"}}, "config.sasl.mechanism"},
 		{"sasl no password", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "PLAIN", "username": "u"}}, "config.sasl.password"},
