@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -68,19 +69,21 @@ func BenchmarkKafka(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	b.Run("connector", func(b *testing.B) {
-		evs := events(b.N, 40, sdk.TypeMessageReceived)
-		raw, _ := json.Marshal(map[string]any{"brokers": cl.Brokers(), "topic": "bench"})
-		c := newConnector(b, raw)
-		b.ResetTimer()
-		for i := 0; i < len(evs); i += 100 {
-			for _, r := range c.Deliver(context.Background(), evs[i:min(i+100, len(evs))]) {
-				if r.Outcome != sdk.Delivered {
-					b.Fatalf("%+v", r)
+	for _, batch := range []int{100, 500} {
+		b.Run(fmt.Sprintf("connector-batch%d", batch), func(b *testing.B) {
+			evs := events(b.N, 40, sdk.TypeMessageReceived)
+			raw, _ := json.Marshal(map[string]any{"brokers": cl.Brokers(), "topic": "bench"})
+			c := newConnector(b, raw)
+			b.ResetTimer()
+			for i := 0; i < len(evs); i += batch {
+				for _, r := range c.Deliver(context.Background(), evs[i:min(i+batch, len(evs))]) {
+					if r.Outcome != sdk.Delivered {
+						b.Fatalf("%+v", r)
+					}
 				}
 			}
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }

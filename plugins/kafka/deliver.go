@@ -51,10 +51,15 @@ func (st *state) deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 		// conversation is one partition: its events are written in the
 		// batch's order, which is the log's.
 		st.client.Produce(pctx, rec, func(_ *kgo.Record, err error) {
-			f.err = err
 			st.mu.Lock()
-			delete(st.inflight, id)
-			st.mu.Unlock()
+			defer st.mu.Unlock()
+			f.err = err
+			// A record stored after its batch was answered "not
+			// delivered" stays known until the hub sends the event
+			// again, which is then answered without a second write.
+			if err != nil || !f.abandoned {
+				delete(st.inflight, id)
+			}
 			close(f.done)
 		})
 	}
@@ -68,30 +73,41 @@ func (st *state) deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 		}
 		select {
 		case <-f.done:
-			outcomes[i] = stream.Outcome{Err: f.err}
 		case <-pctx.Done():
 			// The delivery timeout passed, or the hub gave up on the
 			// batch. A record already in a request whose answer was lost
 			// cannot be failed without breaking the idempotent sequence,
 			// so franz-go keeps it until the broker is back; the hub
 			// hears "not delivered" and sends it again, and then this
-			// process waits for the same record instead of writing a
-			// second one.
-			select {
-			case <-f.done:
-				outcomes[i] = stream.Outcome{Err: f.err}
-			default:
-				outcomes[i] = stream.Outcome{Pending: true}
-			}
+			// process waits for (or reports) the same record instead of
+			// writing a second one.
 		}
+		st.mu.Lock()
+		select {
+		case <-f.done:
+			outcomes[i] = stream.Outcome{Err: f.err}
+			if st.inflight[events[i].ID] == f {
+				delete(st.inflight, events[i].ID)
+			}
+		default:
+			f.abandoned = true
+			outcomes[i] = stream.Outcome{Pending: true}
+		}
+		st.mu.Unlock()
 	}
 	return stream.Results(events, outcomes, st.classify)
 }
 
-// flight is one record the producer has not answered for yet.
+// flight is one record the producer has not answered for yet, or that
+// it stored after its batch had been answered.
 type flight struct {
 	done chan struct{}
-	err  error // set before done closes
+	// err and abandoned are guarded by state.mu; err is set before done
+	// closes.
+	err error
+	// abandoned: its batch was answered before the producer answered for
+	// it.
+	abandoned bool
 }
 
 // record builds ev's Kafka record.

@@ -195,8 +195,9 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 
 	if c.DeliveryTimeout != "" {
 		d, err := time.ParseDuration(c.DeliveryTimeout)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%s: %q is not a positive duration such as 30s", key("delivery_timeout"), c.DeliveryTimeout)
+		if err != nil || d < time.Second {
+			// franz-go refuses a record timeout under a second.
+			return nil, fmt.Errorf("%s: %q is not a duration of at least 1s, such as 30s", key("delivery_timeout"), c.DeliveryTimeout)
 		}
 		s.deliveryTimeout = d
 	}

@@ -95,6 +95,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown placeholder", map[string]any{"brokers": []string{"h:9092"}, "topic": "wahub.{kind}"}, "unknown placeholder {kind}"},
 		{"bad format", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "format": "avro"}, "config.format"},
 		{"bad timeout", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "soon"}, "config.delivery_timeout"},
+		{"timeout under 1s", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "300ms"}, "at least 1s"},
 		{"bad compression", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "compression": "brotli"}, "config.compression"},
 		{"sasl mechanism", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "GSSAPI", "username": "u", "password": "p"}}, "config.sasl.mechanism"},
 		{"sasl no password", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "PLAIN", "username": "u"}}, "config.sasl.password"},
@@ -322,5 +323,35 @@ func TestHealth(t *testing.T) {
 	c = mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "absent"})
 	if err := c.(sdk.HealthChecker).Health(context.Background()); err == nil || !strings.Contains(err.Error(), "absent") {
 		t.Fatalf("health with a missing topic: %v", err)
+	}
+}
+
+// A record the broker stores only after its batch was answered "not
+// delivered" (the broker came back a moment too late) is not written a
+// second time when the hub sends the event again.
+func TestLateAckIsNotWrittenTwice(t *testing.T) {
+	cl := startCluster(t, []string{"t"})
+	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "t", "delivery_timeout": "1s"})
+	evs := events(8, 2, sdk.TypeMessageReceived)
+	if o := outcomes(c.Deliver(context.Background(), evs[:2])); o[sdk.Delivered] != 2 {
+		t.Fatal(o)
+	}
+	cl.SetDown(true)
+	if o := outcomes(c.Deliver(context.Background(), evs[2:])); o[sdk.Delivered] != 0 {
+		t.Fatalf("with the broker down: %v", o)
+	}
+	cl.SetDown(false)
+	// The producer still holds the records and stores them on its own.
+	for attempt := 0; len(records(t, cl, "t")) < 8; attempt++ {
+		if attempt > 600 {
+			t.Fatal("the producer never stored the records it kept")
+		}
+		time.Sleep(50 * time.Millisecond) // the producer reconnects on its own schedule
+	}
+	if o := outcomes(c.Deliver(context.Background(), evs[2:])); o[sdk.Delivered] != 6 {
+		t.Fatalf("redelivery: %v", o)
+	}
+	if n := len(records(t, cl, "t")); n != 8 {
+		t.Fatalf("%d records, want 8: a redelivered event was written again", n)
 	}
 }

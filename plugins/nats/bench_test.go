@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"testing"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -16,7 +17,7 @@ import (
 
 // BenchmarkNATS is events/s into an embedded nats-server's JetStream
 // (file storage, two-minute duplicate window) through the connector —
-// Deliver in batches of 100, as the hub sends them, each answered only
+// Deliver in batches of 100 (the hub's default batch_size) and 500, each answered only
 // once JetStream acknowledged every message — against its baseline in the
 // same run: a bare nats.go loop publishing the same messages (subject,
 // headers, Nats-Msg-Id and body, encoded beforehand) asynchronously and
@@ -75,27 +76,30 @@ func BenchmarkNATS(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	b.Run("connector", func(b *testing.B) {
-		run++
-		subject := fmt.Sprintf("conn%d.events", run)
-		if err := s.AddStream(context.Background(), fmt.Sprintf("CONN%d", run), 0, subject); err != nil {
-			b.Fatal(err)
-		}
-		evs := events(b.N, 40, sdk.TypeMessageReceived)
-		raw, _ := json.Marshal(map[string]any{"url": s.URL(), "subject": subject})
-		c := nats.New()
-		if err := c.Configure(context.Background(), sdk.Config{Name: "bench", Raw: raw}, nil); err != nil {
-			b.Fatal(err)
-		}
-		b.ResetTimer()
-		for i := 0; i < len(evs); i += 100 {
-			for _, r := range c.Deliver(context.Background(), evs[i:min(i+100, len(evs))]) {
-				if r.Outcome != sdk.Delivered {
-					b.Fatalf("%+v", r)
+	for _, batch := range []int{100, 500} {
+		b.Run(fmt.Sprintf("connector-batch%d", batch), func(b *testing.B) {
+			run++
+			subject := fmt.Sprintf("conn%d.events", run)
+			if err := s.AddStream(context.Background(), fmt.Sprintf("CONN%d", run), 0, subject); err != nil {
+				b.Fatal(err)
+			}
+			evs := events(b.N, 40, sdk.TypeMessageReceived)
+			raw, _ := json.Marshal(map[string]any{"url": s.URL(), "subject": subject})
+			c := nats.New()
+			if err := c.Configure(context.Background(), sdk.Config{Name: "bench", Raw: raw}, nil); err != nil {
+				b.Fatal(err)
+			}
+			defer c.(io.Closer).Close()
+			b.ResetTimer()
+			for i := 0; i < len(evs); i += batch {
+				for _, r := range c.Deliver(context.Background(), evs[i:min(i+batch, len(evs))]) {
+					if r.Outcome != sdk.Delivered {
+						b.Fatalf("%+v", r)
+					}
 				}
 			}
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }

@@ -54,7 +54,12 @@ func (st *state) deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 			outcomes[i] = stream.Outcome{Pending: true}
 		}
 	}
-	return stream.Results(events, outcomes, st.classify)
+	// Whether a stream captures a subject is asked once per subject and
+	// batch, not once per conversation that failed on it.
+	captured := map[string]bool{}
+	return stream.Results(events, outcomes, func(ev *sdk.Event, err error) sdk.Result {
+		return st.classify(ev, err, captured)
+	})
 }
 
 // message builds ev's NATS message.
@@ -71,7 +76,7 @@ func (st *state) message(ev *sdk.Event) (*natsgo.Msg, error) {
 	return msg, nil
 }
 
-func (st *state) classify(ev *sdk.Event, err error) sdk.Result {
+func (st *state) classify(ev *sdk.Event, err error, captured map[string]bool) sdk.Result {
 	subject := st.subject.Expand(ev)
 	switch {
 	case errors.Is(err, natsgo.ErrMaxPayload):
@@ -79,9 +84,15 @@ func (st *state) classify(ev *sdk.Event, err error) sdk.Result {
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, natsgo.ErrNoResponders):
 		// Nobody answered: either no stream captures the subject, which
 		// no retry fixes, or JetStream is between leaders. Ask.
-		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-		defer cancel()
-		if _, serr := st.js.StreamNameBySubject(ctx, subject); errors.Is(serr, jetstream.ErrStreamNotFound) {
+		ok, asked := captured[subject]
+		if !asked {
+			ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+			_, serr := st.js.StreamNameBySubject(ctx, subject)
+			cancel()
+			ok = !errors.Is(serr, jetstream.ErrStreamNotFound)
+			captured[subject] = ok
+		}
+		if !ok {
 			return sdk.FailedResult(ev.ID, fmt.Errorf("nats: no JetStream stream captures subject %s: add it to a stream's subjects, then replay the dead letters", subject))
 		}
 	}

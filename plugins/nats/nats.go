@@ -99,7 +99,9 @@ func configure(ctx context.Context, cfg sdk.Config, _ sdk.Host) (*state, error) 
 		natsgo.RetryOnFailedConnect(true),
 		natsgo.MaxReconnects(-1),
 		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
-			log.Warn("nats: disconnected", "err", err)
+			if err != nil { // nil: our own Close
+				log.Warn("nats: disconnected", "err", err)
+			}
 		}),
 		natsgo.ReconnectHandler(func(nc *natsgo.Conn) { log.Info("nats: reconnected", "server", nc.ConnectedUrlRedacted()) }),
 		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) { log.Warn("nats: error", "err", err) }),
