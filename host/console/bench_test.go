@@ -236,3 +236,21 @@ func benchStats(b *testing.B, span time.Duration) {
 
 func BenchmarkConsoleStats24h(b *testing.B) { benchStats(b, 24*time.Hour) }
 func BenchmarkConsoleStats7d(b *testing.B)  { benchStats(b, 7*24*time.Hour) }
+
+// A console just started (nothing cached): the first overview of a range
+// counts every bucket, and shows "computing…" for the period's figures
+// if they take longer than statsWait.
+func BenchmarkConsoleOverviewCold7d(b *testing.B) {
+	benchEnv(b)
+	for b.Loop() {
+		c, ck := benchEnv(b)
+		req := httptest.NewRequest("GET", "/console/?range=7d", nil)
+		req.AddCookie(ck)
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/page")
+}
