@@ -179,6 +179,18 @@ func benchPage(b *testing.B, path string) {
 	if w := get(); w.Code != 200 {
 		b.Fatalf("GET %s: %d\n%s", path, w.Code, w.Body.String())
 	}
+	// An open overview reuses the period's figures (statscache.go): time
+	// the page as it is rendered then. BenchmarkConsoleStats* time the
+	// background computation itself.
+	if rg, ok := strings.CutPrefix(path, "/console/?range="); ok {
+		for {
+			if _, ready, err := c.stats(context.Background(), findRange(rg)); err != nil {
+				b.Fatal(err)
+			} else if ready {
+				break
+			}
+		}
+	}
 	var before, after syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 	b.ResetTimer()
@@ -209,3 +221,36 @@ func BenchmarkConsoleEvent(b *testing.B) {
 	benchPage(b, "/console/events/evt_bench_"+fmt.Sprint(benchN/2))
 }
 func BenchmarkConsoleConnectors(b *testing.B) { benchPage(b, "/console/connectors") }
+
+// The overview's period figures, computed in the background at most once
+// per range and TTL.
+func benchStats(b *testing.B, span time.Duration) {
+	benchEnv(b)
+	for b.Loop() {
+		if _, err := benchStore.Stats(context.Background(), time.Now().Add(-span)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+}
+
+func BenchmarkConsoleStats24h(b *testing.B) { benchStats(b, 24*time.Hour) }
+func BenchmarkConsoleStats7d(b *testing.B)  { benchStats(b, 7*24*time.Hour) }
+
+// A console just started (nothing cached): the first overview of a range
+// counts every bucket, and shows "computing…" for the period's figures
+// if they take longer than statsWait.
+func BenchmarkConsoleOverviewCold7d(b *testing.B) {
+	benchEnv(b)
+	for b.Loop() {
+		c, ck := benchEnv(b)
+		req := httptest.NewRequest("GET", "/console/?range=7d", nil)
+		req.AddCookie(ck)
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/page")
+}

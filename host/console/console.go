@@ -113,7 +113,8 @@ type Console struct {
 	login    *loginLimiter
 	cop      *http.CrossOriginProtection
 
-	statsCache statsCache
+	statsCache  statsCache
+	seriesCache seriesCache
 }
 
 // New builds the console.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -103,12 +104,13 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Options)) *env {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "wahub.db"), store.Options{})
+	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	st, err := store.Open(filepath.Join(t.TempDir(), "wahub.db"), store.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, ops: &fakeOps{}, clock: &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}, st: st}
+	e := &env{t: t, ops: &fakeOps{}, clock: clk, st: st}
 	opt := Options{AdminToken: adminTok, ViewerToken: viewerTok, Store: st, Ops: e.ops, Now: e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mod != nil {
@@ -461,4 +463,47 @@ func TestLiveStreamFollowsCommits(t *testing.T) {
 		}
 	}
 	t.Fatalf("the stream ended without a change: %v", lines.Err())
+}
+
+// The charts' cache of ended buckets gives what counting everything
+// again would, as time moves on and events keep coming.
+func TestSeriesCacheMatchesTheStore(t *testing.T) {
+	e := newEnv(t, nil)
+	c, err := New(Options{AdminToken: adminTok, Store: e.st, Ops: e.ops, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	step := time.Minute
+	seq := 0
+	post := func(n int) {
+		for i := 0; i < n; i++ {
+			seq++
+			now := e.clock.Now()
+			typ := sdk.TypeMessageReceived
+			if seq%3 == 0 {
+				typ = sdk.TypeMessageSent
+			}
+			if _, err := e.st.Append(ctx, []sdk.Event{{ID: fmt.Sprintf("evt_%d", seq), Type: typ, OccurredAt: now, ReceivedAt: now}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for round := 0; round < 12; round++ {
+		post(round % 4)
+		e.clock.Add(20 * time.Second) // three refreshes a bucket
+		now := e.clock.Now()
+		since := now.Add(-10 * time.Minute).Truncate(step).Add(step)
+		got, err := c.series(ctx, since, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := e.st.Series(ctx, since, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got.Inbound, got.Outbound) != fmt.Sprint(want.Inbound, want.Outbound) {
+			t.Fatalf("round %d: cached %v %v, counted %v %v", round, got.Inbound, got.Outbound, want.Inbound, want.Outbound)
+		}
+	}
 }

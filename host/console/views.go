@@ -73,7 +73,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	rg := findRange(r.URL.Query().Get("range"))
 	now := c.opt.Now()
 	since := now.Add(-rg.Span).Truncate(rg.Step).Add(rg.Step)
-	sr, err := c.opt.Store.Series(ctx, since, rg.Step)
+	sr, err := c.series(ctx, since, rg.Step)
 	if err != nil {
 		c.fail(w, r, s, err)
 		return

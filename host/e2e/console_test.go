@@ -122,9 +122,34 @@ func eval[T any](t *testing.T, ctx context.Context, what, js string) T {
 func until(t *testing.T, ctx context.Context, what, js string) {
 	t.Helper()
 	run(t, ctx, "waiting for "+what, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(2*time.Minute))(ctx, tg)
-		return chromedp.Void{}, err
+		for {
+			_, err := chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(2*time.Minute))(ctx, tg)
+			// A form's POST and redirect may still be loading the next
+			// page when the wait starts: wait on that page instead.
+			// (-32000 is the protocol's "navigated or closed" and "cannot
+			// find context": the old page's document went away.)
+			if err != nil && strings.Contains(err.Error(), "(-32000)") && ctx.Err() == nil {
+				continue
+			}
+			return chromedp.Void{}, err
+		}
 	})
+}
+
+// retryStale runs actions again when the live refresh replaced the node
+// they were about to type into (the page's regions are swapped as the
+// fakes' statuses arrive; a replaced input held nothing yet).
+func retryStale(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	for i := 0; ; i++ {
+		err := chromedp.Do(ctx, actions...)
+		if err == nil {
+			return
+		}
+		if i == 10 || !strings.Contains(err.Error(), "(-32000)") {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
 }
 
 // darkMode makes the page match prefers-color-scheme: dark.
@@ -468,15 +493,13 @@ func TestConsoleSandboxView(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(".flash.notice")))
 	until(t, ctx, "the Slack thread and the ticket", `document.querySelector(".slack-thread") && document.querySelector(".slack-thread").textContent.includes("meu pedido não chegou") &&
 		document.querySelector(".ticket") && document.querySelector(".ticket").textContent.includes("meu pedido não chegou")`)
-	run(t, ctx, "an agent answers in Slack",
+	retryStale(t, ctx, "an agent answers in Slack",
 		chromedp.SendKeys(chromedp.CSS(".slack-thread input[name=text]"), "Vou verificar, um momento"),
-		chromedp.Submit(chromedp.CSS(".slack-thread input[name=text]")),
-		chromedp.WaitVisible(chromedp.CSS(".flash.notice")))
+		chromedp.Submit(chromedp.CSS(".slack-thread input[name=text]")))
 	until(t, ctx, "the Slack answer on WhatsApp", `[...document.querySelectorAll("#sandbox-live li.bubble.out")].some(b => b.textContent.includes("Vou verificar"))`)
-	run(t, ctx, "an agent comments in Zendesk",
+	retryStale(t, ctx, "an agent comments in Zendesk",
 		chromedp.SendKeys(chromedp.CSS(".ticket input[name=text]"), "Seu pedido sai hoje"),
-		chromedp.Submit(chromedp.CSS(".ticket input[name=text]")),
-		chromedp.WaitVisible(chromedp.CSS(".flash.notice")))
+		chromedp.Submit(chromedp.CSS(".ticket input[name=text]")))
 	until(t, ctx, "the Zendesk answer on WhatsApp", `[...document.querySelectorAll("#sandbox-live li.bubble.out")].some(b => b.textContent.includes("Seu pedido sai hoje"))`)
 	shot(t, ctx, "30-sandbox")
 	run(t, ctx, "conversation", chromedp.Navigate(h.url("/console/conversations")), chromedp.Click(chromedp.CSS(`a[href^="/console/conversations/conv_"]`)),

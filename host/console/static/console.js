@@ -31,8 +31,12 @@
         var focused = document.activeElement && document.activeElement.id;
         document.querySelectorAll("[data-live-region]").forEach(function (old) {
           var fresh = doc.getElementById(old.id);
-          // Keep a region the user is typing in.
+          // Keep a region the user is typing in, or has typed in.
           if (!fresh || old.contains(document.activeElement) && /INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) return;
+          var typed = [].some.call(old.querySelectorAll("input:not([type=hidden]), textarea"), function (f) {
+            return f.type === "checkbox" || f.type === "radio" ? f.checked !== f.defaultChecked : f.value !== f.defaultValue;
+          });
+          if (typed) return;
           if (old.innerHTML !== fresh.innerHTML) old.replaceWith(fresh);
         });
         if (focused && document.activeElement === document.body) {
