@@ -121,19 +121,25 @@ func eval[T any](t *testing.T, ctx context.Context, what, js string) T {
 // refresh of the page's live regions re-evaluates it.
 func until(t *testing.T, ctx context.Context, what, js string) {
 	t.Helper()
-	run(t, ctx, "waiting for "+what, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		for {
-			_, err := chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(2*time.Minute))(ctx, tg)
-			// A form's POST and redirect may still be loading the next
-			// page when the wait starts: wait on that page instead.
-			// (-32000 is the protocol's "navigated or closed" and "cannot
-			// find context": the old page's document went away.)
-			if err != nil && strings.Contains(err.Error(), "(-32000)") && ctx.Err() == nil {
-				continue
-			}
-			return chromedp.Void{}, err
+	// Polled from here rather than with chromedp.Poll inside the page: a
+	// form's POST and redirect, or the live stream's reconnect, may swap
+	// the document under a page-side poll, which then fails with the
+	// protocol's "navigated or closed" (-32000). Each evaluation here
+	// runs in whatever document is current.
+	deadline := time.Now().Add(2 * time.Minute)
+	var last error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Boolean("+js+")"))
+		if err == nil && ok {
+			return
 		}
-	})
+		if err != nil && !strings.Contains(err.Error(), "(-32000)") && !strings.Contains(err.Error(), "(-32602)") {
+			last = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	t.Fatalf("waiting for %s: not true within 2m (last error: %v)\npage text:\n%s", what, last, body)
 }
 
 // retryStale runs actions again when the live refresh replaced the node
