@@ -24,9 +24,27 @@ type Graph interface {
 	Send(ctx context.Context, phoneNumberID string, m graph.Message) (graph.Accepted, error)
 }
 
+// Store is the outbox and what the sender's policy reads.
+type Store interface {
+	Changed() <-chan struct{}
+	LookupRecipient(ctx context.Context, to string, withNumber bool) (store.Recipient, error)
+	KnownBusinessNumber(ctx context.Context, phoneNumberID string) (bool, error)
+	Enqueue(ctx context.Context, source string, msg sdk.OutboundMessage) (store.OutboundRecord, bool, error)
+	OutboundByKey(ctx context.Context, source, key string) (store.OutboundRecord, error)
+	DueOutbound(ctx context.Context, now time.Time, limit int, busy map[string]bool) ([]store.OutboundRecord, error)
+	NextOutboundDue(ctx context.Context) (time.Time, bool, error)
+	MarkSending(ctx context.Context, id string, fence ...store.Lease) (bool, error)
+	DeferOutbound(ctx context.Context, id, recipient string, at time.Time, code, reason string) error
+	FailOutbound(ctx context.Context, id, code, reason string) error
+	UnconfirmedOutbound(ctx context.Context, id, reason string) error
+	AcceptOutbound(ctx context.Context, id, wamid string, sent *sdk.Event) error
+	RecoverSending(ctx context.Context) (int, error)
+	LatestInbound(ctx context.Context, contactKey, phoneNumberID string) (string, error)
+}
+
 // Options assemble a Sender.
 type Options struct {
-	Store  *store.Store
+	Store  Store
 	Graph  Graph
 	Policy Policy
 	Clock  clockwork.Clock
@@ -43,6 +61,13 @@ type Options struct {
 	// MaxAttempts bounds retries of one message (default 10).
 	MaxAttempts int
 	Registry    prometheus.Registerer
+	// Leader, when several hubs share the store, says whether this hub
+	// holds the outbox lease (and until when it may trust it); only that
+	// hub sends, so the per-number and per-recipient limits hold across
+	// the cluster. LeaderChanged is closed when that may have changed.
+	// Nil: this hub sends.
+	Leader        func() (store.Lease, time.Time, bool)
+	LeaderChanged func() <-chan struct{}
 }
 
 // Sender sends the outbox.
@@ -208,8 +233,56 @@ func (s *Sender) Wake() {
 	}
 }
 
-// Run sends until ctx ends, then waits for requests in flight.
+// Run sends until ctx ends, then waits for requests in flight. With a
+// Leader, it sends only while this hub leads, starting each term by
+// recovering what the previous leader left in sending.
 func (s *Sender) Run(ctx context.Context) {
+	if s.opt.Leader == nil {
+		s.run(ctx, nil)
+		return
+	}
+	for ctx.Err() == nil {
+		changed := s.opt.LeaderChanged()
+		l, _, ok := s.opt.Leader()
+		if !ok {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		term, cancel := context.WithCancel(ctx)
+		go func() {
+			for {
+				ch := s.opt.LeaderChanged()
+				if cur, _, ok := s.opt.Leader(); !ok || cur.Epoch != l.Epoch {
+					cancel()
+					return
+				}
+				select {
+				case <-ch:
+				case <-term.Done():
+					return
+				case <-s.opt.Clock.After(time.Second):
+				}
+			}
+		}()
+		s.log.Info("outbox: this hub sends the outbox", "epoch", l.Epoch)
+		s.run(term, []store.Lease{l})
+		cancel()
+	}
+}
+
+// leading reports whether a fenced sender may still send.
+func (s *Sender) leading(fence []store.Lease) bool {
+	if fence == nil {
+		return true
+	}
+	l, until, ok := s.opt.Leader()
+	return ok && l.Epoch == fence[0].Epoch && s.opt.Clock.Now().Before(until)
+}
+
+func (s *Sender) run(ctx context.Context, fence []store.Lease) {
 	if n, err := s.opt.Store.RecoverSending(ctx); err != nil {
 		s.log.Error("outbox: recovering messages left in sending failed", "err", err)
 	} else if n > 0 {
@@ -251,7 +324,7 @@ func (s *Sender) Run(ctx context.Context) {
 			wg.Add(1)
 			go func(m store.OutboundRecord) {
 				defer func() { <-sem; s.release(m.To); wg.Done(); s.Wake() }()
-				s.send(ctx, m)
+				s.send(ctx, m, fence)
 			}(m)
 		}
 		if len(due) > 0 {
@@ -330,7 +403,7 @@ func (s *Sender) admit(ctx context.Context, m store.OutboundRecord) bool {
 }
 
 // send sends one message and records what became of it.
-func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
+func (s *Sender) send(ctx context.Context, m store.OutboundRecord, fence []store.Lease) {
 	st, clock := s.opt.Store, s.opt.Clock
 	bg := context.WithoutCancel(ctx)
 	// The rules again, at send time: a trigger's reply was queued without
@@ -355,7 +428,13 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 		}
 		return
 	}
-	ok, err := st.MarkSending(ctx, m.ID)
+	if !s.leading(fence) {
+		return // no longer this hub's outbox; it stays queued for the leader
+	}
+	ok, err := st.MarkSending(ctx, m.ID, fence...)
+	if errors.Is(err, store.ErrLeaseLost) {
+		return // another hub sends the outbox now; the message stays queued for it
+	}
 	if err != nil {
 		// Still queued: the next pass takes it again.
 		s.log.Error("outbox: marking a message as sending failed; it stays queued", "id", m.ID, "err", err)
