@@ -78,8 +78,13 @@ type Sender struct {
 
 	mu      sync.Mutex
 	numbers map[string]*rate.Limiter
-	pairs   map[string]*rate.Limiter
-	busy    map[string]bool // recipients with a request in flight
+	// wire paces each number again right before the request leaves:
+	// marking a message sending is a commit, and commits of several
+	// messages can finish together (group commit, a slow database), which
+	// would otherwise bunch requests paced evenly before it.
+	wire  map[string]*window
+	pairs map[string]*rate.Limiter
+	busy  map[string]bool // recipients with a request in flight
 	// marked is the message last marked read per conversation.
 	marked map[string]string
 
@@ -154,7 +159,7 @@ func New(opt Options) *Sender {
 	}
 	s := &Sender{
 		opt: opt, log: opt.Logger, wake: make(chan struct{}, 1),
-		numbers: map[string]*rate.Limiter{}, pairs: map[string]*rate.Limiter{}, busy: map[string]bool{}, marked: map[string]string{},
+		numbers: map[string]*rate.Limiter{}, wire: map[string]*window{}, pairs: map[string]*rate.Limiter{}, busy: map[string]bool{}, marked: map[string]string{},
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wahub_outbound_messages_total",
 			Help: "Outbound messages by what became of them (queued, accepted, retried, failed, refused, unknown) and error code.",
@@ -446,6 +451,26 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord, fence []store
 	if msg.MarkRead {
 		s.markRead(bg, m, r)
 	}
+	s.mu.Lock()
+	wire := s.wire[m.PhoneNumberID]
+	if wire == nil {
+		wire = newWindow(s.opt.MessagesPerSecond)
+		s.wire[m.PhoneNumberID] = wire
+	}
+	s.mu.Unlock()
+	if d := wire.reserve(clock.Now()); d > 0 {
+		<-clock.After(d) // not cancelled: the message is marked sending and goes
+	}
+	if !s.leading(fence) {
+		// The wait outlasted this hub's lead: the next leader sends at the
+		// number's rate from now on, and this request would come on top.
+		// Back to the queue, unless the new leader already recovered it
+		// (then it is unknown, and was not sent).
+		if err := st.DeferOutbound(bg, m.ID, m.To, clock.Now(), "", ""); err != nil {
+			s.log.Error("outbox: returning a message to the queue failed", "id", m.ID, "err", err)
+		}
+		return
+	}
 	gm := graphMessage(m, r)
 	acc, err := s.opt.Graph.Send(bg, m.PhoneNumberID, gm)
 	if err == nil {
@@ -603,4 +628,43 @@ func sentEvent(m store.OutboundRecord, r store.Recipient, wamid string, now time
 		Message:    msg,
 		Outbound:   &sdk.Outbound{ID: m.ID, Source: m.Source, IdempotencyKey: strings.TrimSpace(key)},
 	}
+}
+
+// window holds a number to its rate in every window of time, as Meta
+// counts: at most n requests in any span (n per second at the configured
+// rate), with a small margin for the way to Meta. Requests reserve their
+// place in turn.
+type window struct {
+	mu    sync.Mutex
+	n     int
+	span  time.Duration
+	times []time.Time // the last n reserved send times, oldest first
+}
+
+// windowMargin absorbs the jitter between a request leaving and Meta
+// counting it.
+const windowMargin = 50 * time.Millisecond
+
+func newWindow(perSecond float64) *window {
+	n := max(1, int(perSecond))
+	return &window{n: n, span: time.Duration(float64(n)/perSecond*float64(time.Second)) + windowMargin}
+}
+
+// reserve returns how long to wait before sending, having reserved that
+// time.
+func (w *window) reserve(now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at := now
+	if len(w.times) == w.n {
+		if next := w.times[0].Add(w.span); next.After(at) {
+			at = next
+		}
+		w.times = w.times[1:]
+	}
+	if k := len(w.times); k > 0 && w.times[k-1].After(at) {
+		at = w.times[k-1]
+	}
+	w.times = append(w.times, at)
+	return at.Sub(now)
 }

@@ -29,7 +29,7 @@ import (
 // acquisition carries up to MaxBatch writes, and reads and the plugins'
 // work run in parallel on every hub. The lock is transaction-scoped: a
 // killed hub's transaction rolls back and releases it, and a stalled one is
-// ended by idle_in_transaction_session_timeout. What several hubs need on
+// ended by idle_in_transaction_session_timeout (2 s). What several hubs need on
 // top (leases with epochs, the cluster's nodes) is in lease.go.
 
 const (
@@ -72,8 +72,11 @@ func OpenPostgres(dsn string, opt Options, popt PostgresOptions) (*Store, error)
 		return nil, fmt.Errorf("store: postgres url %s: %w (want postgres://user:password@host:5432/database)", shown, err)
 	}
 	// A hub stopped inside a transaction (SIGSTOP, a partition) must not
-	// hold the cluster's write lock for long: the server ends its session.
-	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = "10000"
+	// hold the cluster's write lock for long: the server ends its session
+	// well before the other hubs' leases (renewed through writes) lapse.
+	// A hub's own transactions never idle: their statements follow each
+	// other with nothing but Go code in between.
+	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = "2000"
 	cfg.RuntimeParams["application_name"] = "wahub"
 	writer := stdlib.OpenDB(*cfg)
 	writer.SetMaxOpenConns(1)
