@@ -304,6 +304,16 @@ func (c *Cluster) Leader() (store.Lease, time.Time, bool) {
 	return l, c.until, true
 }
 
+// Held is how many leases this hub holds and trusts now.
+func (c *Cluster) Held() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.opt.Clock.Now().Before(c.until) {
+		return 0
+	}
+	return len(c.held)
+}
+
 // IsLeader reports whether this hub runs the periodic jobs now.
 func (c *Cluster) IsLeader() bool {
 	_, _, ok := c.Leader()
