@@ -150,7 +150,7 @@ func (g *loadGen) run(t *testing.T, convs, msgs int, progress func(int)) map[str
 // checkDelivered waits for every acknowledged message to reach the
 // receiver and checks each customer's first receipts are in posted order.
 // It returns how many receipts were duplicates.
-func checkDelivered(t *testing.T, rcv *webhooktest.Receiver, acked map[string][]string, within time.Duration) int {
+func checkDelivered(t *testing.T, h *hubProc, rcv *webhooktest.Receiver, acked map[string][]string, within time.Duration) int {
 	t.Helper()
 	want := 0
 	for _, ids := range acked {
@@ -168,7 +168,21 @@ func checkDelivered(t *testing.T, rcv *webhooktest.Receiver, acked map[string][]
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages delivered within %s", len(got), want, within)
+			var missing []string
+			for _, ids := range acked {
+				for _, id := range ids {
+					if !got[id] {
+						missing = append(missing, id)
+					}
+				}
+			}
+			sort.Strings(missing)
+			for _, id := range missing[:min(len(missing), 3)] {
+				var ev map[string]any
+				code := h.api("GET", "/api/v1/events/"+ingest.EventID("m:"+id), nil, &ev)
+				t.Logf("missing %s: GET /api/v1/events: %d %v", id, code, ev)
+			}
+			t.Fatalf("%d of %d acknowledged messages delivered within %s; missing %v", len(got), want, within, missing[:min(len(missing), 10)])
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -232,7 +246,7 @@ func TestScaleOutOrderedLoadThroughKills(t *testing.T) {
 			done = true
 		}
 	}
-	dups := checkDelivered(t, rcv, result, 120*time.Second)
+	dups := checkDelivered(t, hubs[2], rcv, result, 120*time.Second)
 	t.Logf("%d messages over %d customers through 3 hubs with 2 SIGKILLs: %d duplicate deliveries (batches in flight at a kill)",
 		convs*msgs, convs, dups)
 	var cl struct{ Nodes []store.Node }
@@ -284,7 +298,7 @@ func TestScaleOutStalledHubLosesLeases(t *testing.T) {
 	for wa, ids := range during {
 		before[wa] = append(before[wa], ids...)
 	}
-	checkDelivered(t, rcv, before, 60*time.Second)
+	checkDelivered(t, other, rcv, before, 60*time.Second)
 
 	stalled.cmd.Process.Signal(syscall.SIGCONT)
 	waitLeases(other, func(by map[string]int) bool { return by[stalled.addr] >= 8 }, "the resumed hub takes its share again")
@@ -293,7 +307,7 @@ func TestScaleOutStalledHubLosesLeases(t *testing.T) {
 	for wa, ids := range after {
 		before[wa] = append(before[wa], ids...)
 	}
-	dups := checkDelivered(t, rcv, before, 60*time.Second)
+	dups := checkDelivered(t, other, rcv, before, 60*time.Second)
 	if dups > 100 { // one batch (batch_size) at most
 		t.Errorf("%d duplicates after the stall, more than the stalled hub's one batch in flight", dups)
 	}
