@@ -49,6 +49,9 @@ type Ops interface {
 	// RefreshTemplates fetches the template catalogue from the Graph API
 	// now; ErrNoBusinessAccount when none is configured.
 	RefreshTemplates(ctx context.Context) (templates.Result, error)
+	// Cluster lists the hubs sharing the store (one, on SQLite) and the
+	// leases each holds.
+	Cluster(ctx context.Context) ([]store.Node, error)
 }
 
 // ErrNoBusinessAccount: the template catalogue cannot be fetched without
@@ -123,6 +126,7 @@ func New(opt Options) *API {
 	a.mux.HandleFunc("GET /api/v1/contacts/{id}", a.getContact)
 	a.mux.HandleFunc("PATCH /api/v1/contacts/{id}", a.patchContact)
 	a.mux.HandleFunc("GET /api/v1/stats", a.stats)
+	a.mux.HandleFunc("GET /api/v1/cluster", a.cluster)
 	a.mux.HandleFunc("POST /api/v1/messages", a.sendMessage)
 	a.mux.HandleFunc("GET /api/v1/messages/{id}", a.getMessage)
 	a.mux.HandleFunc("GET /api/v1/messages", a.findMessage)
@@ -477,6 +481,16 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	WriteJSON(w, http.StatusOK, st)
+}
+
+// cluster answers GET /api/v1/cluster.
+func (a *API) cluster(w http.ResponseWriter, r *http.Request) {
+	nodes, err := a.Ops.Cluster(r.Context())
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
 }
 
 func (a *API) internal(w http.ResponseWriter, err error) {

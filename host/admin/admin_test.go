@@ -85,6 +85,10 @@ type fakeOps struct {
 	refuse   *sdk.RefusedError
 }
 
+func (o *fakeOps) Cluster(context.Context) ([]store.Node, error) {
+	return []store.Node{{ID: "local", Addr: "127.0.0.1:8080"}}, nil
+}
+
 func (o *fakeOps) Connectors(ctx context.Context) ([]ConnectorStatus, error) {
 	return []ConnectorStatus{{Name: "crm", State: "running"}}, nil
 }

@@ -89,9 +89,21 @@ type Server struct {
 	TLSKey  string `koanf:"tls_key" json:"tls_key,omitempty"`
 }
 
-// Store is the SQLite event log.
+// Store is where the hub keeps its state: one SQLite file (the default),
+// or a PostgreSQL database that several hubs share.
 type Store struct {
-	Path        string        `koanf:"path" default:"data/wahub.db" json:"path"`
+	// Driver is sqlite or postgres.
+	Driver string `koanf:"driver" default:"sqlite" json:"driver"`
+	Path   string `koanf:"path" default:"data/wahub.db" json:"path"`
+	// URL is the PostgreSQL database (postgres://user:pass@host:5432/db);
+	// a secret, because it usually holds the password.
+	URL Secret `koanf:"url" json:"url,omitempty"`
+	// LeaseTimeout (postgres) is how long a hub that stopped answering
+	// keeps its share of the work before the others take it over.
+	LeaseTimeout time.Duration `koanf:"lease_timeout" default:"10s" json:"lease_timeout"`
+	// NodeID (postgres) names this hub in `wahub cluster`; default: host
+	// name, process id and a random suffix.
+	NodeID      string        `koanf:"node_id" json:"node_id,omitempty"`
 	BusyTimeout time.Duration `koanf:"busy_timeout" default:"5s" json:"busy_timeout"`
 	// RetentionDays prunes settled events older than this many days; 0
 	// keeps everything. Dead letters and undelivered events are never

@@ -181,10 +181,18 @@ func TestMissingFile(t *testing.T) {
 	}
 }
 
+func TestPostgresStoreFromEnvironment(t *testing.T) {
+	c := mustParse(t, "store:\n  url: ${DATABASE_URL}\n", "WAHUB_STORE__DRIVER=postgres", "DATABASE_URL=postgres://w:pw@db:5432/wahub")
+	eq(t, "driver", c.Store.Driver, "postgres")
+	eq(t, "url", c.Store.URL.Reveal(), "postgres://w:pw@db:5432/wahub")
+	c = mustParse(t, "", "WAHUB_STORE__DRIVER=postgres", "WAHUB_STORE__URL=postgres://db/x")
+	eq(t, "url from WAHUB_STORE__URL", c.Store.URL.Reveal(), "postgres://db/x")
+}
+
 func TestDefaults(t *testing.T) {
 	c := mustParse(t, "")
 	eq(t, "server", c.Server, Server{Listen: "127.0.0.1:8080", MaxBodyBytes: 4194304, ShutdownTimeout: 15 * time.Second, WriteTimeout: time.Minute})
-	eq(t, "store", c.Store, Store{Path: "data/wahub.db", BusyTimeout: 5 * time.Second})
+	eq(t, "store", c.Store, Store{Driver: "sqlite", Path: "data/wahub.db", BusyTimeout: 5 * time.Second, LeaseTimeout: 10 * time.Second})
 	eq(t, "log", c.Log, Log{Level: "info", Format: "auto"})
 	eq(t, "api_url", c.WhatsApp.APIURL, "https://graph.facebook.com/v23.0")
 	eq(t, "messages_per_second", c.WhatsApp.MessagesPerSecond, 80.0)
@@ -406,6 +414,10 @@ func TestBrokenConfigs(t *testing.T) {
 		{name: "route to unknown team", yaml: "routes: [{name: a, team: sales}, {name: b, team: biling}]", keys: []string{"routes[1].team"},
 			msg: `unknown team "biling" (teams: billing, sales, support)`},
 		{name: "route without team", yaml: "routes: [{name: a}]", keys: []string{"routes[0].team"}},
+		{name: "unknown store driver", yaml: "store: {driver: mysql}", keys: []string{"store.driver"}},
+		{name: "postgres without url", yaml: "store: {driver: postgres}", keys: []string{"store.url"}, msg: "must name the PostgreSQL database"},
+		{name: "postgres url not a url", yaml: "store: {driver: postgres, url: 'host=db'}", keys: []string{"store.url"}, msg: "postgres:// URL"},
+		{name: "postgres lease timeout too short", yaml: "store: {driver: postgres, url: 'postgres://db/w', lease_timeout: 1s}", keys: []string{"store.lease_timeout"}},
 		{name: "route without name", yaml: "routes: [{team: sales}]", keys: []string{"routes[0].name"}},
 		{name: "duplicate route name", yaml: "routes: [{name: a, team: sales}, {name: a, team: support}]", keys: []string{"routes[1].name"}, msg: `duplicate route name "a"`},
 		{name: "within unknown schedule", yaml: "routes: [{name: a, team: sales, when: {within: night}}]", keys: []string{"routes[0].when.within"},

@@ -103,8 +103,22 @@ func isLoopback(host string) bool {
 }
 
 func (v *validator) store() {
-	if strings.TrimSpace(v.c.Store.Path) == "" {
-		v.add("store.path", "must name the SQLite file, such as data/wahub.db")
+	v.enum("store.driver", v.c.Store.Driver, "sqlite", "postgres")
+	switch v.c.Store.Driver {
+	case "postgres":
+		u := v.c.Store.URL.Reveal()
+		if strings.TrimSpace(u) == "" {
+			v.add("store.url", "must name the PostgreSQL database when store.driver is postgres, such as postgres://wahub:secret@db:5432/wahub (or ${DATABASE_URL})")
+		} else if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+			v.add("store.url", "must be a postgres:// URL")
+		}
+		if v.c.Store.LeaseTimeout < 3*time.Second {
+			v.add("store.lease_timeout", "must be at least 3s (leases are renewed every third of it)")
+		}
+	default:
+		if strings.TrimSpace(v.c.Store.Path) == "" {
+			v.add("store.path", "must name the SQLite file, such as data/wahub.db")
+		}
 	}
 	if v.c.Store.BusyTimeout < 0 {
 		v.add("store.busy_timeout", "must not be negative")

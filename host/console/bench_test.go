@@ -43,6 +43,8 @@ type benchOps struct {
 	st *store.Store
 }
 
+func (o *benchOps) Cluster(context.Context) ([]store.Node, error) { return nil, nil }
+
 func (o *benchOps) Connectors(ctx context.Context) ([]admin.ConnectorStatus, error) {
 	counts, err := o.st.ConnectorCounts(ctx)
 	if err != nil {

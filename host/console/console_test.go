@@ -35,6 +35,8 @@ type fakeOps struct {
 	paused bool
 }
 
+func (o *fakeOps) Cluster(context.Context) ([]store.Node, error) { return nil, nil }
+
 func (o *fakeOps) record(s string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

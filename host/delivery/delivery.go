@@ -33,11 +33,25 @@ import (
 // Store is the durable state the engine works on.
 type Store interface {
 	Dispatch(ctx context.Context, limit int, decide store.DecideFunc) (int, error)
-	Due(ctx context.Context, connector string, now time.Time, limit int) ([]store.Delivery, error)
-	NextDue(ctx context.Context, connector string) (time.Time, bool, error)
-	RecordAttempts(ctx context.Context, attempts []store.Attempt) error
+	// DueIn and NextDueIn keep to the given delivery partitions (nil: all).
+	DueIn(ctx context.Context, connector string, parts []int, now time.Time, limit int) ([]store.Delivery, error)
+	NextDueIn(ctx context.Context, connector string, parts []int) (time.Time, bool, error)
+	// RecordAttempts stores outcomes unless a lease of the fence changed
+	// hands (store.ErrLeaseLost).
+	RecordAttempts(ctx context.Context, attempts []store.Attempt, fence ...store.Lease) error
 	Paused(ctx context.Context, connector string) (bool, error)
 	SetPaused(ctx context.Context, connector string, paused bool) error
+	Changed() <-chan struct{}
+}
+
+// Cluster says which delivery partitions this hub holds when several hubs
+// share the store (nil: one hub delivers everything).
+type Cluster interface {
+	// Parts returns the partitions of connector this hub holds, the
+	// leases that fence their writes, and until when the hub may trust
+	// them without renewing (its local deadline).
+	Parts(connector string) (parts []int, fence []store.Lease, until time.Time)
+	// Changed is closed when the hub's leases change.
 	Changed() <-chan struct{}
 }
 
@@ -94,6 +108,7 @@ const maxRetryAfter = 24 * time.Hour
 type Options struct {
 	Store      Store
 	Connectors Connectors
+	Cluster    Cluster
 	// Decide routes one event; it runs inside the store's write
 	// transaction.
 	Decide   store.DecideFunc
@@ -303,7 +318,24 @@ func (w *worker) run(ctx context.Context) {
 			continue
 		}
 		changed := st.Changed()
-		batch, err := st.Due(ctx, w.name, clock.Now(), w.pol.BatchSize)
+		var (
+			parts []int
+			fence []store.Lease
+			until time.Time
+		)
+		if c := w.e.opt.Cluster; c != nil {
+			leases := c.Changed()
+			if parts, fence, until = c.Parts(w.name); len(parts) == 0 {
+				// Other hubs have all of this connector's partitions.
+				select {
+				case <-leases:
+				case <-w.wake:
+				case <-ctx.Done():
+				}
+				continue
+			}
+		}
+		batch, err := st.DueIn(ctx, w.name, parts, clock.Now(), w.pol.BatchSize)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.e.log.Error("reading due deliveries", "connector", w.name, "err", err)
@@ -312,7 +344,7 @@ func (w *worker) run(ctx context.Context) {
 			continue
 		}
 		if len(batch) == 0 {
-			next, ok, err := st.NextDue(ctx, w.name)
+			next, ok, err := st.NextDueIn(ctx, w.name, parts)
 			if err != nil || !ok {
 				next = time.Time{}
 			}
@@ -329,7 +361,7 @@ func (w *worker) run(ctx context.Context) {
 				}
 			}
 		}
-		w.deliver(ctx, batch)
+		w.deliver(ctx, batch, fence, until)
 	}
 }
 
@@ -357,7 +389,12 @@ func (w *worker) wait(ctx context.Context, changed <-chan struct{}, until time.T
 // (not attempted, no retry spent) until that event's next attempt, which
 // keeps their order; after a call that fails as a whole, every later
 // event waits with it.
-func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
+//
+// With a fence, each call goes to the plugin only while the hub may still
+// trust its leases (until), is bounded by that deadline, and its outcomes
+// are stored only if the leases are still the hub's: a hub that stalled
+// past its lease timeout does not deliver work another hub took.
+func (w *worker) deliver(ctx context.Context, batch []store.Delivery, fence []store.Lease, until time.Time) {
 	limit := w.e.opt.MaxBatchBytes
 	var settled []store.Attempt // too large, or held
 	var chunks [][]store.Delivery
@@ -399,7 +436,7 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
 		if len(send) == 0 {
 			continue
 		}
-		attempts, ok := w.deliverChunk(ctx, send)
+		attempts, ok := w.deliverChunk(ctx, send, fence, until)
 		if attempts == nil {
 			break // no call made (plugin down, shutting down): all stay as they were
 		}
@@ -429,7 +466,7 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
 		}
 	}
 	if len(settled) > 0 {
-		if err := w.e.opt.Store.RecordAttempts(context.WithoutCancel(ctx), settled); err != nil {
+		if err := w.e.opt.Store.RecordAttempts(context.WithoutCancel(ctx), settled, fence...); err != nil {
 			w.e.log.Error("recording delivery outcomes failed", "connector", w.name, "err", err)
 		}
 	}
@@ -437,8 +474,17 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery) {
 
 // deliverChunk sends one batch and records what became of each event. ok
 // is false when the call failed as a whole (or was not made).
-func (w *worker) deliverChunk(ctx context.Context, batch []store.Delivery) (attempts []store.Attempt, ok bool) {
+func (w *worker) deliverChunk(ctx context.Context, batch []store.Delivery, fence []store.Lease, until time.Time) (attempts []store.Attempt, ok bool) {
 	clock := w.e.opt.Clock
+	timeout := w.pol.Timeout
+	if fence != nil {
+		left := until.Sub(clock.Now())
+		if left <= 0 {
+			w.e.log.Warn("delivery leases not renewed in time; leaving the batch to their next owner", "connector", w.name)
+			return nil, false
+		}
+		timeout = min(timeout, left)
+	}
 	d, err := w.e.opt.Connectors.Deliverer(w.name)
 	if err != nil {
 		return nil, false // the plugin went down between the checks; Running waits
@@ -448,7 +494,7 @@ func (w *worker) deliverChunk(ctx context.Context, batch []store.Delivery) (atte
 		events[i] = batch[i].JSON
 	}
 	start := clock.Now()
-	cctx, cancel := context.WithTimeout(ctx, w.pol.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	results, err := d.DeliverJSON(cctx, events)
 	cancel()
 	end := clock.Now()
@@ -462,7 +508,10 @@ func (w *worker) deliverChunk(ctx context.Context, batch []store.Delivery) (atte
 	w.e.opt.Metrics.batch(w.name, end.Sub(start), attempts)
 	// Recorded even if ctx ended meanwhile: the plugin has answered, and
 	// forgetting a delivered outcome would only cause a duplicate.
-	if rerr := w.e.opt.Store.RecordAttempts(context.WithoutCancel(ctx), attempts); rerr != nil {
+	if rerr := w.e.opt.Store.RecordAttempts(context.WithoutCancel(ctx), attempts, fence...); errors.Is(rerr, store.ErrLeaseLost) {
+		w.e.log.Warn("delivery lease lost during the batch; its new owner delivers it again", "connector", w.name, "events", len(batch), "err", rerr)
+		return nil, false
+	} else if rerr != nil {
 		w.e.log.Error("recording delivery outcomes failed; the batch will be delivered again", "connector", w.name, "err", rerr)
 	}
 	if logEnabled(w.e.log, attempts) {

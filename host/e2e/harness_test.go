@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wahub/wahub/host/store/pgtest"
 )
 
 // binary is the wahub executable built once for the package.
@@ -50,6 +52,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "building wahub:", err)
 			return 1
 		}
+		defer pgtest.Stop() // the PostgreSQL server of the scale-out tests, if one started
 		return m.Run()
 	}())
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/wahub/wahub/host/admin"
+	"github.com/wahub/wahub/host/cluster"
 	"github.com/wahub/wahub/host/config"
 	"github.com/wahub/wahub/host/delivery"
 	"github.com/wahub/wahub/host/graph"
@@ -40,10 +41,13 @@ import (
 
 // Hub is one running wahub process.
 type Hub struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	store    *store.Store
-	lock     *store.Lock
+	cfg   *config.Config
+	log   *slog.Logger
+	store *store.Store
+	lock  *store.Lock
+	// cluster is set on PostgreSQL: the hub's heartbeat and leases.
+	cluster  *cluster.Cluster
+	started  time.Time
 	registry *prometheus.Registry
 	handler  http.Handler
 	// opsHandler serves /metrics and /readyz on server.metrics_listen
@@ -108,22 +112,21 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	warning, err := store.SecureDir(cfg.Store.Path)
-	if err != nil {
-		return nil, err
+	var lock *store.Lock
+	if cfg.Store.Driver != "postgres" {
+		warning, err := store.SecureDir(cfg.Store.Path)
+		if err != nil {
+			return nil, err
+		}
+		if warning != "" {
+			opt.Logger.Warn(warning)
+		}
+		// One hub per SQLite file: a second would deliver every event again.
+		if lock, err = store.AcquireLock(cfg.Store.Path); err != nil {
+			return nil, err
+		}
 	}
-	if warning != "" {
-		opt.Logger.Warn(warning)
-	}
-	// One hub per SQLite file: a second would deliver every event again.
-	lock, err := store.AcquireLock(cfg.Store.Path)
-	if err != nil {
-		return nil, err
-	}
-	st, err := store.Open(cfg.Store.Path, store.Options{
-		BusyTimeout: cfg.Store.BusyTimeout,
-		Now:         opt.Clock.Now,
-	})
+	st, err := OpenStore(cfg, store.Options{BusyTimeout: cfg.Store.BusyTimeout, Now: opt.Clock.Now}, opt.Logger)
 	if err != nil {
 		lock.Release()
 		return nil, err
@@ -133,6 +136,7 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		log:      opt.Logger,
 		store:    st,
 		lock:     lock,
+		started:  opt.Clock.Now(),
 		registry: prometheus.NewRegistry(),
 		clock:    opt.Clock,
 		router:   router,
@@ -144,6 +148,14 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Help: "Events routed, by the team and the rule that decided (rule \"affinity\": the conversation's team was kept).",
 	}, []string{"team", "rule"})
 	h.registry.MustRegister(h.decisions)
+	if st.Driver() == "postgres" {
+		names := make([]string, 0, len(cfg.Connectors))
+		for name := range policies(cfg) {
+			names = append(names, name)
+		}
+		h.cluster = cluster.New(cluster.Options{Store: st, NodeID: cfg.Store.NodeID, Addr: cfg.Server.Listen,
+			Connectors: names, LeaseTimeout: cfg.Store.LeaseTimeout, Clock: opt.Clock, Logger: h.log.With("component", "cluster")})
+	}
 	wa := cfg.WhatsApp
 	h.graph = &graphClient{}
 	h.graph.c.Store(graph.New(wa.APIURL, wa.AccessToken.Reveal(), nil))
@@ -162,6 +174,8 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		PairInterval:      wa.PairInterval,
 		PairBurst:         wa.PairBurst,
 		Registry:          h.registry,
+		Leader:            h.leader(),
+		LeaderChanged:     h.leaderChanged(),
 	})
 	h.sup = supervisor.New(supervisor.Options{
 		Executable: opt.Executable,
@@ -179,8 +193,13 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Logger:    h.log.With("component", "templates"),
 		OnRefresh: h.checkTriggerTemplates,
 	}
+	var dc delivery.Cluster
+	if h.cluster != nil {
+		dc = h.cluster
+	}
 	h.engine = delivery.New(delivery.Options{
 		Store:      st,
+		Cluster:    dc,
 		Connectors: plugins{h.sup},
 		Decide:     h.decide,
 		Policies:   policies(cfg),
@@ -194,6 +213,34 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	}
 	return h, nil
 }
+
+// OpenStore opens the store the configuration names: the SQLite file, or
+// the PostgreSQL database.
+func OpenStore(cfg *config.Config, opt store.Options, log *slog.Logger) (*store.Store, error) {
+	if cfg.Store.Driver == "postgres" {
+		return store.OpenPostgres(cfg.Store.URL.Reveal(), opt, store.PostgresOptions{Logger: log})
+	}
+	return store.Open(cfg.Store.Path, opt)
+}
+
+// leader is the sender's and the periodic jobs' view of the leader lease;
+// nil on SQLite, where this hub is the only one.
+func (h *Hub) leader() func() (store.Lease, time.Time, bool) {
+	if h.cluster == nil {
+		return nil
+	}
+	return h.cluster.Leader
+}
+
+func (h *Hub) leaderChanged() func() <-chan struct{} {
+	if h.cluster == nil {
+		return nil
+	}
+	return h.cluster.Changed
+}
+
+// isLeader reports whether this hub runs the periodic jobs.
+func (h *Hub) isLeader() bool { return h.cluster == nil || h.cluster.IsLeader() }
 
 // Store is the hub's store, for commands that read it directly.
 func (h *Hub) Store() *store.Store { return h.store }
@@ -353,7 +400,10 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		defer h.sandbox.Load().Close()
 	}
 	h.addr.Store(ln.Addr().String())
-	h.log.Info("wahub listening", "addr", ln.Addr().String(), "store", h.store.Path())
+	if h.cluster != nil {
+		h.cluster.SetAddr(ln.Addr().String())
+	}
+	h.log.Info("wahub listening", "addr", ln.Addr().String(), "store", h.store.Path(), "driver", h.store.Driver())
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -387,9 +437,15 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	// tasks owns every background task of the hub: each is started here,
 	// and none outlives Run (the store closes after it).
 	var tasks sync.WaitGroup
+	var leader func() bool
+	if h.cluster != nil {
+		h.log.Info("cluster: sharing the store with other hubs", "node", h.cluster.ID(), "lease_timeout", h.cfg.Store.LeaseTimeout.String())
+		leader = h.cluster.IsLeader
+		tasks.Go(func() { h.cluster.Run(bg) })
+	}
 	tasks.Go(func() {
 		syncer.Run(bg, syncer.Options{Store: h.store, Plugins: plugins{h.sup}, Connectors: enabledConnectors(h.cfg),
-			Clock: h.clock, Logger: h.log.With("component", "sync")})
+			Clock: h.clock, Logger: h.log.With("component", "sync"), Leader: leader})
 	})
 	tasks.Go(func() { h.engine.Run(bg) })
 	tasks.Go(func() { h.sender.Run(bg) })
@@ -451,6 +507,14 @@ func (h *Hub) shutdown(srv *http.Server, errc <-chan error) error {
 // hours.
 func (h *Hub) prune(ctx context.Context, keep time.Duration) {
 	for {
+		for !h.isLeader() {
+			// Another hub prunes; take over when it goes.
+			select {
+			case <-h.cluster.Changed():
+			case <-ctx.Done():
+				return
+			}
+		}
 		n, err := h.store.Prune(ctx, h.clock.Now().Add(-keep))
 		if err != nil && ctx.Err() == nil {
 			h.log.Error("retention: pruning old events failed", "err", err)

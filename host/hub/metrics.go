@@ -16,6 +16,9 @@ type stateCollector struct {
 
 	delivered, pending, retrying, dead, lag *prometheus.Desc
 	restarts, up, syncAge, outbox           *prometheus.Desc
+	// leases and leader are this hub's share of the cluster's work, by
+	// node: the store-wide figures above are the same on every hub.
+	leases, leader *prometheus.Desc
 }
 
 func newStateCollector(h *Hub) *stateCollector {
@@ -31,11 +34,15 @@ func newStateCollector(h *Hub) *stateCollector {
 		up:        prometheus.NewDesc("wahub_plugin_up", "1 while the connector's plugin runs.", c, nil),
 		syncAge:   prometheus.NewDesc("wahub_sync_cursor_age_seconds", "Time since the connector's contact sync last stored a page.", c, nil),
 		outbox:    prometheus.NewDesc("wahub_outbox_messages", "Outbound messages by state.", []string{"state"}, nil),
+		leases: prometheus.NewDesc("wahub_cluster_leases", "Leases this hub holds (delivery partitions and the leader lease); PostgreSQL only.",
+			[]string{"node"}, nil),
+		leader: prometheus.NewDesc("wahub_cluster_leader", "1 while this hub runs the periodic jobs and sends the outbox; PostgreSQL only.",
+			[]string{"node"}, nil),
 	}
 }
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.delivered, s.pending, s.retrying, s.dead, s.lag, s.restarts, s.up, s.syncAge, s.outbox} {
+	for _, d := range []*prometheus.Desc{s.delivered, s.pending, s.retrying, s.dead, s.lag, s.restarts, s.up, s.syncAge, s.outbox, s.leases, s.leader} {
 		ch <- d
 	}
 }
@@ -79,6 +86,14 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if ss, err := s.h.store.SyncCursor(ctx, st.Name); err == nil && !ss.At.IsZero() {
 			ch <- prometheus.MustNewConstMetric(s.syncAge, prometheus.GaugeValue, now.Sub(ss.At).Seconds(), st.Name)
 		}
+	}
+	if c := s.h.cluster; c != nil {
+		leader := 0.0
+		if c.IsLeader() {
+			leader = 1
+		}
+		ch <- prometheus.MustNewConstMetric(s.leases, prometheus.GaugeValue, float64(c.Held()), c.ID())
+		ch <- prometheus.MustNewConstMetric(s.leader, prometheus.GaugeValue, leader, c.ID())
 	}
 	if oc, err := s.h.store.OutboundCounts(ctx); err == nil {
 		for state, n := range oc {

@@ -194,3 +194,15 @@ func (o ops) RefreshTemplates(ctx context.Context) (templates.Result, error) {
 	}
 	return o.h.templates.Refresh(ctx)
 }
+
+// Cluster lists the hubs seen within the lease timeout; on SQLite, this
+// hub alone.
+func (o ops) Cluster(ctx context.Context) ([]store.Node, error) {
+	h := o.h
+	if h.cluster == nil {
+		now := h.clock.Now().UTC()
+		addr, _ := h.addr.Load().(string)
+		return []store.Node{{ID: "local", Addr: addr, StartedAt: h.started.UTC(), LastSeen: now}}, nil
+	}
+	return h.store.Nodes(ctx, h.clock.Now().Add(-h.cfg.Store.LeaseTimeout))
+}

@@ -24,9 +24,27 @@ type Graph interface {
 	Send(ctx context.Context, phoneNumberID string, m graph.Message) (graph.Accepted, error)
 }
 
+// Store is the outbox and what the sender's policy reads.
+type Store interface {
+	Changed() <-chan struct{}
+	LookupRecipient(ctx context.Context, to string, withNumber bool) (store.Recipient, error)
+	KnownBusinessNumber(ctx context.Context, phoneNumberID string) (bool, error)
+	Enqueue(ctx context.Context, source string, msg sdk.OutboundMessage) (store.OutboundRecord, bool, error)
+	OutboundByKey(ctx context.Context, source, key string) (store.OutboundRecord, error)
+	DueOutbound(ctx context.Context, now time.Time, limit int, busy map[string]bool) ([]store.OutboundRecord, error)
+	NextOutboundDue(ctx context.Context) (time.Time, bool, error)
+	MarkSending(ctx context.Context, id string, fence ...store.Lease) (bool, error)
+	DeferOutbound(ctx context.Context, id, recipient string, at time.Time, code, reason string) error
+	FailOutbound(ctx context.Context, id, code, reason string) error
+	UnconfirmedOutbound(ctx context.Context, id, reason string) error
+	AcceptOutbound(ctx context.Context, id, wamid string, sent *sdk.Event) error
+	RecoverSending(ctx context.Context) (int, error)
+	LatestInbound(ctx context.Context, contactKey, phoneNumberID string) (string, error)
+}
+
 // Options assemble a Sender.
 type Options struct {
-	Store  *store.Store
+	Store  Store
 	Graph  Graph
 	Policy Policy
 	Clock  clockwork.Clock
@@ -43,6 +61,13 @@ type Options struct {
 	// MaxAttempts bounds retries of one message (default 10).
 	MaxAttempts int
 	Registry    prometheus.Registerer
+	// Leader, when several hubs share the store, says whether this hub
+	// holds the outbox lease (and until when it may trust it); only that
+	// hub sends, so the per-number and per-recipient limits hold across
+	// the cluster. LeaderChanged is closed when that may have changed.
+	// Nil: this hub sends.
+	Leader        func() (store.Lease, time.Time, bool)
+	LeaderChanged func() <-chan struct{}
 }
 
 // Sender sends the outbox.
@@ -53,8 +78,13 @@ type Sender struct {
 
 	mu      sync.Mutex
 	numbers map[string]*rate.Limiter
-	pairs   map[string]*rate.Limiter
-	busy    map[string]bool // recipients with a request in flight
+	// wire paces each number again right before the request leaves:
+	// marking a message sending is a commit, and commits of several
+	// messages can finish together (group commit, a slow database), which
+	// would otherwise bunch requests paced evenly before it.
+	wire  map[string]*window
+	pairs map[string]*rate.Limiter
+	busy  map[string]bool // recipients with a request in flight
 	// marked is the message last marked read per conversation.
 	marked map[string]string
 
@@ -129,7 +159,7 @@ func New(opt Options) *Sender {
 	}
 	s := &Sender{
 		opt: opt, log: opt.Logger, wake: make(chan struct{}, 1),
-		numbers: map[string]*rate.Limiter{}, pairs: map[string]*rate.Limiter{}, busy: map[string]bool{}, marked: map[string]string{},
+		numbers: map[string]*rate.Limiter{}, wire: map[string]*window{}, pairs: map[string]*rate.Limiter{}, busy: map[string]bool{}, marked: map[string]string{},
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wahub_outbound_messages_total",
 			Help: "Outbound messages by what became of them (queued, accepted, retried, failed, refused, unknown) and error code.",
@@ -208,8 +238,56 @@ func (s *Sender) Wake() {
 	}
 }
 
-// Run sends until ctx ends, then waits for requests in flight.
+// Run sends until ctx ends, then waits for requests in flight. With a
+// Leader, it sends only while this hub leads, starting each term by
+// recovering what the previous leader left in sending.
 func (s *Sender) Run(ctx context.Context) {
+	if s.opt.Leader == nil {
+		s.run(ctx, nil)
+		return
+	}
+	for ctx.Err() == nil {
+		changed := s.opt.LeaderChanged()
+		l, _, ok := s.opt.Leader()
+		if !ok {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		term, cancel := context.WithCancel(ctx)
+		go func() {
+			for {
+				ch := s.opt.LeaderChanged()
+				if cur, _, ok := s.opt.Leader(); !ok || cur.Epoch != l.Epoch {
+					cancel()
+					return
+				}
+				select {
+				case <-ch:
+				case <-term.Done():
+					return
+				case <-s.opt.Clock.After(time.Second):
+				}
+			}
+		}()
+		s.log.Info("outbox: this hub sends the outbox", "epoch", l.Epoch)
+		s.run(term, []store.Lease{l})
+		cancel()
+	}
+}
+
+// leading reports whether a fenced sender may still send.
+func (s *Sender) leading(fence []store.Lease) bool {
+	if fence == nil {
+		return true
+	}
+	l, until, ok := s.opt.Leader()
+	return ok && l.Epoch == fence[0].Epoch && s.opt.Clock.Now().Before(until)
+}
+
+func (s *Sender) run(ctx context.Context, fence []store.Lease) {
 	if n, err := s.opt.Store.RecoverSending(ctx); err != nil {
 		s.log.Error("outbox: recovering messages left in sending failed", "err", err)
 	} else if n > 0 {
@@ -251,7 +329,7 @@ func (s *Sender) Run(ctx context.Context) {
 			wg.Add(1)
 			go func(m store.OutboundRecord) {
 				defer func() { <-sem; s.release(m.To); wg.Done(); s.Wake() }()
-				s.send(ctx, m)
+				s.send(ctx, m, fence)
 			}(m)
 		}
 		if len(due) > 0 {
@@ -330,7 +408,7 @@ func (s *Sender) admit(ctx context.Context, m store.OutboundRecord) bool {
 }
 
 // send sends one message and records what became of it.
-func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
+func (s *Sender) send(ctx context.Context, m store.OutboundRecord, fence []store.Lease) {
 	st, clock := s.opt.Store, s.opt.Clock
 	bg := context.WithoutCancel(ctx)
 	// The rules again, at send time: a trigger's reply was queued without
@@ -355,7 +433,13 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 		}
 		return
 	}
-	ok, err := st.MarkSending(ctx, m.ID)
+	if !s.leading(fence) {
+		return // no longer this hub's outbox; it stays queued for the leader
+	}
+	ok, err := st.MarkSending(ctx, m.ID, fence...)
+	if errors.Is(err, store.ErrLeaseLost) {
+		return // another hub sends the outbox now; the message stays queued for it
+	}
 	if err != nil {
 		// Still queued: the next pass takes it again.
 		s.log.Error("outbox: marking a message as sending failed; it stays queued", "id", m.ID, "err", err)
@@ -366,6 +450,26 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord) {
 	}
 	if msg.MarkRead {
 		s.markRead(bg, m, r)
+	}
+	s.mu.Lock()
+	wire := s.wire[m.PhoneNumberID]
+	if wire == nil {
+		wire = newWindow(s.opt.MessagesPerSecond)
+		s.wire[m.PhoneNumberID] = wire
+	}
+	s.mu.Unlock()
+	if d := wire.reserve(clock.Now()); d > 0 {
+		<-clock.After(d) // not cancelled: the message is marked sending and goes
+	}
+	if !s.leading(fence) {
+		// The wait outlasted this hub's lead: the next leader sends at the
+		// number's rate from now on, and this request would come on top.
+		// Back to the queue, unless the new leader already recovered it
+		// (then it is unknown, and was not sent).
+		if err := st.DeferOutbound(bg, m.ID, m.To, clock.Now(), "", ""); err != nil {
+			s.log.Error("outbox: returning a message to the queue failed", "id", m.ID, "err", err)
+		}
+		return
 	}
 	gm := graphMessage(m, r)
 	acc, err := s.opt.Graph.Send(bg, m.PhoneNumberID, gm)
@@ -524,4 +628,46 @@ func sentEvent(m store.OutboundRecord, r store.Recipient, wamid string, now time
 		Message:    msg,
 		Outbound:   &sdk.Outbound{ID: m.ID, Source: m.Source, IdempotencyKey: strings.TrimSpace(key)},
 	}
+}
+
+// window holds a number to its rate in every window of time, as Meta
+// counts: at most n requests in any span (n per second at the configured
+// rate), with a small margin for the way to Meta. Requests reserve their
+// place in turn.
+type window struct {
+	mu    sync.Mutex
+	n     int
+	span  time.Duration
+	times []time.Time // the last n reserved send times, oldest first
+}
+
+// windowMargin absorbs the jitter between a request leaving and Meta
+// counting it (a receiver that stalls and then takes queued requests at
+// once sees them closer together than they left): 100 ms costs at most a
+// tenth of the number's throughput at the edge of a busy second, and
+// Meta's own limits leave no margin to spend.
+const windowMargin = 100 * time.Millisecond
+
+func newWindow(perSecond float64) *window {
+	n := max(1, int(perSecond))
+	return &window{n: n, span: time.Duration(float64(n)/perSecond*float64(time.Second)) + windowMargin}
+}
+
+// reserve returns how long to wait before sending, having reserved that
+// time.
+func (w *window) reserve(now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at := now
+	if len(w.times) == w.n {
+		if next := w.times[0].Add(w.span); next.After(at) {
+			at = next
+		}
+		w.times = w.times[1:]
+	}
+	if k := len(w.times); k > 0 && w.times[k-1].After(at) {
+		at = w.times[k-1]
+	}
+	w.times = append(w.times, at)
+	return at.Sub(now)
 }

@@ -281,7 +281,7 @@ func (s *Store) Series(ctx context.Context, since time.Time, step time.Duration)
 		return rows.Err()
 	}
 	bucket := func(b int64) (int, bool) { return int(b), b >= 0 && b < int64(n) }
-	err := each(`SELECT (received_at - ?1) / ?2, SUM(type IN ('message.received', 'button.clicked')), SUM(type = 'message.sent')
+	err := each(`SELECT (received_at - ?1) / ?2, SUM(CASE WHEN type IN ('message.received', 'button.clicked') THEN 1 ELSE 0 END), SUM(CASE WHEN type = 'message.sent' THEN 1 ELSE 0 END)
 		FROM events INDEXED BY events_received_type WHERE received_at >= ?1 GROUP BY 1`, func(rows *sql.Rows) error {
 		var b, in, out int64
 		if err := rows.Scan(&b, &in, &out); err != nil {
@@ -313,7 +313,7 @@ func (s *Store) Series(ctx context.Context, since time.Time, step time.Duration)
 	if err != nil {
 		return sr, err
 	}
-	err = each(`SELECT (at - ?1) / ?2, SUM(outcome IN ('retry', 'error')), SUM(outcome = 'failed')
+	err = each(`SELECT (at - ?1) / ?2, SUM(CASE WHEN outcome IN ('retry', 'error') THEN 1 ELSE 0 END), SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END)
 		FROM delivery_attempts INDEXED BY delivery_attempts_at WHERE at >= ?1 GROUP BY 1`, func(rows *sql.Rows) error {
 		var b, r, f int64
 		if err := rows.Scan(&b, &r, &f); err != nil {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -17,7 +16,7 @@ import (
 // customer (it routes with their conversation). A dead letter of a
 // deadletter event announces nothing: an alerts channel that is down
 // must not feed itself.
-func (s *Store) announceDeadLetter(tx *sql.Tx, deliveryID int64, reason string) error {
+func (s *Store) announceDeadLetter(tx *txn, deliveryID int64, reason string) error {
 	var connector string
 	var attempts int
 	var body []byte

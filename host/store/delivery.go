@@ -29,6 +29,7 @@ type Delivery struct {
 	EventID      string
 	Seq          int64
 	Conversation string
+	Part         int // the delivery partition of Conversation
 	Attempts     int
 	// JSON is the event as connectors see it (CONTRACT §4), with its seq,
 	// conversation and route.
@@ -40,11 +41,34 @@ type Delivery struct {
 // conversation's oldest pending delivery is waiting for its retry time, its
 // later ones wait too, while other conversations go ahead.
 func (s *Store) Due(ctx context.Context, connector string, now time.Time, limit int) ([]Delivery, error) {
+	return s.DueIn(ctx, connector, nil, now, limit)
+}
+
+// partsFilter is the SQL condition and arguments that keep to the given
+// delivery partitions; none for nil (all of them).
+func partsFilter(parts []int) (string, []any) {
+	if parts == nil {
+		return "", nil
+	}
+	if len(parts) == 0 {
+		return " AND 1 = 0", nil
+	}
+	args := make([]any, len(parts))
+	for i, p := range parts {
+		args[i] = p
+	}
+	return " AND part IN (?" + strings.Repeat(",?", len(parts)-1) + ")", args
+}
+
+// DueIn is Due restricted to the delivery partitions parts (nil: all).
+func (s *Store) DueIn(ctx context.Context, connector string, parts []int, now time.Time, limit int) ([]Delivery, error) {
 	// Scan a window larger than the batch without the bodies, so that
 	// blocked conversations at the head do not starve the others, then
 	// read the bodies of the chosen ones.
-	rows, err := s.reader.QueryContext(ctx, `SELECT id, seq, conversation, attempts, next_at
-		FROM deliveries WHERE connector = ? AND state = 'pending' ORDER BY seq LIMIT ?`, connector, limit*20)
+	cond, pargs := partsFilter(parts)
+	args := append([]any{connector}, pargs...)
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, seq, conversation, attempts, next_at, part
+		FROM deliveries WHERE connector = ? AND state = 'pending'`+cond+` ORDER BY seq LIMIT ?`, append(args, limit*20)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: due deliveries of %s: %w", connector, err)
 	}
@@ -56,7 +80,7 @@ func (s *Store) Due(ctx context.Context, connector string, now time.Time, limit 
 			d      Delivery
 			nextAt int64
 		)
-		if err := rows.Scan(&d.ID, &d.Seq, &d.Conversation, &d.Attempts, &nextAt); err != nil {
+		if err := rows.Scan(&d.ID, &d.Seq, &d.Conversation, &d.Attempts, &nextAt, &d.Part); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -75,7 +99,7 @@ func (s *Store) Due(ctx context.Context, connector string, now time.Time, limit 
 		return nil, err
 	}
 	bySeq := make(map[int64]int, len(out))
-	args := make([]any, len(out))
+	args = make([]any, len(out))
 	for i, d := range out {
 		bySeq[d.Seq] = i
 		args[i] = d.Seq
@@ -130,8 +154,16 @@ func eventJSON(body []byte, seq int64, conv, route string) []byte {
 // NextDue is when connector's earliest pending delivery becomes due; ok is
 // false when nothing is pending.
 func (s *Store) NextDue(ctx context.Context, connector string) (t time.Time, ok bool, err error) {
+	return s.NextDueIn(ctx, connector, nil)
+}
+
+// NextDueIn is NextDue restricted to the delivery partitions parts (nil:
+// all).
+func (s *Store) NextDueIn(ctx context.Context, connector string, parts []int) (t time.Time, ok bool, err error) {
 	var at sql.NullInt64
-	err = s.reader.QueryRowContext(ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state = 'pending'`, connector).Scan(&at)
+	cond, pargs := partsFilter(parts)
+	err = s.reader.QueryRowContext(ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state = 'pending'`+cond,
+		append([]any{connector}, pargs...)...).Scan(&at)
 	if err != nil || !at.Valid {
 		return time.Time{}, false, err
 	}
@@ -159,12 +191,17 @@ type Attempt struct {
 
 // RecordAttempts stores a batch's outcomes in one commit, with as few
 // statements as the batch allows: delivered and skipped deliveries in one
-// update each, every attempt in one insert.
-func (s *Store) RecordAttempts(ctx context.Context, attempts []Attempt) error {
+// update each, every attempt in one insert. With a fence (the leases of
+// the batch's partitions), nothing is stored and ErrLeaseLost returned
+// when any of them changed hands: the new owner delivers the batch again.
+func (s *Store) RecordAttempts(ctx context.Context, attempts []Attempt, fence ...Lease) error {
 	if len(attempts) == 0 {
 		return nil
 	}
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
+		if err := s.checkFence(tx, fence); err != nil {
+			return err
+		}
 		now := s.now().UnixMilli()
 		settled := map[string][]any{}
 		tried := attempts[:0:0]
@@ -213,15 +250,19 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []Attempt) error {
 				args = append(args, a.At.UnixMilli(), a.Duration.Milliseconds(), a.Outcome, a.Error, a.RetryAfter.Milliseconds(), a.DeliveryID)
 			}
 			if _, err := tx.Exec(`INSERT INTO delivery_attempts (delivery_id, attempt, at, duration_ms, outcome, error, retry_after_ms)
-				SELECT d.id, d.attempts, v.column1, v.column2, v.column3, v.column4, v.column5
-				FROM (VALUES (?, ?, ?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?, ?, ?)", len(chunk)-1)+`) AS v
-				JOIN deliveries d ON d.id = v.column6`, args...); err != nil {
+				SELECT d.id, d.attempts, CAST(v.column1 AS BIGINT), CAST(v.column2 AS BIGINT), v.column3, v.column4, CAST(v.column5 AS BIGINT)
+				FROM (VALUES `+strings.TrimSuffix(strings.Repeat(attemptRow+", ", len(chunk)), ", ")+`) AS v
+				JOIN deliveries d ON d.id = CAST(v.column6 AS BIGINT)`, args...); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 }
+
+// attemptRow is one row of the attempts insert; the casts type the
+// VALUES columns for PostgreSQL.
+const attemptRow = "(CAST(? AS BIGINT), CAST(? AS BIGINT), ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))"
 
 // DeadLetter is an event whose delivery to a connector gave up.
 type DeadLetter struct {
@@ -276,7 +317,7 @@ func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLett
 // how many it revived.
 func (s *Store) Replay(ctx context.Context, connector string, eventIDs []string) (int, error) {
 	n := 0
-	err := s.Write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		now := s.now().UnixMilli()
 		query := `UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?
 			WHERE connector = ? AND state = 'dead'`
@@ -435,7 +476,7 @@ func (s *Store) ConnectorCounts(ctx context.Context) (map[string]*ConnectorCount
 		if err := s.reader.QueryRowContext(ctx, `SELECT MAX(m) FROM (
 				SELECT MAX(seq) AS m FROM deliveries INDEXED BY deliveries_pending WHERE connector = ?1 AND state = 'delivered'
 				UNION ALL SELECT MAX(seq) FROM deliveries INDEXED BY deliveries_pending WHERE connector = ?1 AND state = 'skipped'
-				UNION ALL SELECT MAX(seq) FROM deliveries INDEXED BY deliveries_pending WHERE connector = ?1 AND state = 'dead')`, conn).Scan(&hi); err != nil {
+				UNION ALL SELECT MAX(seq) FROM deliveries INDEXED BY deliveries_pending WHERE connector = ?1 AND state = 'dead') AS settled`, conn).Scan(&hi); err != nil {
 			return nil, fmt.Errorf("store: connector counts: %w", err)
 		}
 		c.Cursor = hi.Int64
@@ -446,7 +487,7 @@ func (s *Store) ConnectorCounts(ctx context.Context) (map[string]*ConnectorCount
 // SetPaused records whether a connector's deliveries are paused; it
 // survives restarts.
 func (s *Store) SetPaused(ctx context.Context, connector string, paused bool) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		_, err := tx.Exec(`INSERT INTO connector_state (name, paused, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at`,
 			connector, paused, s.now().UnixMilli())

@@ -85,7 +85,7 @@ func isActivity(typ string) bool {
 // reflects the decisions of earlier events of the same call.
 func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int, error) {
 	n := 0
-	err := s.Write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		n = 0
 		cursor, err := readCursor(tx, dispatchCursor)
 		if err != nil {
@@ -102,7 +102,7 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 		convs := map[string]RouteState{}
 
 		now := s.now().UnixMilli()
-		var pending []any // connector, seq, conversation
+		var pending []any // connector, seq, conversation, partition
 		for i := range items {
 			it := &items[i]
 			ev := &it.ev
@@ -136,20 +136,21 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 			for _, c := range d.Connectors {
 				if !seen[c] {
 					seen[c] = true
-					pending = append(pending, c, ev.Seq, it.queue)
+					pending = append(pending, c, ev.Seq, it.queue, Partition(it.queue))
 				}
 			}
 			cursor = ev.Seq
 			n++
 		}
 		for len(pending) > 0 {
-			chunk := pending[:min(len(pending), 3*300)]
+			chunk := pending[:min(len(pending), 4*200)]
 			pending = pending[len(chunk):]
-			k := len(chunk) / 3
+			k := len(chunk) / 4
 			args := append([]any{now, now, now}, chunk...)
-			if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at)
-				SELECT v.column1, v.column2, v.column3, 'pending', ?1, ?2, ?3
-				FROM (VALUES (?, ?, ?)`+strings.Repeat(", (?, ?, ?)", k-1)+`) AS v
+			if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at, part)
+				SELECT v.column1, CAST(v.column2 AS BIGINT), v.column3, 'pending', CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT),
+				CAST(v.column4 AS INTEGER)
+				FROM (VALUES (?, CAST(? AS BIGINT), ?, CAST(? AS INTEGER))`+strings.Repeat(", (?, CAST(? AS BIGINT), ?, CAST(? AS INTEGER))", k-1)+`) AS v
 				WHERE true ON CONFLICT (connector, seq) DO NOTHING`, args...); err != nil {
 				return err
 			}
@@ -165,7 +166,7 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 // statusToOutbox applies a status event to the outbox and, when the
 // message is the hub's, names it in the stored event (connectors match
 // their replies' statuses by it).
-func (s *Store) statusToOutbox(tx *sql.Tx, ev *sdk.Event) error {
+func (s *Store) statusToOutbox(tx *txn, ev *sdk.Event) error {
 	out, err := s.applyStatus(tx, ev)
 	if err != nil || out == nil {
 		return err
@@ -195,7 +196,7 @@ type dispatchItem struct {
 	st      RouteState
 }
 
-func dispatchItems(tx *sql.Tx, cursor int64, limit int) ([]dispatchItem, error) {
+func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
 	rows, err := tx.Query(`SELECT e.seq, e.body, e.conversation_id, e.contact_key, c.attributes, c.consent, cv.team, cv.last_active
 		FROM events e
 		LEFT JOIN contacts c ON c.key = e.contact_key
@@ -243,7 +244,7 @@ func dispatchItems(tx *sql.Tx, cursor int64, limit int) ([]dispatchItem, error) 
 
 // applyDecision stores one decision and its effects, and notes them in
 // the batch's maps for the events after it.
-func (s *Store) applyDecision(tx *sql.Tx, it *dispatchItem, d *Decision, now int64,
+func (s *Store) applyDecision(tx *txn, it *dispatchItem, d *Decision, now int64,
 	attrs map[string]map[string]string, consent map[string]string, convs map[string]RouteState) error {
 	ev := &it.ev
 	if d.Route != nil {
@@ -304,7 +305,7 @@ func (s *Store) applyDecision(tx *sql.Tx, it *dispatchItem, d *Decision, now int
 		if err != nil {
 			return err
 		}
-		if _, _, err := s.enqueueTx(tx, m.Source, m.Msg, req, outboxKey(m.Source, m.Msg.IdempotencyKey)); err != nil {
+		if _, _, err := s.enqueueTx(tx, m.Source, m.Msg, req, s.outboxKey(m.Source, m.Msg.IdempotencyKey)); err != nil {
 			return fmt.Errorf("queue reply of %s: %w", m.Source, err)
 		}
 	}
@@ -313,7 +314,7 @@ func (s *Store) applyDecision(tx *sql.Tx, it *dispatchItem, d *Decision, now int
 
 // setConsentTx records a consent change on the contact and appends the
 // event that announces it (once: its id is derived from its cause).
-func (s *Store) setConsentTx(tx *sql.Tx, key, state, source string, at time.Time, announce *sdk.Event, now int64) error {
+func (s *Store) setConsentTx(tx *txn, key, state, source string, at time.Time, announce *sdk.Event, now int64) error {
 	if _, err := tx.Exec(`UPDATE contacts SET consent = ?, consent_source = ?, consent_at = ?, updated_at = ? WHERE key = ?`,
 		state, source, at.UnixMilli(), now, key); err != nil {
 		return err
@@ -343,7 +344,7 @@ func (s *Store) SetConsent(ctx context.Context, id, state, source string, announ
 		return false, err
 	}
 	changed := false
-	err = s.Write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *txn) error {
 		changed = false
 		var cur string
 		var wa, user sql.NullString
@@ -375,7 +376,7 @@ func (s *Store) SetTeam(ctx context.Context, id, team string) (int, error) {
 		return 0, err
 	}
 	n := 0
-	err = s.Write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *txn) error {
 		var exists int
 		if err := tx.QueryRow(`SELECT COUNT(*) FROM contacts WHERE key = ?`, key).Scan(&exists); err != nil {
 			return err
@@ -387,7 +388,7 @@ func (s *Store) SetTeam(ctx context.Context, id, team string) (int, error) {
 		// A contact may not have a conversation row yet (no event routed
 		// so far): its events name its conversations.
 		if _, err := tx.Exec(`INSERT INTO conversations (id, contact_key, team, last_active, updated_at)
-			SELECT DISTINCT conversation_id, contact_key, '', 0, ? FROM events
+			SELECT DISTINCT conversation_id, contact_key, '', 0, CAST(? AS BIGINT) FROM events
 			WHERE contact_key = ? AND conversation_id IS NOT NULL
 			ON CONFLICT (id) DO NOTHING`, now, key); err != nil {
 			return err
@@ -409,7 +410,7 @@ func (s *Store) SetTeam(ctx context.Context, id, team string) (int, error) {
 	return n, err
 }
 
-func readCursor(tx *sql.Tx, name string) (int64, error) {
+func readCursor(tx *txn, name string) (int64, error) {
 	var v string
 	err := tx.QueryRow(`SELECT value FROM cursors WHERE name = ?`, name).Scan(&v)
 	switch {
@@ -425,7 +426,7 @@ func readCursor(tx *sql.Tx, name string) (int64, error) {
 	return c, nil
 }
 
-func writeCursor(tx *sql.Tx, name, value string, now int64) error {
+func writeCursor(tx *txn, name, value string, now int64) error {
 	_, err := tx.Exec(`INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, name, value, now)
 	return err

@@ -42,7 +42,7 @@ func (s *Store) Append(ctx context.Context, events []sdk.Event) (int, error) {
 		bodies[i] = b
 	}
 	var added int
-	err := s.Write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		added = 0
 		for i := range events {
 			ok, err := s.appendEvent(tx, &events[i], bodies[i])
@@ -63,7 +63,7 @@ func (s *Store) Append(ctx context.Context, events []sdk.Event) (int, error) {
 
 // appendEvent inserts ev unless its id is already in the log, then records
 // its contact. It runs on the writer goroutine.
-func (s *Store) appendEvent(tx *sql.Tx, ev *sdk.Event, body []byte) (bool, error) {
+func (s *Store) appendEvent(tx *txn, ev *sdk.Event, body []byte) (bool, error) {
 	var phoneID, contactKey sql.NullString
 	if ev.Business != nil && ev.Business.PhoneNumberID != "" {
 		phoneID = sql.NullString{String: ev.Business.PhoneNumberID, Valid: true}
@@ -125,7 +125,7 @@ func isInbound(typ string) bool {
 // recordContact creates the contact (when known is false) or records what
 // ev tells about it, writing only what changed: most messages change
 // nothing but the time of the customer's last message.
-func (s *Store) recordContact(tx *sql.Tx, st *contactState, known bool, ev *sdk.Event) error {
+func (s *Store) recordContact(tx *txn, st *contactState, known bool, ev *sdk.Event) error {
 	c := ev.Contact
 	at := ev.OccurredAt.UnixMilli()
 	now := s.now().UnixMilli()
@@ -209,11 +209,14 @@ func (c contactState) withInbound(t int64) contactState { c.lastInbound = t; ret
 // transaction, after which it is reset.
 type contactCache struct {
 	byID map[string]*contactState // userID \x00 waID → state
+	// off: other processes change contacts too (PostgreSQL), so every
+	// append reads the row.
+	off bool
 }
 
 const contactCacheMax = 100_000
 
-func (c *contactCache) resolve(tx *sql.Tx, userID, waID string) (st *contactState, known bool, err error) {
+func (c *contactCache) resolve(tx *txn, userID, waID string) (st *contactState, known bool, err error) {
 	if st, ok := c.byID[userID+"\x00"+waID]; ok {
 		return st, true, nil
 	}
@@ -237,6 +240,9 @@ func (c *contactCache) resolve(tx *sql.Tx, userID, waID string) (st *contactStat
 }
 
 func (c *contactCache) add(userID, waID string, st *contactState) {
+	if c.off {
+		return
+	}
 	if c.byID == nil || len(c.byID) >= contactCacheMax {
 		c.byID = make(map[string]*contactState)
 	}
@@ -334,7 +340,7 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]sdk.Event, error) 
 		query = `SELECT seq, body, route, conversation_id FROM events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq ASC LIMIT ?`
 	} else {
 		query = `SELECT seq, body, route, conversation_id FROM (SELECT seq, body, route, conversation_id FROM events WHERE ` + strings.Join(where, " AND ") +
-			` ORDER BY seq DESC LIMIT ?) ORDER BY seq ASC`
+			` ORDER BY seq DESC LIMIT ?) AS tail ORDER BY seq ASC`
 	}
 	args = append(args, f.Limit)
 	rows, err := s.reader.QueryContext(ctx, query, args...)
@@ -426,8 +432,8 @@ type Conversation struct {
 func (s *Store) resolveContactKey(ctx context.Context, id string) (string, error) {
 	var key string
 	err := s.reader.QueryRowContext(ctx, `SELECT key FROM contacts WHERE key = ?
-		UNION ALL SELECT key FROM (SELECT key FROM contacts WHERE user_id = ? ORDER BY updated_at DESC LIMIT 1)
-		UNION ALL SELECT key FROM (SELECT key FROM contacts WHERE wa_id = ? ORDER BY updated_at DESC LIMIT 1)
+		UNION ALL SELECT key FROM (SELECT key FROM contacts WHERE user_id = ? ORDER BY updated_at DESC LIMIT 1) AS by_user
+		UNION ALL SELECT key FROM (SELECT key FROM contacts WHERE wa_id = ? ORDER BY updated_at DESC LIMIT 1) AS by_wa
 		LIMIT 1`, id, id, id).Scan(&key)
 	if errors.Is(err, sql.ErrNoRows) {
 		// An unknown contact simply has no events.

@@ -41,7 +41,7 @@ func (k *KV) Put(ctx context.Context, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	return k.s.Write(ctx, func(tx *sql.Tx) error {
+	return k.s.write(ctx, func(tx *txn) error {
 		_, err := tx.Exec(`INSERT INTO kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 			k.namespace, key, value, k.s.now().UnixMilli())
@@ -56,7 +56,7 @@ func (k *KV) CompareAndSwap(ctx context.Context, key string, old, new []byte) (b
 		new = []byte{}
 	}
 	swapped := false
-	err := k.s.Write(ctx, func(tx *sql.Tx) error {
+	err := k.s.write(ctx, func(tx *txn) error {
 		swapped = false
 		var cur []byte
 		err := tx.QueryRow(`SELECT value FROM kv WHERE namespace = ? AND key = ?`, k.namespace, key).Scan(&cur)
@@ -85,7 +85,7 @@ func (k *KV) CompareAndSwap(ctx context.Context, key string, old, new []byte) (b
 
 // Delete removes a key.
 func (k *KV) Delete(ctx context.Context, key string) error {
-	return k.s.Write(ctx, func(tx *sql.Tx) error {
+	return k.s.write(ctx, func(tx *txn) error {
 		_, err := tx.Exec(`DELETE FROM kv WHERE namespace = ? AND key = ?`, k.namespace, key)
 		return err
 	})
@@ -121,12 +121,12 @@ func (s *Store) SetContactAttributes(ctx context.Context, c sdk.ContactUpdate) e
 	if c.WAID == "" && c.UserID == "" {
 		return errors.New("store: contact update names no customer: set wa_id or user_id")
 	}
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		return s.upsertAttributesTx(tx, c, s.now().UnixMilli())
 	})
 }
 
-func (s *Store) upsertAttributesTx(tx *sql.Tx, c sdk.ContactUpdate, now int64) error {
+func (s *Store) upsertAttributesTx(tx *txn, c sdk.ContactUpdate, now int64) error {
 	if c.WAID == "" && c.UserID == "" {
 		return errors.New("names no customer: set wa_id or user_id")
 	}
@@ -200,7 +200,7 @@ func (s *Store) SyncCursor(ctx context.Context, connector string) (SyncState, er
 // leaves the cursor where it was and a restart resumes from it. An
 // attribute set to "" is deleted.
 func (s *Store) ApplySync(ctx context.Context, connector string, contacts []sdk.ContactUpdate, next string) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		now := s.now()
 		for _, c := range contacts {
 			if err := s.upsertAttributesTx(tx, c, now.UnixMilli()); err != nil {
@@ -223,7 +223,7 @@ func (s *Store) ApplySync(ctx context.Context, connector string, contacts []sdk.
 
 // SyncFailed records a failed sync attempt, keeping the cursor.
 func (s *Store) SyncFailed(ctx context.Context, connector, reason string) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		var st SyncState
 		var v string
 		if err := tx.QueryRow(`SELECT value FROM cursors WHERE name = ?`, syncCursorName(connector)).Scan(&v); err == nil {

@@ -12,6 +12,9 @@ import (
 // runs (SQLite's VACUUM INTO reads one snapshot; writers go on). path must
 // not exist.
 func (s *Store) Backup(ctx context.Context, path string) error {
+	if s.dialect == postgresDialect {
+		return fmt.Errorf("store: backup: the store is PostgreSQL (%s): back it up with pg_dump or the server's own backups", s.path)
+	}
 	// VACUUM INTO fills an empty file it finds, keeping its mode.
 	if err := createPrivate(path); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
@@ -44,7 +47,7 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 	total := 0
 	for {
 		n := 0
-		err := s.Write(ctx, func(tx *sql.Tx) error {
+		err := s.write(ctx, func(tx *txn) error {
 			dispatched, err := readCursor(tx, dispatchCursor)
 			if err != nil {
 				return err

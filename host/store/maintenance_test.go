@@ -2,64 +2,13 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wahub/wahub/sdk"
 )
-
-// Retention deletes settled old events only: a dead letter, a pending
-// delivery and recent events stay.
-func TestPruneKeepsWhatIsNotSettled(t *testing.T) {
-	s := openTest(t)
-	ctx := context.Background()
-	old := t0.Add(-40 * 24 * time.Hour)
-	evs := []sdk.Event{
-		textEvent("settled", "5511", "", "A", old),
-		textEvent("dead", "5522", "", "B", old),
-		textEvent("pending", "5533", "", "C", old),
-		textEvent("recent", "5544", "", "D", t0),
-	}
-	for i := range evs {
-		evs[i].ReceivedAt = evs[i].OccurredAt
-	}
-	if _, err := s.Append(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	dispatchAll(t, s, func(*sdk.Event, RouteState) Decision { return Decision{Connectors: []string{"c"}} })
-	due, err := s.Due(ctx, "c", t0, 10)
-	if err != nil || len(due) != 4 {
-		t.Fatalf("due %d %v", len(due), err)
-	}
-	var attempts []Attempt
-	for _, d := range due {
-		a := Attempt{DeliveryID: d.ID, At: t0, Outcome: "delivered", State: StateDelivered}
-		switch d.EventID {
-		case "dead":
-			a.Outcome, a.State = "failed", StateDead
-		case "pending":
-			continue
-		}
-		attempts = append(attempts, a)
-	}
-	if err := s.RecordAttempts(ctx, attempts); err != nil {
-		t.Fatal(err)
-	}
-	n, err := s.Prune(ctx, t0.Add(-30*24*time.Hour))
-	if err != nil || n != 1 {
-		t.Fatalf("pruned %d (%v), want 1", n, err)
-	}
-	for id, want := range map[string]bool{"settled": false, "dead": true, "pending": true, "recent": true} {
-		_, err := s.Event(ctx, id)
-		if (err == nil) != want {
-			t.Errorf("event %s kept=%v, want %v", id, err == nil, want)
-		}
-	}
-}
 
 func TestBackupIsAUsableCopy(t *testing.T) {
 	s := openTest(t)
@@ -99,7 +48,7 @@ func TestDiskFullFailsCleanlyAndRecovers(t *testing.T) {
 	}
 	setMax := func(n int) {
 		t.Helper()
-		if err := s.Write(ctx, func(tx *sql.Tx) error {
+		if err := s.write(ctx, func(tx *txn) error {
 			_, err := tx.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, n))
 			return err
 		}); err != nil {

@@ -90,9 +90,9 @@ func (s *Store) Enqueue(ctx context.Context, source string, msg sdk.OutboundMess
 	if err != nil {
 		return rec, false, err
 	}
-	key := outboxKey(source, msg.IdempotencyKey)
+	key := s.outboxKey(source, msg.IdempotencyKey)
 	var id string
-	err = s.Write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *txn) error {
 		var werr error
 		id, created, werr = s.enqueueTx(tx, source, msg, req, key)
 		return werr
@@ -111,7 +111,7 @@ func (s *Store) Enqueue(ctx context.Context, source string, msg sdk.OutboundMess
 }
 
 // enqueueTx is Enqueue inside the caller's write transaction.
-func (s *Store) enqueueTx(tx *sql.Tx, source string, msg sdk.OutboundMessage, req []byte, key sql.NullString) (id string, created bool, err error) {
+func (s *Store) enqueueTx(tx *txn, source string, msg sdk.OutboundMessage, req []byte, key sql.NullString) (id string, created bool, err error) {
 	if key.Valid {
 		err := tx.QueryRow(`SELECT id FROM outbox WHERE idempotency_key = ?`, key).Scan(&id)
 		if err == nil {
@@ -135,11 +135,11 @@ func (s *Store) enqueueTx(tx *sql.Tx, source string, msg sdk.OutboundMessage, re
 
 // outboxKey is the stored idempotency key: callers' keys are scoped to
 // their source, so two connectors cannot collide.
-func outboxKey(source, key string) sql.NullString {
+func (s *Store) outboxKey(source, key string) sql.NullString {
 	if key == "" {
 		return sql.NullString{}
 	}
-	return sql.NullString{String: source + "\x00" + key, Valid: true}
+	return sql.NullString{String: source + s.dialect.keySep() + key, Valid: true}
 }
 
 // Outbound returns one outbox record.

@@ -15,7 +15,7 @@ import (
 // The outbound sender's side of the outbox: picking due messages, marking
 // what became of each, and applying status webhooks.
 
-func addHistory(tx *sql.Tx, id, state string, at int64, code, msg string) error {
+func addHistory(tx *txn, id, state string, at int64, code, msg string) error {
 	_, err := tx.Exec(`INSERT INTO outbox_history (outbox_id, state, at, error_code, error) VALUES (?, ?, ?, ?, ?)`,
 		id, state, at, code, msg)
 	return err
@@ -66,9 +66,16 @@ func (s *Store) NextOutboundDue(ctx context.Context) (time.Time, bool, error) {
 // MarkSending records that a message is about to be sent, before the
 // request leaves: if the hub dies during it, the message is not sent again
 // blindly. It reports false when the message is no longer queued.
-func (s *Store) MarkSending(ctx context.Context, id string) (bool, error) {
+//
+// With a fence (the outbox lease), nothing changes and ErrLeaseLost is
+// returned when the lease changed hands: a hub that stalled must not send.
+func (s *Store) MarkSending(ctx context.Context, id string, fence ...Lease) (bool, error) {
 	ok := false
-	err := s.Write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
+		ok = false
+		if err := s.checkFence(tx, fence); err != nil {
+			return err
+		}
 		now := s.now().UnixMilli()
 		res, err := tx.Exec(`UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ? AND state = 'queued'`, now, id)
 		if err != nil {
@@ -85,7 +92,7 @@ func (s *Store) MarkSending(ctx context.Context, id string) (bool, error) {
 // (a throttling answer, a pair rate limit), and holds the recipient's later
 // messages at least as long so that they keep their order.
 func (s *Store) DeferOutbound(ctx context.Context, id, recipient string, at time.Time, code, reason string) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		now := s.now().UnixMilli()
 		if _, err := tx.Exec(`UPDATE outbox SET state = 'queued', next_at = ?, error_code = ?, error = ?, updated_at = ?
 			WHERE id = ? AND state IN ('queued', 'sending')`, at.UnixMilli(), code, reason, now, id); err != nil {
@@ -114,7 +121,7 @@ func (s *Store) UnconfirmedOutbound(ctx context.Context, id, reason string) erro
 }
 
 func (s *Store) setOutcome(ctx context.Context, id, state, code, reason string) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		now := s.now().UnixMilli()
 		if _, err := tx.Exec(`UPDATE outbox SET state = ?, error_code = ?, error = ?, updated_at = ? WHERE id = ?`,
 			state, code, reason, now, id); err != nil {
@@ -128,7 +135,7 @@ func (s *Store) setOutcome(ctx context.Context, id, state, code, reason string) 
 // stopped mid-request become unknown. It returns how many.
 func (s *Store) RecoverSending(ctx context.Context) (int, error) {
 	n := 0
-	err := s.Write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		now := s.now().UnixMilli()
 		rows, err := tx.Query(`SELECT id FROM outbox WHERE state = 'sending'`)
 		if err != nil {
@@ -161,7 +168,7 @@ func (s *Store) RecoverSending(ctx context.Context) (int, error) {
 
 // Requeue sends an unknown or failed message again, on an operator's word.
 func (s *Store) Requeue(ctx context.Context, id string) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		now := s.now().UnixMilli()
 		res, err := tx.Exec(`UPDATE outbox SET state = 'queued', next_at = ?, error_code = '', error = '', updated_at = ?
 			WHERE id = ? AND state IN ('unknown', 'failed')`, now, now, id)
@@ -189,7 +196,7 @@ func (s *Store) AcceptOutbound(ctx context.Context, id, wamid string, sent *sdk.
 		}
 		body = b
 	}
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		now := s.now().UnixMilli()
 		res, err := tx.Exec(`UPDATE outbox SET state = 'accepted', wamid = ?, error_code = '', error = '', updated_at = ?
 			WHERE id = ? AND state IN ('sending', 'unknown', 'queued')`, wamid, now, id)
@@ -259,7 +266,7 @@ func statusState(typ string) string {
 // JSON. A status whose wamid is unknown is kept until the send answer is
 // recorded; a status can also name the message by the callback data the
 // sender attached (its outbox id), which settles an unknown message.
-func (s *Store) applyStatus(tx *sql.Tx, ev *sdk.Event) (*sdk.Outbound, error) {
+func (s *Store) applyStatus(tx *txn, ev *sdk.Event) (*sdk.Outbound, error) {
 	state := statusState(ev.Type)
 	if state == "" || ev.Status == nil || ev.Status.MessageID == "" {
 		return nil, nil
@@ -286,7 +293,7 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-func (s *Store) applyStatusTx(tx *sql.Tx, wamid, callback, state string, at int64, code, msg string) (*sdk.Outbound, error) {
+func (s *Store) applyStatusTx(tx *txn, wamid, callback, state string, at int64, code, msg string) (*sdk.Outbound, error) {
 	var (
 		id, cur, source string
 		key             sql.NullString
@@ -312,7 +319,7 @@ func (s *Store) applyStatusTx(tx *sql.Tx, wamid, callback, state string, at int6
 	}
 	out := &sdk.Outbound{ID: id, Source: source}
 	if key.Valid {
-		_, out.IdempotencyKey, _ = strings.Cut(key.String, "\x00")
+		_, out.IdempotencyKey, _ = strings.Cut(key.String, s.dialect.keySep())
 	}
 	now := s.now().UnixMilli()
 	if outRank(state) > outRank(cur) {
@@ -347,8 +354,8 @@ func (s *Store) LookupRecipient(ctx context.Context, to string, withNumber bool)
 	var last sql.NullInt64
 	const cols = `key, wa_id, user_id, consent, last_inbound_at`
 	err := s.reader.QueryRowContext(ctx, `SELECT `+cols+` FROM contacts WHERE key = ?1
-		UNION ALL SELECT * FROM (SELECT `+cols+` FROM contacts WHERE user_id = ?1 ORDER BY updated_at DESC LIMIT 1)
-		UNION ALL SELECT * FROM (SELECT `+cols+` FROM contacts WHERE wa_id = ?1 ORDER BY updated_at DESC LIMIT 1)
+		UNION ALL SELECT * FROM (SELECT `+cols+` FROM contacts WHERE user_id = ?1 ORDER BY updated_at DESC LIMIT 1) AS by_user
+		UNION ALL SELECT * FROM (SELECT `+cols+` FROM contacts WHERE wa_id = ?1 ORDER BY updated_at DESC LIMIT 1) AS by_wa
 		LIMIT 1`, to).Scan(&r.Key, &wa, &user, &r.Consent, &last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, nil
@@ -406,7 +413,7 @@ func (s *Store) OutboundCounts(ctx context.Context) (map[string]int64, error) {
 // OutboundByKey finds the message source queued with an idempotency key.
 func (s *Store) OutboundByKey(ctx context.Context, source, key string) (OutboundRecord, error) {
 	var id string
-	err := s.reader.QueryRowContext(ctx, `SELECT id FROM outbox WHERE idempotency_key = ?`, outboxKey(source, key)).Scan(&id)
+	err := s.reader.QueryRowContext(ctx, `SELECT id FROM outbox WHERE idempotency_key = ?`, s.outboxKey(source, key)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return OutboundRecord{}, ErrNotFound
 	}

@@ -146,11 +146,11 @@ func (s *Store) Stats(ctx context.Context, since time.Time) (Stats, error) {
 	// failed attempts from delivery_attempts_at: two index ranges instead
 	// of a scan of every delivery. recent counts those of the rate window.
 	rows, err = s.reader.QueryContext(ctx, `SELECT connector, SUM(delivered), SUM(recent), SUM(errors) FROM (
-			SELECT connector, COUNT(*) AS delivered, SUM(updated_at >= ?2) AS recent, 0 AS errors FROM deliveries INDEXED BY deliveries_settled
+			SELECT connector, COUNT(*) AS delivered, SUM(CASE WHEN updated_at >= ?2 THEN 1 ELSE 0 END) AS recent, 0 AS errors FROM deliveries INDEXED BY deliveries_settled
 				WHERE state = 'delivered' AND updated_at >= ?1 GROUP BY connector
 			UNION ALL
 			SELECT d.connector, 0, 0, COUNT(*) FROM delivery_attempts a INDEXED BY delivery_attempts_at JOIN deliveries d ON d.id = a.delivery_id
-				WHERE a.at >= ?1 AND a.outcome IN ('retry', 'failed', 'error') GROUP BY d.connector)
+				WHERE a.at >= ?1 AND a.outcome IN ('retry', 'failed', 'error') GROUP BY d.connector) AS per_connector
 		GROUP BY connector`, ms, now.Add(-window).UnixMilli())
 	if err != nil {
 		return st, fmt.Errorf("store: stats: %w", err)

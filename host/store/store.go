@@ -1,11 +1,21 @@
-// Package store keeps the hub's state in one SQLite file: the event log,
-// contacts and consent, routes, per-connector deliveries and cursors, the
-// connectors' KV, and the outbox.
+// Package store keeps the hub's state: the event log, contacts, routing
+// state, the delivery queues, the outbox, plugins' key-value state and the
+// cluster's leases. It has two backends with the same behaviour: one SQLite
+// file (the embedded default, one hub) and a PostgreSQL database that
+// several hubs share.
 //
-// All writes go through one goroutine that commits whatever has queued up in
-// one transaction (group commit): under load many webhook requests share one
-// fsync, and SQLite never sees two writers. Reads use a separate pool, which
-// WAL mode lets run beside the writer.
+// The domain rules (contact identity, consent, affinity, the outbox's state
+// machine, delivery order) are Go code in this package, written once over a
+// small transactional repository (txn and pool, which speak the backend's
+// SQL dialect); a backend only stores, in its own schema and migrations.
+//
+// All writes of a hub go through one goroutine that commits whatever has
+// queued up in one transaction (group commit): under load many webhook
+// requests share one fsync. On SQLite that makes the hub the only writer;
+// on PostgreSQL every write transaction of every hub first takes one
+// transaction-scoped advisory lock, so writes are serialised across the
+// cluster exactly as they are in one process (see postgres.go for why).
+// Reads use a separate pool and run beside the writer.
 package store
 
 import (
@@ -28,7 +38,7 @@ import (
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
 // ErrClosed is returned for writes queued after Close.
@@ -49,12 +59,14 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Store is the SQLite-backed state of the hub. It is safe for concurrent use.
+// Store is the state of the hub. It is safe for concurrent use.
 type Store struct {
-	path   string
-	writer *sql.DB
-	reader *sql.DB
-	now    func() time.Time
+	path    string // SQLite file, or the PostgreSQL URL without its password
+	dialect dialect
+	writer  *sql.DB
+	reader  *pool
+	now     func() time.Time
+	pg      *pgExtras // PostgreSQL only: the listener and notifier
 
 	queue    chan *writeReq
 	maxBatch int
@@ -78,7 +90,7 @@ func (s *Store) WriterStats() (commits, writes int64) { return s.commits.Load(),
 // writeReq is one caller's share of a group commit.
 type writeReq struct {
 	ctx  context.Context
-	fn   func(tx *sql.Tx) error
+	fn   func(tx *txn) error
 	done chan error
 }
 
@@ -139,7 +151,7 @@ func Open(path string, opt Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if err := migrate(writer, opt.Now); err != nil {
+	if err := migrate(writer, sqliteDialect, opt.Now); err != nil {
 		writer.Close()
 		if hint := openHint(path, err); hint != nil {
 			return nil, hint
@@ -158,10 +170,16 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	reader.SetMaxOpenConns(4)
 
+	s := newStore(path, sqliteDialect, writer, reader, opt)
+	go s.writeLoop()
+	return s, nil
+}
+
+func newStore(path string, d dialect, writer, reader *sql.DB, opt Options) *Store {
 	s := &Store{
 		path:     path,
+		dialect:  d,
 		writer:   writer,
-		reader:   reader,
 		now:      opt.Now,
 		queue:    make(chan *writeReq, 1024),
 		maxBatch: opt.MaxBatch,
@@ -169,12 +187,16 @@ func Open(path string, opt Options) (*Store, error) {
 		done:     make(chan struct{}),
 		notify:   make(chan struct{}),
 	}
-	go s.writeLoop()
-	return s, nil
+	s.reader = &pool{db: reader, d: d}
+	return s
 }
 
-// Path is the SQLite file the store uses.
+// Path is the SQLite file the store uses, or the PostgreSQL database's URL
+// without its password.
 func (s *Store) Path() string { return s.path }
+
+// Driver is "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.dialect.String() }
 
 // Close commits what is queued, stops the writer and closes the file.
 func (s *Store) Close() error {
@@ -187,14 +209,17 @@ func (s *Store) Close() error {
 	close(s.closing)
 	s.closeMu.Unlock()
 	<-s.done
-	return errors.Join(s.reader.Close(), s.writer.Close())
+	if s.pg != nil {
+		s.pg.close()
+	}
+	return errors.Join(s.reader.db.Close(), s.writer.Close())
 }
 
-// Write runs fn inside the next group commit and returns once that commit
+// write runs fn inside the next group commit and returns once that commit
 // is durable. fn's changes are rolled back alone if fn fails; they are lost
 // with everyone else's if the commit itself fails. fn must not block on
 // anything but the transaction.
-func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	s.closeMu.RLock()
 	if s.closed {
@@ -299,6 +324,9 @@ func (s *Store) finish(batch []*writeReq, errs []error, commitErr error) {
 	}
 	if ran {
 		s.signalChanged()
+		if s.pg != nil {
+			s.pg.notifyOthers()
+		}
 	}
 	for i, req := range batch {
 		req.done <- errs[i]
@@ -310,9 +338,16 @@ func (s *Store) finish(batch []*writeReq, errs []error, commitErr error) {
 // reports fnFailed. err is a failure of the transaction itself.
 func (s *Store) runBatch(batch []*writeReq, savepoints bool) (errs []error, fnFailed bool, err error) {
 	errs = make([]error, len(batch))
-	tx, err := s.writer.Begin()
+	sqlTx, err := s.writer.Begin()
 	if err != nil {
 		return errs, false, fmt.Errorf("store: begin: %w", err)
+	}
+	tx := &txn{tx: sqlTx, d: s.dialect}
+	if s.dialect == postgresDialect {
+		if _, err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, writeLockKey); err != nil {
+			tx.Rollback()
+			return errs, false, fmt.Errorf("store: take the cluster's write lock: %w", err)
+		}
 	}
 	for i, req := range batch {
 		if err := req.ctx.Err(); err != nil {
@@ -355,25 +390,52 @@ func (s *Store) runBatch(batch []*writeReq, savepoints bool) (errs []error, fnFa
 
 // Ping checks that the store can commit a write, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		_, err := tx.Exec(`INSERT INTO heartbeat (id, at) VALUES (1, ?)
 			ON CONFLICT(id) DO UPDATE SET at = excluded.at`, s.now().UnixMilli())
 		return err
 	})
 }
 
-func migrate(db *sql.DB, now func() time.Time) error {
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+// migrate applies the backend's pending migrations (migrations/<driver>/),
+// each in its own transaction. PostgreSQL hubs starting together serialise
+// on an advisory lock, so each migration runs once.
+func migrate(db *sql.DB, d dialect, now func() time.Time) error {
+	if d == postgresDialect {
+		conn, err := db.Conn(context.Background())
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		// A session lock is right here: it is held for a few statements by
+		// a process that is starting, and dies with its connection.
+		if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_lock($1)`, migrateLockKey); err != nil {
+			return fmt.Errorf("take the migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, migrateLockKey)
+		return migrateOn(conn, d, now)
+	}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
 		return err
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	defer conn.Close()
+	return migrateOn(conn, d, now)
+}
+
+func migrateOn(db *sql.Conn, d dialect, now func() time.Time) error {
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/"+d.String()+"/*.sql")
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
 	var current int
-	if err := db.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return err
 	}
 	for _, name := range names {
@@ -389,11 +451,12 @@ func migrate(db *sql.DB, now func() time.Time) error {
 		if err != nil {
 			return err
 		}
-		tx, err := db.Begin()
+		sqlTx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(string(body)); err != nil {
+		tx := &txn{tx: sqlTx, d: d}
+		if _, err := tx.tx.Exec(string(body)); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %s: %w", base, err)
 		}
@@ -409,9 +472,13 @@ func migrate(db *sql.DB, now func() time.Time) error {
 	return nil
 }
 
-// IsFull reports whether err is SQLite's disk-full error, so callers can say
-// so instead of a generic failure.
+// IsFull reports whether err is the database's disk-full error (SQLite's
+// SQLITE_FULL, PostgreSQL's 53100), so callers can say so instead of a
+// generic failure.
 func IsFull(err error) bool {
 	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
+	if errors.As(err, &se) && se.Code == sqlite3.ErrFull {
+		return true
+	}
+	return pgCode(err) == "53100"
 }

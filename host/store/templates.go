@@ -36,7 +36,7 @@ type Catalogue struct {
 // newer than what the fetch saw.
 func (s *Store) ReplaceTemplates(ctx context.Context, list []templates.Template, asOf time.Time) (added, changed, removed int, err error) {
 	var res struct{ Added, Changed, Removed int }
-	err = s.Write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *txn) error {
 		res.Added, res.Changed, res.Removed = 0, 0, 0
 		now, at := s.now().UnixMilli(), asOf.UnixMilli()
 		seen := map[[2]string]bool{}
@@ -114,7 +114,7 @@ func (s *Store) ReplaceTemplates(ctx context.Context, list []templates.Template,
 // TemplateRefreshFailed records why a fetch failed; the catalogue keeps
 // what it had.
 func (s *Store) TemplateRefreshFailed(ctx context.Context, reason string) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *txn) error {
 		return writeCursor(tx, cursorTemplatesError, reason, s.now().UnixMilli())
 	})
 }
@@ -219,7 +219,7 @@ func scanTemplate(row interface{ Scan(...any) error }) (templates.Template, erro
 // change. The update dates from when the hub received it: Meta retries
 // only what the hub did not commit (a duplicate adds no event and changes
 // nothing here), and a fetch that began before it cannot undo it.
-func (s *Store) applyTemplateEvent(tx *sql.Tx, ev *sdk.Event) error {
+func (s *Store) applyTemplateEvent(tx *txn, ev *sdk.Event) error {
 	u, ok := templates.FromWebhook(ev.Type, ev.Raw)
 	if !ok {
 		return nil

@@ -28,15 +28,26 @@ type Plugins interface {
 	Running(name string) <-chan struct{}
 }
 
+// Store is where sync progress and contacts are kept.
+type Store interface {
+	SyncCursor(ctx context.Context, connector string) (store.SyncState, error)
+	ApplySync(ctx context.Context, connector string, contacts []sdk.ContactUpdate, next string) error
+	SyncFailed(ctx context.Context, connector, reason string) error
+}
+
 // Options assemble a Syncer.
 type Options struct {
-	Store   *store.Store
+	Store   Store
 	Plugins Plugins
 	// Connectors are the enabled connectors; those whose plugin reports a
 	// sync interval are synced.
 	Connectors []string
 	Clock      clockwork.Clock
 	Logger     *slog.Logger
+	// Leader, when several hubs share the store, reports whether this
+	// hub runs the periodic jobs; the others do not sync, and a hub that
+	// becomes leader waits out the interval since the last sync.
+	Leader func() bool
 }
 
 // maxPages bounds one run, so that a connector paging forever (a bug, or
@@ -76,6 +87,24 @@ func loop(ctx context.Context, opt Options, name string) {
 			// closes Running again.
 			every = sdk.DefaultSyncInterval
 		}
+		if opt.Leader != nil {
+			wait := 5 * time.Second
+			if opt.Leader() {
+				st, err := opt.Store.SyncCursor(ctx, name)
+				wait = 0
+				if err == nil && !st.At.IsZero() {
+					wait = st.At.Add(every).Sub(opt.Clock.Now())
+				}
+			}
+			if wait > 0 {
+				select {
+				case <-opt.Clock.After(min(wait, 5*time.Second)):
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+		}
 		n, err := Once(ctx, opt.Store, opt.Plugins, name)
 		switch {
 		case errors.Is(err, errNoCapability):
@@ -101,7 +130,7 @@ var errNoCapability = errors.New("no sync capability")
 // Once runs one sync of a connector: page after page from the stored
 // cursor, each stored with its contacts. It returns how many contacts it
 // stored.
-func Once(ctx context.Context, st *store.Store, p Plugins, name string) (int, error) {
+func Once(ctx context.Context, st Store, p Plugins, name string) (int, error) {
 	call, every, err := p.Syncer(name)
 	if err != nil {
 		return 0, err

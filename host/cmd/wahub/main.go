@@ -116,6 +116,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newSandboxCmd(g),
 		newBackupCmd(g),
 		newTemplatesCmd(g),
+		newClusterCmd(g),
+		newStoreCmd(g),
 	)
 	return root
 }
