@@ -84,6 +84,20 @@ func isActivity(typ string) bool {
 // passed to decide carries the contact's stored attributes, and the state
 // reflects the decisions of earlier events of the same call.
 func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int, error) {
+	// A caught-up log is answered from the read side: a commit wakes
+	// everyone that follows the store (Changed), the dispatcher included,
+	// so an empty dispatch commit would wake it again at once and an idle
+	// hub would spin. An event appended after this read commits on its
+	// own and wakes the caller, which took Changed before calling.
+	var behind int64
+	if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events
+		WHERE seq > COALESCE((SELECT CAST(value AS BIGINT) FROM cursors WHERE name = ?), 0) LIMIT 1) AS waiting`,
+		dispatchCursor).Scan(&behind); err != nil {
+		return 0, fmt.Errorf("store: dispatch: %w", err)
+	}
+	if behind == 0 {
+		return 0, nil
+	}
 	n := 0
 	err := s.write(ctx, func(tx *txn) error {
 		n = 0

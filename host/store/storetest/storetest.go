@@ -47,6 +47,7 @@ func Run(t *testing.T, b Backend) {
 		{"StatusDoesNotOpenWindowAndChangedNumberMovesContact", testStatusDoesNotOpenWindowAndChangedNumberMovesContact},
 		{"EventFilter", testEventFilter},
 		{"ChangedSignalsNewCommits", testChangedSignalsNewCommits},
+		{"CaughtUpDispatchIsQuiet", testCaughtUpDispatchIsQuiet},
 		{"DispatchCarriesStateBetweenEvents", testDispatchCarriesStateBetweenEvents},
 		{"DispatchQueuesRepliesOnce", testDispatchQueuesRepliesOnce},
 		{"SetConsentAndTeam", testSetConsentAndTeam},
@@ -307,6 +308,44 @@ func testChangedSignalsNewCommits(t *testing.T, open Opener) {
 	case <-ch:
 	default:
 		t.Fatal("not signalled after a commit")
+	}
+}
+
+// A dispatch with nothing to do neither commits nor signals Changed: the
+// dispatcher waits on Changed, so an empty commit would wake it at once
+// and an idle hub would spin on its own commits.
+func testCaughtUpDispatchIsQuiet(t *testing.T, open Opener) {
+	s := open(t)
+	var r recorder
+	if _, err := s.Append(context.Background(), []sdk.Event{textEvent("q", "551", "", "", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	dispatchAll(t, s, r.decide)
+	if len(r.seen) != 1 {
+		t.Fatalf("dispatched %d events, want 1", len(r.seen))
+	}
+	ch := s.Changed()
+	commits, _ := s.WriterStats()
+	for range 3 {
+		if n, err := s.Dispatch(context.Background(), 100, r.decide); err != nil || n != 0 {
+			t.Fatalf("Dispatch of a caught-up log: %d, %v", n, err)
+		}
+	}
+	if after, _ := s.WriterStats(); after != commits {
+		t.Errorf("a caught-up dispatch committed %d times", after-commits)
+	}
+	select {
+	case <-ch:
+		t.Error("a caught-up dispatch signalled Changed")
+	default:
+	}
+	// And the next event is still dispatched.
+	if _, err := s.Append(context.Background(), []sdk.Event{textEvent("q2", "551", "", "", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	dispatchAll(t, s, r.decide)
+	if len(r.seen) != 2 {
+		t.Fatalf("dispatched %d events after a new one, want 2", len(r.seen))
 	}
 }
 
