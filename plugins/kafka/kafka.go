@@ -151,11 +151,6 @@ func (st *state) Close() error {
 	return nil
 }
 
-// validTopicRune is Kafka's topic alphabet.
-func validTopicRune(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
-}
-
 func parseConfig(cfg sdk.Config) (*settings, error) {
 	var c config
 	if err := cfg.Decode(&c); err != nil {
@@ -177,7 +172,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	if c.Topic == "" {
 		return nil, fmt.Errorf("%s: required (a topic such as wahub.events, or a template such as wahub.{type})", key("topic"))
 	}
-	t, err := stream.ParseTemplate(c.Topic, validTopicRune)
+	t, err := stream.ParseTemplate(c.Topic, stream.NameRune)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v (a topic holds letters, digits, '.', '_' and '-')", key("topic"), err)
 	}

@@ -125,12 +125,6 @@ func (st *state) Close() error {
 	return nil
 }
 
-// validSubjectRune keeps a subject free of wildcards and whitespace; '.'
-// separates tokens.
-func validSubjectRune(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
-}
-
 func parseConfig(cfg sdk.Config) (*settings, error) {
 	var c config
 	if err := cfg.Decode(&c); err != nil {
@@ -154,7 +148,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	if c.Subject == "" {
 		return nil, fmt.Errorf("%s: required (a subject such as wahub.events, or a template such as wahub.{type})", key("subject"))
 	}
-	t, err := stream.ParseTemplate(c.Subject, validSubjectRune)
+	t, err := stream.ParseTemplate(c.Subject, stream.NameRune)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v (a subject holds letters, digits, '_', '-' and '.' between tokens; no wildcards)", key("subject"), err)
 	}

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	slackapi "github.com/slack-go/slack"
-
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -83,20 +81,7 @@ func (r *run) reaction(ctx context.Context, ev *sdk.Event) (sdk.Result, bool) {
 
 // unreact removes a reaction; one already gone is fine.
 func (r *run) unreact(ctx context.Context, ref msgRef, name string) error {
-	cctx, cancel := context.WithTimeout(ctx, r.s.timeout)
-	defer cancel()
-	err := r.s.api.RemoveReactionContext(cctx, name, slackapi.ItemRef{Channel: ref.Channel, Timestamp: ref.TS})
-	switch slackCode(err) {
-	case "":
-	case "no_reaction":
-		return nil
-	case "message_not_found":
-		return errGone
-	}
-	if err != nil {
-		return r.fail(ctx, err, "reactions.remove", ref.Channel, "")
-	}
-	return nil
+	return r.setReaction(ctx, ref, name, false)
 }
 
 // quoteBlock is the mrkdwn quote of the message m replies to, or "".

@@ -548,18 +548,33 @@ var errGone = errors.New("the Slack message is gone")
 
 // react adds a reaction; one already there is fine.
 func (r *run) react(ctx context.Context, ref msgRef, name string) error {
+	return r.setReaction(ctx, ref, name, true)
+}
+
+// setReaction adds (or removes) a reaction on a posted message. A reaction
+// already in the wanted state is fine; errGone says the message no
+// longer exists.
+func (r *run) setReaction(ctx context.Context, ref msgRef, name string, add bool) error {
 	cctx, cancel := context.WithTimeout(ctx, r.s.timeout)
 	defer cancel()
-	err := r.s.api.AddReactionContext(cctx, name, slackapi.ItemRef{Channel: ref.Channel, Timestamp: ref.TS})
+	item := slackapi.ItemRef{Channel: ref.Channel, Timestamp: ref.TS}
+	method, already := "reactions.add", "already_reacted"
+	var err error
+	if add {
+		err = r.s.api.AddReactionContext(cctx, name, item)
+	} else {
+		method, already = "reactions.remove", "no_reaction"
+		err = r.s.api.RemoveReactionContext(cctx, name, item)
+	}
 	switch slackCode(err) {
 	case "":
-	case "already_reacted":
+	case already:
 		return nil
 	case "message_not_found":
 		return errGone
 	}
 	if err != nil {
-		return r.fail(ctx, err, "reactions.add", ref.Channel, "")
+		return r.fail(ctx, err, method, ref.Channel, "")
 	}
 	return nil
 }

@@ -36,6 +36,13 @@ var placeholders = map[string]func(*sdk.Event) string{
 	},
 }
 
+// NameRune is the alphabet both brokers accept in a name: Kafka's topic
+// characters, which in a NATS subject are also free of wildcards and
+// whitespace ('.' separates a subject's tokens).
+func NameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
 // ParseTemplate parses s. valid reports whether a character may appear
 // in a name; literal text must consist of such characters, and values
 // substituted into placeholders have every other character replaced by
