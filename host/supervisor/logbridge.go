@@ -40,10 +40,11 @@ type hclogBridge struct {
 	stopping func() bool
 	quiet    time.Duration
 
-	mu    sync.Mutex
-	panic []string // the panic being collected: its first line, then the stack
-	attrs []any    // the panic's module
-	timer *time.Timer
+	mu     sync.Mutex
+	panic  []string // the panic being collected: its first line, then the stack
+	module string   // the module (plugin) whose stderr carries the panic
+	attrs  []any    // the panic's module, as record attributes
+	timer  *time.Timer
 }
 
 func (b *hclogBridge) Write(p []byte) (int, error) {
@@ -74,17 +75,23 @@ func (b *hclogBridge) Write(p []byte) (int, error) {
 				keys = append(keys, k)
 			}
 		}
-		if level == slog.LevelError && len(keys) == 0 && b.collectPanicLocked(msg, rec) {
+		module, _ := rec["@module"].(string)
+		if level == slog.LevelError && len(keys) == 0 && b.collectPanicLocked(msg, module) {
 			continue
 		}
-		b.flushLocked()
+		// go-plugin's own lines (the stdio stream seeing EOF, the process
+		// exiting) interleave with the stack a dying plugin still writes;
+		// only the plugin's own next line ends its panic.
+		if b.panic == nil || module == b.module {
+			b.flushLocked()
+		}
 		sort.Strings(keys)
 		attrs := make([]any, 0, 2*len(keys)+2)
 		for _, k := range keys {
 			attrs = append(attrs, k, rec[k])
 		}
-		if m, ok := rec["@module"].(string); ok {
-			attrs = append(attrs, "module", m)
+		if module != "" {
+			attrs = append(attrs, "module", module)
 		}
 		if msg == exitedMsg && level == slog.LevelError && b.stopping != nil && b.stopping() {
 			// Killed (or terminated by a service manager signalling the
@@ -98,14 +105,17 @@ func (b *hclogBridge) Write(p []byte) (int, error) {
 
 // collectPanicLocked adds a bare ERROR line to the panic being collected,
 // or starts one; it reports whether the line was taken.
-func (b *hclogBridge) collectPanicLocked(msg string, rec map[string]any) bool {
+func (b *hclogBridge) collectPanicLocked(msg, module string) bool {
+	if b.panic != nil && module != b.module {
+		return false
+	}
 	if b.panic == nil {
 		if !strings.HasPrefix(msg, "panic: ") && !strings.HasPrefix(msg, "fatal error: ") {
 			return false
 		}
-		b.attrs = nil
-		if m, ok := rec["@module"].(string); ok {
-			b.attrs = []any{"module", m}
+		b.module, b.attrs = module, nil
+		if module != "" {
+			b.attrs = []any{"module", module}
 		}
 	}
 	b.panic = append(b.panic, msg)

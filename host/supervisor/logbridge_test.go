@@ -75,6 +75,29 @@ func TestPluginLogBridge(t *testing.T) {
 			},
 		},
 		{
+			// What CI saw: go-plugin's stdio stream noticed the EOF while
+			// the dying plugin still wrote its stack.
+			name: "go-plugin's own lines inside a stack do not cut it",
+			emit: func(l hclog.Logger) {
+				p, stdio := l.Named("outside-connector"), l.Named("stdio")
+				p.Error("panic: assignment to entry in nil map")
+				p.Error("goroutine 41 [running]:")
+				p.Error("main.conn.Deliver(...)")
+				stdio.Debug("received EOF, stopping recv loop", "err", "EOF")
+				p.Error("google.golang.org/grpc.(*Server).processRPC(...)")
+				p.Error("\t/grpc/server.go:1450 +0x1250")
+				l.Error(exitedMsg, "error", "exit status 2")
+				p.Info("after", "k", "v")
+			},
+			want: []map[string]any{
+				{"level": "DEBUG", "msg": "received EOF, stopping recv loop", "module": "plugin.stdio"},
+				{"level": "ERROR", "msg": exitedMsg, "module": "plugin"},
+				{"level": "ERROR", "msg": "plugin panicked", "panic": "panic: assignment to entry in nil map", "module": "plugin.outside-connector",
+					"stack": "goroutine 41 [running]:\nmain.conn.Deliver(...)\ngoogle.golang.org/grpc.(*Server).processRPC(...)\n\t/grpc/server.go:1450 +0x1250"},
+				{"level": "INFO", "msg": "after", "k": "v"},
+			},
+		},
+		{
 			name: "a crash is an error",
 			emit: func(l hclog.Logger) {
 				l.Error(exitedMsg, "error", "signal: killed")
