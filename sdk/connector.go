@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -270,6 +271,16 @@ type Host interface {
 	KV() KV
 	// UpsertContact records attributes of a customer.
 	UpsertContact(ctx context.Context, c ContactUpdate) error
+	// OpenMedia streams a file the hub keeps: an inbound message's
+	// Media.ID, or an id PutMedia returned. A file the hub cannot have is
+	// ErrMediaUnavailable. The caller closes the reader; the bytes come in
+	// chunks, never as one message, whatever the file's size.
+	OpenMedia(ctx context.Context, id string) (MediaInfo, io.ReadCloser, error)
+	// PutMedia stores the file r holds (read to its end) for sending as
+	// OutboundMessage.Media.ID: an agent's attachment. A file the hub will
+	// not take (larger than its media store allows) is a *RefusedError
+	// whose Message a connector shows the agent.
+	PutMedia(ctx context.Context, m MediaUpload, r io.Reader) (MediaInfo, error)
 }
 
 // KV is a key-value store namespaced to one connector. Use it for ids that
@@ -300,6 +311,9 @@ type OutboundMessage struct {
 	PhoneNumberID string    `json:"phone_number_id,omitempty"`
 	Text          string    `json:"text,omitempty"`
 	Template      *Template `json:"template,omitempty"`
+	// Media is a file to send; a policy the file breaks (too large for
+	// its type, a MIME type WhatsApp refuses) is a *RefusedError.
+	Media *OutboundMedia `json:"media,omitempty"`
 	// Interactive is a WhatsApp interactive object (buttons, list), as the
 	// Graph API takes it.
 	Interactive json.RawMessage `json:"interactive,omitempty"`

@@ -151,17 +151,25 @@ type Context struct {
 	FrequentlyForwarded bool   `json:"frequently_forwarded,omitempty"`
 }
 
-// Media describes an image, audio, video, document or sticker. The file
-// itself stays at Meta until a connector downloads it.
+// Media describes an image, audio, video, document or sticker. The hub
+// fetches the file from WhatsApp as the message arrives and keeps it;
+// a connector reads it with Host.OpenMedia(ID).
 type Media struct {
+	// ID is WhatsApp's media id, which Host.OpenMedia takes.
 	ID       string `json:"id"`
 	MimeType string `json:"mime_type,omitempty"`
+	// SHA256 is the digest as WhatsApp sends it (base64).
 	SHA256   string `json:"sha256,omitempty"`
+	Size     int64  `json:"size,omitempty"`
 	Caption  string `json:"caption,omitempty"`
 	Filename string `json:"filename,omitempty"`
 	URL      string `json:"url,omitempty"`
 	Voice    bool   `json:"voice,omitempty"`
 	Animated bool   `json:"animated,omitempty"`
+	// State says whether the hub holds the file; Reason, when it is
+	// unavailable, says why.
+	State  MediaState `json:"state,omitempty"`
+	Reason string     `json:"reason,omitempty"`
 }
 
 // Location is a shared location pin.

@@ -91,6 +91,33 @@ type hostAPI struct {
 	store    *store.Store
 	sender   *outbound.Sender
 	markRead bool // whatsapp.mark_read_on_reply
+	// media is the hub's media store as plugins read and fill it; nil
+	// until the media stage is wired, and then every call says so.
+	media mediaHost
+}
+
+// mediaHost is what a plugin's media calls need of the hub: files by id,
+// streamed, and a place to put an agent's attachment.
+type mediaHost interface {
+	Open(ctx context.Context, id string) (sdk.MediaInfo, io.ReadCloser, error)
+	Put(ctx context.Context, m sdk.MediaUpload, r io.Reader) (sdk.MediaInfo, error)
+}
+
+// errNoMedia answers media calls on a hub without a media store.
+var errNoMedia = errors.New("media: this hub keeps no media store")
+
+func (h *hostAPI) OpenMedia(ctx context.Context, id string) (sdk.MediaInfo, io.ReadCloser, error) {
+	if h.media == nil {
+		return sdk.MediaInfo{}, nil, errNoMedia
+	}
+	return h.media.Open(ctx, id)
+}
+
+func (h *hostAPI) PutMedia(ctx context.Context, m sdk.MediaUpload, r io.Reader) (sdk.MediaInfo, error) {
+	if h.media == nil {
+		return sdk.MediaInfo{}, errNoMedia
+	}
+	return h.media.Put(ctx, m, r)
 }
 
 // SendMessage checks the message against WhatsApp's rules and queues it

@@ -49,6 +49,11 @@ type FakeHost struct {
 	keys     map[string]bool // idempotency keys already sent
 	kv       map[string][]byte
 	contacts []sdk.ContactUpdate
+	media    map[string]fakeMedia
+	uploads  []sdk.MediaInfo
+
+	// MaxMedia, if > 0, is the largest file PutMedia takes.
+	MaxMedia int64
 
 	// Send, if set, answers SendMessage (after recording it).
 	Send func(sdk.OutboundMessage) (sdk.SendResult, error)

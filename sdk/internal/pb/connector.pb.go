@@ -1654,6 +1654,241 @@ func (*UpsertContactResponse) Descriptor() ([]byte, []int) {
 	return file_connector_proto_rawDescGZIP(), []int{29}
 }
 
+type OpenMediaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenMediaRequest) Reset() {
+	*x = OpenMediaRequest{}
+	mi := &file_connector_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenMediaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenMediaRequest) ProtoMessage() {}
+
+func (x *OpenMediaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenMediaRequest.ProtoReflect.Descriptor instead.
+func (*OpenMediaRequest) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *OpenMediaRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type MediaInfo struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	MimeType string                 `protobuf:"bytes,2,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	// Hex digest of the bytes.
+	Sha256        string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size          int64  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Filename      string `protobuf:"bytes,5,opt,name=filename,proto3" json:"filename,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MediaInfo) Reset() {
+	*x = MediaInfo{}
+	mi := &file_connector_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MediaInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MediaInfo) ProtoMessage() {}
+
+func (x *MediaInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MediaInfo.ProtoReflect.Descriptor instead.
+func (*MediaInfo) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *MediaInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MediaInfo) GetMimeType() string {
+	if x != nil {
+		return x.MimeType
+	}
+	return ""
+}
+
+func (x *MediaInfo) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *MediaInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *MediaInfo) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+// MediaChunk is one piece of a streamed file; only the first has info.
+type MediaChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *MediaInfo             `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MediaChunk) Reset() {
+	*x = MediaChunk{}
+	mi := &file_connector_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MediaChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MediaChunk) ProtoMessage() {}
+
+func (x *MediaChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MediaChunk.ProtoReflect.Descriptor instead.
+func (*MediaChunk) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MediaChunk) GetInfo() *MediaInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *MediaChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type PutMediaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Info  *MediaInfo             `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	// The hub refused the file (too large, a type it does not take).
+	RefusedCode    string `protobuf:"bytes,2,opt,name=refused_code,json=refusedCode,proto3" json:"refused_code,omitempty"`
+	RefusedMessage string `protobuf:"bytes,3,opt,name=refused_message,json=refusedMessage,proto3" json:"refused_message,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PutMediaResponse) Reset() {
+	*x = PutMediaResponse{}
+	mi := &file_connector_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutMediaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutMediaResponse) ProtoMessage() {}
+
+func (x *PutMediaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutMediaResponse.ProtoReflect.Descriptor instead.
+func (*PutMediaResponse) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PutMediaResponse) GetInfo() *MediaInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *PutMediaResponse) GetRefusedCode() string {
+	if x != nil {
+		return x.RefusedCode
+	}
+	return ""
+}
+
+func (x *PutMediaResponse) GetRefusedMessage() string {
+	if x != nil {
+		return x.RefusedMessage
+	}
+	return ""
+}
+
 var File_connector_proto protoreflect.FileDescriptor
 
 const file_connector_proto_rawDesc = "" +
@@ -1758,7 +1993,23 @@ const file_connector_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"S\n" +
 	"\x14UpsertContactRequest\x12;\n" +
 	"\acontact\x18\x01 \x01(\v2!.wahub.connector.v1.ContactUpdateR\acontact\"\x17\n" +
-	"\x15UpsertContactResponse*u\n" +
+	"\x15UpsertContactResponse\"\"\n" +
+	"\x10OpenMediaRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x80\x01\n" +
+	"\tMediaInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tmime_type\x18\x02 \x01(\tR\bmimeType\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x1a\n" +
+	"\bfilename\x18\x05 \x01(\tR\bfilename\"S\n" +
+	"\n" +
+	"MediaChunk\x121\n" +
+	"\x04info\x18\x01 \x01(\v2\x1d.wahub.connector.v1.MediaInfoR\x04info\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x91\x01\n" +
+	"\x10PutMediaResponse\x121\n" +
+	"\x04info\x18\x01 \x01(\v2\x1d.wahub.connector.v1.MediaInfoR\x04info\x12!\n" +
+	"\frefused_code\x18\x02 \x01(\tR\vrefusedCode\x12'\n" +
+	"\x0frefused_message\x18\x03 \x01(\tR\x0erefusedMessage*u\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_DELIVERED\x10\x01\x12\x11\n" +
@@ -1772,7 +2023,7 @@ const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"HandleHook\x12\x1f.wahub.connector.v1.HookRequest\x1a .wahub.connector.v1.HookResponse\x12I\n" +
 	"\x04Sync\x12\x1f.wahub.connector.v1.SyncRequest\x1a .wahub.connector.v1.SyncResponse\x12O\n" +
-	"\x06Health\x12!.wahub.connector.v1.HealthRequest\x1a\".wahub.connector.v1.HealthResponse2\xff\x04\n" +
+	"\x06Health\x12!.wahub.connector.v1.HealthRequest\x1a\".wahub.connector.v1.HealthResponse2\xa8\x06\n" +
 	"\x04Host\x12^\n" +
 	"\vSendMessage\x12&.wahub.connector.v1.SendMessageRequest\x1a'.wahub.connector.v1.SendMessageResponse\x12L\n" +
 	"\x05KVGet\x12 .wahub.connector.v1.KVGetRequest\x1a!.wahub.connector.v1.KVGetResponse\x12L\n" +
@@ -1780,7 +2031,9 @@ const file_connector_proto_rawDesc = "" +
 	"\x10KVCompareAndSwap\x12+.wahub.connector.v1.KVCompareAndSwapRequest\x1a,.wahub.connector.v1.KVCompareAndSwapResponse\x12U\n" +
 	"\bKVDelete\x12#.wahub.connector.v1.KVDeleteRequest\x1a$.wahub.connector.v1.KVDeleteResponse\x12O\n" +
 	"\x06KVList\x12!.wahub.connector.v1.KVListRequest\x1a\".wahub.connector.v1.KVListResponse\x12d\n" +
-	"\rUpsertContact\x12(.wahub.connector.v1.UpsertContactRequest\x1a).wahub.connector.v1.UpsertContactResponseB(Z&github.com/wahub/wahub/sdk/internal/pbb\x06proto3"
+	"\rUpsertContact\x12(.wahub.connector.v1.UpsertContactRequest\x1a).wahub.connector.v1.UpsertContactResponse\x12S\n" +
+	"\tOpenMedia\x12$.wahub.connector.v1.OpenMediaRequest\x1a\x1e.wahub.connector.v1.MediaChunk0\x01\x12R\n" +
+	"\bPutMedia\x12\x1e.wahub.connector.v1.MediaChunk\x1a$.wahub.connector.v1.PutMediaResponse(\x01B(Z&github.com/wahub/wahub/sdk/internal/pbb\x06proto3"
 
 var (
 	file_connector_proto_rawDescOnce sync.Once
@@ -1795,7 +2048,7 @@ func file_connector_proto_rawDescGZIP() []byte {
 }
 
 var file_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_connector_proto_goTypes = []any{
 	(Outcome)(0),                     // 0: wahub.connector.v1.Outcome
 	(*DescribeRequest)(nil),          // 1: wahub.connector.v1.DescribeRequest
@@ -1828,7 +2081,11 @@ var file_connector_proto_goTypes = []any{
 	(*KVPair)(nil),                   // 28: wahub.connector.v1.KVPair
 	(*UpsertContactRequest)(nil),     // 29: wahub.connector.v1.UpsertContactRequest
 	(*UpsertContactResponse)(nil),    // 30: wahub.connector.v1.UpsertContactResponse
-	nil,                              // 31: wahub.connector.v1.ContactUpdate.AttributesEntry
+	(*OpenMediaRequest)(nil),         // 31: wahub.connector.v1.OpenMediaRequest
+	(*MediaInfo)(nil),                // 32: wahub.connector.v1.MediaInfo
+	(*MediaChunk)(nil),               // 33: wahub.connector.v1.MediaChunk
+	(*PutMediaResponse)(nil),         // 34: wahub.connector.v1.PutMediaResponse
+	nil,                              // 35: wahub.connector.v1.ContactUpdate.AttributesEntry
 }
 var file_connector_proto_depIdxs = []int32{
 	7,  // 0: wahub.connector.v1.DeliverResponse.results:type_name -> wahub.connector.v1.Result
@@ -1836,40 +2093,46 @@ var file_connector_proto_depIdxs = []int32{
 	9,  // 2: wahub.connector.v1.HookRequest.headers:type_name -> wahub.connector.v1.Header
 	9,  // 3: wahub.connector.v1.HookResponse.headers:type_name -> wahub.connector.v1.Header
 	13, // 4: wahub.connector.v1.SyncResponse.contacts:type_name -> wahub.connector.v1.ContactUpdate
-	31, // 5: wahub.connector.v1.ContactUpdate.attributes:type_name -> wahub.connector.v1.ContactUpdate.AttributesEntry
+	35, // 5: wahub.connector.v1.ContactUpdate.attributes:type_name -> wahub.connector.v1.ContactUpdate.AttributesEntry
 	28, // 6: wahub.connector.v1.KVListResponse.pairs:type_name -> wahub.connector.v1.KVPair
 	13, // 7: wahub.connector.v1.UpsertContactRequest.contact:type_name -> wahub.connector.v1.ContactUpdate
-	1,  // 8: wahub.connector.v1.Connector.Describe:input_type -> wahub.connector.v1.DescribeRequest
-	3,  // 9: wahub.connector.v1.Connector.Configure:input_type -> wahub.connector.v1.ConfigureRequest
-	5,  // 10: wahub.connector.v1.Connector.Deliver:input_type -> wahub.connector.v1.DeliverRequest
-	8,  // 11: wahub.connector.v1.Connector.HandleHook:input_type -> wahub.connector.v1.HookRequest
-	11, // 12: wahub.connector.v1.Connector.Sync:input_type -> wahub.connector.v1.SyncRequest
-	14, // 13: wahub.connector.v1.Connector.Health:input_type -> wahub.connector.v1.HealthRequest
-	16, // 14: wahub.connector.v1.Host.SendMessage:input_type -> wahub.connector.v1.SendMessageRequest
-	18, // 15: wahub.connector.v1.Host.KVGet:input_type -> wahub.connector.v1.KVGetRequest
-	20, // 16: wahub.connector.v1.Host.KVPut:input_type -> wahub.connector.v1.KVPutRequest
-	22, // 17: wahub.connector.v1.Host.KVCompareAndSwap:input_type -> wahub.connector.v1.KVCompareAndSwapRequest
-	24, // 18: wahub.connector.v1.Host.KVDelete:input_type -> wahub.connector.v1.KVDeleteRequest
-	26, // 19: wahub.connector.v1.Host.KVList:input_type -> wahub.connector.v1.KVListRequest
-	29, // 20: wahub.connector.v1.Host.UpsertContact:input_type -> wahub.connector.v1.UpsertContactRequest
-	2,  // 21: wahub.connector.v1.Connector.Describe:output_type -> wahub.connector.v1.DescribeResponse
-	4,  // 22: wahub.connector.v1.Connector.Configure:output_type -> wahub.connector.v1.ConfigureResponse
-	6,  // 23: wahub.connector.v1.Connector.Deliver:output_type -> wahub.connector.v1.DeliverResponse
-	10, // 24: wahub.connector.v1.Connector.HandleHook:output_type -> wahub.connector.v1.HookResponse
-	12, // 25: wahub.connector.v1.Connector.Sync:output_type -> wahub.connector.v1.SyncResponse
-	15, // 26: wahub.connector.v1.Connector.Health:output_type -> wahub.connector.v1.HealthResponse
-	17, // 27: wahub.connector.v1.Host.SendMessage:output_type -> wahub.connector.v1.SendMessageResponse
-	19, // 28: wahub.connector.v1.Host.KVGet:output_type -> wahub.connector.v1.KVGetResponse
-	21, // 29: wahub.connector.v1.Host.KVPut:output_type -> wahub.connector.v1.KVPutResponse
-	23, // 30: wahub.connector.v1.Host.KVCompareAndSwap:output_type -> wahub.connector.v1.KVCompareAndSwapResponse
-	25, // 31: wahub.connector.v1.Host.KVDelete:output_type -> wahub.connector.v1.KVDeleteResponse
-	27, // 32: wahub.connector.v1.Host.KVList:output_type -> wahub.connector.v1.KVListResponse
-	30, // 33: wahub.connector.v1.Host.UpsertContact:output_type -> wahub.connector.v1.UpsertContactResponse
-	21, // [21:34] is the sub-list for method output_type
-	8,  // [8:21] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	32, // 8: wahub.connector.v1.MediaChunk.info:type_name -> wahub.connector.v1.MediaInfo
+	32, // 9: wahub.connector.v1.PutMediaResponse.info:type_name -> wahub.connector.v1.MediaInfo
+	1,  // 10: wahub.connector.v1.Connector.Describe:input_type -> wahub.connector.v1.DescribeRequest
+	3,  // 11: wahub.connector.v1.Connector.Configure:input_type -> wahub.connector.v1.ConfigureRequest
+	5,  // 12: wahub.connector.v1.Connector.Deliver:input_type -> wahub.connector.v1.DeliverRequest
+	8,  // 13: wahub.connector.v1.Connector.HandleHook:input_type -> wahub.connector.v1.HookRequest
+	11, // 14: wahub.connector.v1.Connector.Sync:input_type -> wahub.connector.v1.SyncRequest
+	14, // 15: wahub.connector.v1.Connector.Health:input_type -> wahub.connector.v1.HealthRequest
+	16, // 16: wahub.connector.v1.Host.SendMessage:input_type -> wahub.connector.v1.SendMessageRequest
+	18, // 17: wahub.connector.v1.Host.KVGet:input_type -> wahub.connector.v1.KVGetRequest
+	20, // 18: wahub.connector.v1.Host.KVPut:input_type -> wahub.connector.v1.KVPutRequest
+	22, // 19: wahub.connector.v1.Host.KVCompareAndSwap:input_type -> wahub.connector.v1.KVCompareAndSwapRequest
+	24, // 20: wahub.connector.v1.Host.KVDelete:input_type -> wahub.connector.v1.KVDeleteRequest
+	26, // 21: wahub.connector.v1.Host.KVList:input_type -> wahub.connector.v1.KVListRequest
+	29, // 22: wahub.connector.v1.Host.UpsertContact:input_type -> wahub.connector.v1.UpsertContactRequest
+	31, // 23: wahub.connector.v1.Host.OpenMedia:input_type -> wahub.connector.v1.OpenMediaRequest
+	33, // 24: wahub.connector.v1.Host.PutMedia:input_type -> wahub.connector.v1.MediaChunk
+	2,  // 25: wahub.connector.v1.Connector.Describe:output_type -> wahub.connector.v1.DescribeResponse
+	4,  // 26: wahub.connector.v1.Connector.Configure:output_type -> wahub.connector.v1.ConfigureResponse
+	6,  // 27: wahub.connector.v1.Connector.Deliver:output_type -> wahub.connector.v1.DeliverResponse
+	10, // 28: wahub.connector.v1.Connector.HandleHook:output_type -> wahub.connector.v1.HookResponse
+	12, // 29: wahub.connector.v1.Connector.Sync:output_type -> wahub.connector.v1.SyncResponse
+	15, // 30: wahub.connector.v1.Connector.Health:output_type -> wahub.connector.v1.HealthResponse
+	17, // 31: wahub.connector.v1.Host.SendMessage:output_type -> wahub.connector.v1.SendMessageResponse
+	19, // 32: wahub.connector.v1.Host.KVGet:output_type -> wahub.connector.v1.KVGetResponse
+	21, // 33: wahub.connector.v1.Host.KVPut:output_type -> wahub.connector.v1.KVPutResponse
+	23, // 34: wahub.connector.v1.Host.KVCompareAndSwap:output_type -> wahub.connector.v1.KVCompareAndSwapResponse
+	25, // 35: wahub.connector.v1.Host.KVDelete:output_type -> wahub.connector.v1.KVDeleteResponse
+	27, // 36: wahub.connector.v1.Host.KVList:output_type -> wahub.connector.v1.KVListResponse
+	30, // 37: wahub.connector.v1.Host.UpsertContact:output_type -> wahub.connector.v1.UpsertContactResponse
+	33, // 38: wahub.connector.v1.Host.OpenMedia:output_type -> wahub.connector.v1.MediaChunk
+	34, // 39: wahub.connector.v1.Host.PutMedia:output_type -> wahub.connector.v1.PutMediaResponse
+	25, // [25:40] is the sub-list for method output_type
+	10, // [10:25] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_connector_proto_init() }
@@ -1883,7 +2146,7 @@ func file_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_connector_proto_rawDesc), len(file_connector_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -331,6 +331,8 @@ const (
 	Host_KVDelete_FullMethodName         = "/wahub.connector.v1.Host/KVDelete"
 	Host_KVList_FullMethodName           = "/wahub.connector.v1.Host/KVList"
 	Host_UpsertContact_FullMethodName    = "/wahub.connector.v1.Host/UpsertContact"
+	Host_OpenMedia_FullMethodName        = "/wahub.connector.v1.Host/OpenMedia"
+	Host_PutMedia_FullMethodName         = "/wahub.connector.v1.Host/PutMedia"
 )
 
 // HostClient is the client API for Host service.
@@ -347,6 +349,12 @@ type HostClient interface {
 	KVDelete(ctx context.Context, in *KVDeleteRequest, opts ...grpc.CallOption) (*KVDeleteResponse, error)
 	KVList(ctx context.Context, in *KVListRequest, opts ...grpc.CallOption) (*KVListResponse, error)
 	UpsertContact(ctx context.Context, in *UpsertContactRequest, opts ...grpc.CallOption) (*UpsertContactResponse, error)
+	// OpenMedia streams a file the hub keeps: the first chunk carries its
+	// info, the rest its bytes. A file the hub cannot have is NOT_FOUND.
+	OpenMedia(ctx context.Context, in *OpenMediaRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[MediaChunk], error)
+	// PutMedia stores a file for sending: the first chunk carries what the
+	// plugin knows of it (mime type, filename, size), then the bytes.
+	PutMedia(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[MediaChunk, PutMediaResponse], error)
 }
 
 type hostClient struct {
@@ -427,6 +435,38 @@ func (c *hostClient) UpsertContact(ctx context.Context, in *UpsertContactRequest
 	return out, nil
 }
 
+func (c *hostClient) OpenMedia(ctx context.Context, in *OpenMediaRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[MediaChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[0], Host_OpenMedia_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[OpenMediaRequest, MediaChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_OpenMediaClient = grpc.ServerStreamingClient[MediaChunk]
+
+func (c *hostClient) PutMedia(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[MediaChunk, PutMediaResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[1], Host_PutMedia_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[MediaChunk, PutMediaResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_PutMediaClient = grpc.ClientStreamingClient[MediaChunk, PutMediaResponse]
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -441,6 +481,12 @@ type HostServer interface {
 	KVDelete(context.Context, *KVDeleteRequest) (*KVDeleteResponse, error)
 	KVList(context.Context, *KVListRequest) (*KVListResponse, error)
 	UpsertContact(context.Context, *UpsertContactRequest) (*UpsertContactResponse, error)
+	// OpenMedia streams a file the hub keeps: the first chunk carries its
+	// info, the rest its bytes. A file the hub cannot have is NOT_FOUND.
+	OpenMedia(*OpenMediaRequest, grpc.ServerStreamingServer[MediaChunk]) error
+	// PutMedia stores a file for sending: the first chunk carries what the
+	// plugin knows of it (mime type, filename, size), then the bytes.
+	PutMedia(grpc.ClientStreamingServer[MediaChunk, PutMediaResponse]) error
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -471,6 +517,12 @@ func (UnimplementedHostServer) KVList(context.Context, *KVListRequest) (*KVListR
 }
 func (UnimplementedHostServer) UpsertContact(context.Context, *UpsertContactRequest) (*UpsertContactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertContact not implemented")
+}
+func (UnimplementedHostServer) OpenMedia(*OpenMediaRequest, grpc.ServerStreamingServer[MediaChunk]) error {
+	return status.Error(codes.Unimplemented, "method OpenMedia not implemented")
+}
+func (UnimplementedHostServer) PutMedia(grpc.ClientStreamingServer[MediaChunk, PutMediaResponse]) error {
+	return status.Error(codes.Unimplemented, "method PutMedia not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -619,6 +671,24 @@ func _Host_UpsertContact_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_OpenMedia_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(OpenMediaRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HostServer).OpenMedia(m, &grpc.GenericServerStream[OpenMediaRequest, MediaChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_OpenMediaServer = grpc.ServerStreamingServer[MediaChunk]
+
+func _Host_PutMedia_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HostServer).PutMedia(&grpc.GenericServerStream[MediaChunk, PutMediaResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_PutMediaServer = grpc.ClientStreamingServer[MediaChunk, PutMediaResponse]
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -655,6 +725,17 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Host_UpsertContact_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "OpenMedia",
+			Handler:       _Host_OpenMedia_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PutMedia",
+			Handler:       _Host_PutMedia_Handler,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "connector.proto",
 }
