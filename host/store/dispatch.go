@@ -112,7 +112,7 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 		// What earlier events of this batch changed, which the rows read
 		// above do not show yet.
 		attrs := map[string]map[string]string{}
-		consent := map[string]string{}
+		consent := map[string]consentAt{}
 		convs := map[string]RouteState{}
 
 		now := s.now().UnixMilli()
@@ -127,7 +127,7 @@ func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int
 				}
 			}
 			if c, ok := consent[it.contact]; ok {
-				it.st.Consent = c
+				it.st.Consent, it.consentAt = c.state, c.at
 			}
 			if c, ok := convs[ev.ConversationID]; ok {
 				it.st.Team, it.st.LastActive = c.Team, c.LastActive
@@ -208,10 +208,18 @@ type dispatchItem struct {
 	queue   string // the delivery queue's conversation: its id, else the event id
 	attrs   map[string]string
 	st      RouteState
+	// consentAt is when the contact's consent was last stated.
+	consentAt time.Time
+}
+
+// consentAt is a contact's consent and when it was stated.
+type consentAt struct {
+	state string
+	at    time.Time
 }
 
 func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
-	rows, err := tx.Query(`SELECT e.seq, e.body, e.conversation_id, e.contact_key, c.attributes, c.consent, cv.team, cv.last_active
+	rows, err := tx.Query(`SELECT e.seq, e.body, e.conversation_id, e.contact_key, c.attributes, c.consent, c.consent_at, cv.team, cv.last_active
 		FROM events e
 		LEFT JOIN contacts c ON c.key = e.contact_key
 		LEFT JOIN conversations cv ON cv.id = e.conversation_id
@@ -226,9 +234,9 @@ func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
 			it                         dispatchItem
 			body                       []byte
 			conv, key, attrs, cons, tm sql.NullString
-			last                       sql.NullInt64
+			last, consAt               sql.NullInt64
 		)
-		if err := rows.Scan(&it.ev.Seq, &body, &conv, &key, &attrs, &cons, &tm, &last); err != nil {
+		if err := rows.Scan(&it.ev.Seq, &body, &conv, &key, &attrs, &cons, &consAt, &tm, &last); err != nil {
 			return nil, err
 		}
 		seq := it.ev.Seq
@@ -244,6 +252,9 @@ func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
 			}
 		}
 		it.st.Consent, it.st.Team = cons.String, tm.String
+		if consAt.Valid && cons.String != "" {
+			it.consentAt = time.UnixMilli(consAt.Int64).UTC()
+		}
 		if last.Valid {
 			it.st.LastActive = time.UnixMilli(last.Int64).UTC()
 		}
@@ -259,7 +270,7 @@ func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
 // applyDecision stores one decision and its effects, and notes them in
 // the batch's maps for the events after it.
 func (s *Store) applyDecision(tx *txn, it *dispatchItem, d *Decision, now int64,
-	attrs map[string]map[string]string, consent map[string]string, convs map[string]RouteState) error {
+	attrs map[string]map[string]string, consent map[string]consentAt, convs map[string]RouteState) error {
 	ev := &it.ev
 	if d.Route != nil {
 		route, err := json.Marshal(d.Route)
@@ -270,11 +281,15 @@ func (s *Store) applyDecision(tx *txn, it *dispatchItem, d *Decision, now int64,
 			return err
 		}
 	}
-	if it.contact != "" && d.Consent != "" && d.Consent != it.st.Consent {
+	// Webhooks arrive out of order (Meta retries for days): a consent
+	// statement older than the one the contact's consent rests on says
+	// nothing about now. A STOP at 10:00 that arrives after a START at
+	// 10:05 leaves the customer opted in.
+	if it.contact != "" && d.Consent != "" && d.Consent != it.st.Consent && !ev.OccurredAt.Before(it.consentAt) {
 		if err := s.setConsentTx(tx, it.contact, d.Consent, d.ConsentSource, ev.OccurredAt, d.ConsentEvent, now); err != nil {
 			return err
 		}
-		consent[it.contact] = d.Consent
+		consent[it.contact] = consentAt{state: d.Consent, at: ev.OccurredAt}
 	}
 	if it.contact != "" && len(d.Attributes) > 0 {
 		merged := make(map[string]string, len(it.attrs)+len(d.Attributes))

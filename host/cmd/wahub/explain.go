@@ -53,7 +53,7 @@ func newRouteCmd(g *globals) *cobra.Command {
 				return usageErr(err)
 			}
 			if now {
-				body = stampNow(body, time.Now())
+				body = stampNow([][]byte{body}, time.Now())[0]
 			}
 			events, err := ingest.Parse(body, time.Now())
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,16 +45,18 @@ func newSimulateCmd(g *globals) *cobra.Command {
 			}
 			secret := []byte(cfg.WhatsApp.AppSecret[0].Reveal())
 			client := &http.Client{Timeout: 30 * time.Second}
-			failed := 0
-			for _, file := range files {
-				body, err := readInput(file)
-				if err != nil {
+			bodies := make([][]byte, len(files))
+			for i, file := range files {
+				if bodies[i], err = readInput(file); err != nil {
 					return runtimeErr(err)
 				}
-				if now {
-					body = stampNow(body, time.Now())
-				}
-				status, answer, err := post(client, endpoint, secret, body)
+			}
+			if now {
+				bodies = stampNow(bodies, time.Now())
+			}
+			failed := 0
+			for i, file := range files {
+				status, answer, err := post(client, endpoint, secret, bodies[i])
 				if err != nil {
 					return runtimeErr(fmt.Errorf("%s: %w (is `wahub serve` running at %s?)", file, err, endpoint))
 				}
@@ -69,16 +72,57 @@ func newSimulateCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&target, "url", "", "hub base URL or full webhook URL (default: http://<server.listen>)")
-	cmd.Flags().BoolVar(&now, "now", false, "rewrite every \"timestamp\" to the current time (the 24-hour window and office hours then apply to now)")
+	cmd.Flags().BoolVar(&now, "now", false, "move every \"timestamp\" to the last seconds before now, in their order (the 24-hour window and office hours then apply to now)")
 	return cmd
 }
 
-var timestampField = regexp.MustCompile(`"timestamp"(\s*):(\s*)"\d+"`)
+// timestampField is a WhatsApp item's time: a string of Unix seconds in
+// messages and statuses, a number in user_preferences.
+var timestampField = regexp.MustCompile(`"timestamp"(\s*):(\s*)(?:"(\d+)"|(\d+))`)
 
-// stampNow makes a fixture's items happen now, keeping its bytes otherwise
-// as they were (it is signed after).
-func stampNow(body []byte, now time.Time) []byte {
-	return timestampField.ReplaceAll(body, []byte(`"timestamp"$1:$2"`+strconv.FormatInt(now.Unix(), 10)+`"`))
+// stampNow moves the fixtures' items to the last seconds before now,
+// keeping their order: the k-th distinct time of all the files becomes
+// now minus the number of later ones. Setting every time to now would
+// tie a STOP and the START that answered it, and the hub, which follows
+// the times, could not tell which came last. Bytes otherwise stay as they
+// were (they are signed after).
+func stampNow(bodies [][]byte, now time.Time) [][]byte {
+	seen := map[int64]bool{}
+	for _, body := range bodies {
+		for _, m := range timestampField.FindAllSubmatch(body, -1) {
+			seen[stampValue(m)] = true
+		}
+	}
+	times := make([]int64, 0, len(seen))
+	for ts := range seen {
+		times = append(times, ts)
+	}
+	slices.Sort(times)
+	moved := make(map[int64]string, len(times))
+	for i, ts := range times {
+		moved[ts] = strconv.FormatInt(now.Unix()-int64(len(times)-1-i), 10)
+	}
+	out := make([][]byte, len(bodies))
+	for i, body := range bodies {
+		out[i] = timestampField.ReplaceAllFunc(body, func(match []byte) []byte {
+			m := timestampField.FindSubmatch(match)
+			v := moved[stampValue(m)]
+			if len(m[3]) > 0 {
+				v = `"` + v + `"`
+			}
+			return []byte(`"timestamp"` + string(m[1]) + ":" + string(m[2]) + v)
+		})
+	}
+	return out
+}
+
+func stampValue(m [][]byte) int64 {
+	digits := m[3]
+	if len(digits) == 0 {
+		digits = m[4]
+	}
+	v, _ := strconv.ParseInt(string(digits), 10, 64)
+	return v
 }
 
 // webhookURL resolves where simulate posts: --url, or the listen address

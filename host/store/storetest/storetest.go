@@ -51,6 +51,7 @@ func Run(t *testing.T, b Backend) {
 		{"DispatchCarriesStateBetweenEvents", testDispatchCarriesStateBetweenEvents},
 		{"DispatchQueuesRepliesOnce", testDispatchQueuesRepliesOnce},
 		{"SetConsentAndTeam", testSetConsentAndTeam},
+		{"ConsentFollowsWhenItWasStated", testConsentFollowsWhenItWasStated},
 		{"PruneKeepsWhatIsNotSettled", testPruneKeepsWhatIsNotSettled},
 	}
 	for _, tt := range tests {
@@ -434,6 +435,55 @@ func testDispatchQueuesRepliesOnce(t *testing.T, open Opener) {
 	rec, created, err := s.Enqueue(ctx, "trigger:welcome", reply.Msg)
 	if err != nil || created || rec.To != "5522" {
 		t.Fatalf("Enqueue again: %+v created=%v %v", rec, created, err)
+	}
+}
+
+// Webhooks arrive out of order: a consent statement older than the one
+// the contact's consent rests on changes nothing, within a batch and
+// across batches, and is not announced.
+func testConsentFollowsWhenItWasStated(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := context.Background()
+	announce := func(id string, at time.Time) *sdk.Event {
+		return &sdk.Event{ID: "evt_consent_" + id, Type: sdk.TypeOptinRevoked, OccurredAt: at, ReceivedAt: at, Contact: &sdk.Contact{WAID: "5544"}}
+	}
+	// START at +5m arrives first, then the STOP of t0 it answered.
+	first := []sdk.Event{textEvent("start", "5544", "", "Ana", t0.Add(5*time.Minute)), textEvent("stop-late", "5544", "", "Ana", t0)}
+	rec := &recorder{answers: map[string]store.Decision{
+		"start":     {Consent: store.ConsentGranted, ConsentSource: "keyword START"},
+		"stop-late": {Consent: store.ConsentRevoked, ConsentSource: "keyword PARAR", ConsentEvent: announce("stop-late", t0)},
+		// Across a batch: older than the START still, then a real STOP.
+		"stop-older": {Consent: store.ConsentRevoked, ConsentSource: "keyword PARAR", ConsentEvent: announce("stop-older", t0.Add(3*time.Minute))},
+		"stop-new":   {Consent: store.ConsentRevoked, ConsentSource: "keyword SAIR", ConsentEvent: announce("stop-new", t0.Add(10*time.Minute))},
+	}}
+	if _, err := s.Append(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	dispatchAll(t, s, rec.decide)
+	c, err := s.Contact(ctx, "5544")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Consent.State != store.ConsentGranted || c.Consent.Source != "keyword START" {
+		t.Fatalf("after a late STOP: consent %+v, want granted by keyword START", c.Consent)
+	}
+	second := []sdk.Event{textEvent("stop-older", "5544", "", "Ana", t0.Add(3*time.Minute)), textEvent("stop-new", "5544", "", "Ana", t0.Add(10*time.Minute))}
+	if _, err := s.Append(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	dispatchAll(t, s, rec.decide)
+	if c, err = s.Contact(ctx, "5544"); err != nil {
+		t.Fatal(err)
+	}
+	if c.Consent.State != store.ConsentRevoked || c.Consent.Source != "keyword SAIR" || c.Consent.At == nil || !c.Consent.At.Equal(t0.Add(10*time.Minute)) {
+		t.Errorf("after a new STOP: consent %+v, want revoked by keyword SAIR at +10m", c.Consent)
+	}
+	evs, err := s.Events(ctx, store.EventFilter{Type: "optin.*", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].ID != "evt_consent_stop-new" {
+		t.Errorf("announcements %+v, want only the new STOP's", evs)
 	}
 }
 
