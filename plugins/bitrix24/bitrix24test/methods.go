@@ -29,11 +29,8 @@ func methodError(code, description string) *apiError {
 
 // dispatch runs one method; the caller holds s.mu.
 func (s *Server) dispatch(method string, p *object) (response, *apiError) {
-	for i, f := range s.faults {
-		if f.Method != "" && strings.EqualFold(f.Method, method) {
-			s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
-			return response{}, f.apiError(400)
-		}
+	if f, ok := s.faults.Next(func(f Fault) bool { return f.Method != "" && strings.EqualFold(f.Method, method) }); ok {
+		return response{}, f.apiError(400)
 	}
 	switch method {
 	case "scope":

@@ -42,6 +42,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 )
 
 // Defaults of the webhook the fake accepts.
@@ -79,15 +81,13 @@ type Server struct {
 	leads    map[int]*Record
 	comments []Comment
 
-	faults          []Fault
-	failEvery       int
-	failEveryStatus int
+	faults fakeapi.Faults[Fault]
 
 	requests, rejected int
 	recent             []time.Time
 	maxPerSecond       int
 	maxLevel           float64
-	calls              []Call
+	calls              fakeapi.Log[Call]
 }
 
 // Record is a contact or a lead.
@@ -225,26 +225,14 @@ func (s *Server) SetEmptyObjects(on bool) {
 }
 
 // FailNext makes the next n requests fail with status and its real body.
-func (s *Server) FailNext(n int, status int) {
-	for range n {
-		s.Script(Fault{Status: status})
-	}
-}
+func (s *Server) FailNext(n int, status int) { s.faults.Repeat(n, Fault{Status: status}) }
 
 // Script queues faults; each is used once, in order.
-func (s *Server) Script(faults ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, faults...)
-}
+func (s *Server) Script(faults ...Fault) { s.faults.Push(faults...) }
 
 // FailEvery makes every n-th authenticated request fail with status
 // (FailEvery(2, 503): half of them); n <= 0 stops it.
-func (s *Server) FailEvery(n int, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failEvery, s.failEveryStatus = n, status
-}
+func (s *Server) FailEvery(n int, status int) { s.faults.Every(n, Fault{Status: status}) }
 
 // AddContact stores a contact as if a user had created it and returns its
 // id. fields are scalar fields (NAME, UF_CRM_TIER, ...); phones are PHONE
@@ -357,11 +345,7 @@ func (s *Server) MaxPerSecond() int {
 }
 
 // Calls returns the requests answered so far.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Call(nil), s.calls...)
-}
+func (s *Server) Calls() []Call { return s.calls.All() }
 
 func copyRecords(m map[int]*Record) []Record {
 	out := make([]Record, 0, len(m))
@@ -462,7 +446,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := Call{Method: method, At: start}
 	respond := func(status int, body []byte, contentType string) {
 		call.Status = status
-		s.calls = append(s.calls, call)
+		s.calls.Add(call)
 		w.Header().Set("Content-Type", contentType)
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
@@ -483,18 +467,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests++
 	s.observe(start)
 
-	if len(s.faults) > 0 && s.faults[0].Method == "" {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
+	if f, ok := s.faults.Next(func(f Fault) bool { return f.Method == "" }); ok {
 		e := f.apiError(500)
-		if e.status == 503 {
-			s.rejected++
-		}
-		fail(e)
-		return
-	}
-	if s.failEvery > 0 && s.requests%s.failEvery == 0 {
-		e := canonical(s.failEveryStatus)
 		if e.status == 503 {
 			s.rejected++
 		}

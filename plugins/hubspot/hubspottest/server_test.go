@@ -73,7 +73,7 @@ func TestSearchLagAndPhoneMatch(t *testing.T) {
 		t.Fatalf("create: %d %s", a.status, a.raw)
 	}
 	a = do(t, s, "POST", PathContactSearch, "pat-ok", phoneSearch)
-	if a.status != 200 || a.raw != `{"results":[],"total":0}`+"\n" {
+	if a.status != 200 || a.raw != `{"results":[],"total":0}` {
 		t.Errorf("during the lag: %d %s, want {\"total\":0,\"results\":[]}", a.status, a.raw)
 	}
 	if a.header.Get("X-HubSpot-RateLimit-Max") != "" || a.header.Get("X-HubSpot-Correlation-Id") == "" {
