@@ -41,6 +41,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wahub/wahub/plugins/internal/fakeapi"
@@ -71,8 +72,9 @@ type Server struct {
 	level     float64
 	levelAt   time.Time
 
-	stringIDs    bool
-	emptyObjects bool
+	// Switched while requests are served, so atomic: no lock to take.
+	stringIDs    atomic.Bool
+	emptyObjects atomic.Bool
 	rnd          *rand.Rand
 
 	nextID   int
@@ -211,18 +213,10 @@ func (s *Server) SetRateLimit(perSecond float64, burst int) {
 }
 
 // SetStringIDs makes add and findbycomm answer ids as strings.
-func (s *Server) SetStringIDs(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stringIDs = on
-}
+func (s *Server) SetStringIDs(on bool) { s.stringIDs.Store(on) }
 
 // SetEmptyObjects makes empty results `{}` instead of the real `[]`.
-func (s *Server) SetEmptyObjects(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.emptyObjects = on
-}
+func (s *Server) SetEmptyObjects(on bool) { s.emptyObjects.Store(on) }
 
 // FailNext makes the next n requests fail with status and its real body.
 func (s *Server) FailNext(n int, status int) { s.faults.Repeat(n, Fault{Status: status}) }
@@ -401,28 +395,28 @@ func (e *apiError) body() []byte {
 	return b
 }
 
+// canonicalErrors are the real error bodies statuses are sent with; 502
+// and 504 come from the gateway as HTML, any other status is Bitrix24's
+// INTERNAL_SERVER_ERROR.
+var canonicalErrors = map[int][2]string{
+	503: {"QUERY_LIMIT_EXCEEDED", "Too many requests"},
+	401: {"NO_AUTH_FOUND", "Wrong authorization data"},
+	403: {"insufficient_scope", "The request requires higher privileges than provided by the webhook token"},
+	429: {"OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit."},
+	404: {"ERROR_METHOD_NOT_FOUND", "Method not found!"},
+	400: {"INVALID_REQUEST", "Https required."},
+}
+
 // canonical returns the real error a status is sent with.
 func canonical(status int) *apiError {
-	e := &apiError{status: status}
-	switch status {
-	case 503:
-		e.code, e.description = "QUERY_LIMIT_EXCEEDED", "Too many requests"
-	case 401:
-		e.code, e.description = "NO_AUTH_FOUND", "Wrong authorization data"
-	case 403:
-		e.code, e.description = "insufficient_scope", "The request requires higher privileges than provided by the webhook token"
-	case 429:
-		e.code, e.description = "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit."
-	case 404:
-		e.code, e.description = "ERROR_METHOD_NOT_FOUND", "Method not found!"
-	case 400:
-		e.code, e.description = "INVALID_REQUEST", "Https required."
-	case 502, 504:
-		e.html = true
-	default:
-		e.code, e.description = "INTERNAL_SERVER_ERROR", "Internal server error"
+	if status == http.StatusBadGateway || status == http.StatusGatewayTimeout {
+		return &apiError{status: status, html: true}
 	}
-	return e
+	e, ok := canonicalErrors[status]
+	if !ok {
+		e = [2]string{"INTERNAL_SERVER_ERROR", "Internal server error"}
+	}
+	return &apiError{status: status, code: e[0], description: e[1]}
 }
 
 func (f Fault) apiError(defaultStatus int) *apiError {
@@ -601,7 +595,7 @@ func (s *Server) timeInfo(start time.Time) map[string]any {
 
 // id renders an id as this answer should show it.
 func (s *Server) id(n int) any {
-	str := s.stringIDs
+	str := s.stringIDs.Load()
 	if s.rnd != nil {
 		str = s.rnd.Intn(2) == 0
 	}
@@ -613,7 +607,7 @@ func (s *Server) id(n int) any {
 
 // empty is an empty result as this answer should show it.
 func (s *Server) empty() any {
-	obj := s.emptyObjects
+	obj := s.emptyObjects.Load()
 	if s.rnd != nil {
 		obj = s.rnd.Intn(2) == 0
 	}

@@ -258,11 +258,11 @@ func NewServer(opts ...Option) *Server {
 	mux.HandleFunc("GET /api/v2/contacts/{id}", s.showContact)
 	mux.HandleFunc("GET /api/v2/tickets", s.listTickets)
 	mux.HandleFunc("POST /api/v2/tickets", s.createTicket)
-	mux.HandleFunc("GET /api/v2/tickets/{id}", s.showTicket)
+	mux.HandleFunc("GET /api/v2/tickets/{id}", s.onTicket(s.showTicket))
 	mux.HandleFunc("PUT /api/v2/tickets/{id}", s.updateTicket)
 	mux.HandleFunc("POST /api/v2/tickets/{id}/notes", s.createNote)
 	mux.HandleFunc("POST /api/v2/tickets/{id}/reply", s.createReply)
-	mux.HandleFunc("GET /api/v2/tickets/{id}/conversations", s.listConversations)
+	mux.HandleFunc("GET /api/v2/tickets/{id}/conversations", s.onTicket(s.listConversations))
 	s.mux = mux
 	return s
 }
@@ -855,18 +855,26 @@ func setStatus(st *Stats, to, from int, at time.Time) {
 	}
 }
 
-func (s *Server) showTicket(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
+// onTicket serves a read of the ticket named by the path: h runs with
+// s.mu held; an unknown ticket is a bare 404, as Freshdesk answers it.
+func (s *Server) onTicket(h func(w http.ResponseWriter, r *http.Request, t *ticket)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		t := s.ticket(id)
+		if t == nil {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		h(w, r, t)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.ticket(id)
-	if t == nil {
-		w.WriteHeader(http.StatusNotFound)
-		return
-	}
+}
+
+func (s *Server) showTicket(w http.ResponseWriter, r *http.Request, t *ticket) {
 	out := t.Ticket
 	if strings.Contains(r.URL.Query().Get("include"), "stats") {
 		st := t.stats
@@ -1002,18 +1010,7 @@ func (s *Server) addConversation(w http.ResponseWriter, r *http.Request, source 
 	writeJSON(w, http.StatusCreated, c)
 }
 
-func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.ticket(id)
-	if t == nil {
-		w.WriteHeader(http.StatusNotFound)
-		return
-	}
+func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, t *ticket) {
 	q := r.URL.Query()
 	page, perPage := 1, 30
 	if v := q.Get("page"); v != "" {

@@ -9,6 +9,7 @@ package fakeapi
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -195,6 +196,17 @@ func (d *Discard) Write(b []byte) (int, error) { return len(b), nil }
 
 // WriteHeader drops the status.
 func (d *Discard) WriteHeader(int) {}
+
+// Digits keeps the digits of s: how the fakes compare phone numbers that
+// a client and a user wrote differently (+55 11 98765-0001, 5511987650001).
+func Digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
 
 // ContentTypeJSON is the Content-Type most APIs answer JSON with.
 const ContentTypeJSON = "application/json; charset=utf-8"

@@ -172,26 +172,21 @@ func (s *Server) SetToken(token string) {
 
 // SetChannelError makes every call about channel answer Slack error code
 // (channel_not_found, not_in_channel, is_archived, ...); "" clears it.
-func (s *Server) SetChannelError(channel, code string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if code == "" {
-		delete(s.channelErr, channel)
-		return
-	}
-	s.channelErr[channel] = code
-}
+func (s *Server) SetChannelError(channel, code string) { s.setError(s.channelErr, channel, code) }
 
 // SetMethodError makes every call of method (e.g. "reactions.add")
 // answer Slack error code (missing_scope, ...); "" clears it.
-func (s *Server) SetMethodError(method, code string) {
+func (s *Server) SetMethodError(method, code string) { s.setError(s.methodErr, method, code) }
+
+// setError sets or, for "", clears the scripted error code of key in m.
+func (s *Server) setError(m map[string]string, key, code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if code == "" {
-		delete(s.methodErr, method)
+		delete(m, key)
 		return
 	}
-	s.methodErr[method] = code
+	m[key] = code
 }
 
 // FailNext makes the next n requests, whatever the method, answer HTTP
@@ -426,6 +421,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, body)
 }
 
+// tokenOf is the token a call carries: the token argument, as
+// slack-go's form posts send it, else the Authorization bearer.
+func tokenOf(form url.Values, authz string) string {
+	if token := form.Get("token"); token != "" {
+		return token
+	}
+	token, _ := strings.CutPrefix(authz, "Bearer ")
+	return token
+}
+
+// failed is Slack's answer to a refused call: HTTP 200, ok false.
+func failed(code string) (int, map[string]any, http.Header) {
+	return http.StatusOK, map[string]any{"ok": false, "error": code}, nil
+}
+
 // answer decides the response; s.mu is held.
 func (s *Server) answer(method string, form url.Values, authz string) (int, map[string]any, http.Header) {
 	if status, ok := s.failNext.Next(nil); ok {
@@ -438,15 +448,11 @@ func (s *Server) answer(method string, form url.Values, authz string) (int, map[
 	if !ok {
 		return http.StatusNotFound, map[string]any{"ok": false, "error": "unknown_method", "req_method": method}, nil
 	}
-	token := form.Get("token")
-	if token == "" {
-		token, _ = strings.CutPrefix(authz, "Bearer ")
-	}
-	switch {
+	switch token := tokenOf(form, authz); {
 	case token == "":
-		return http.StatusOK, map[string]any{"ok": false, "error": "not_authed"}, nil
+		return failed("not_authed")
 	case token != s.token:
-		return http.StatusOK, map[string]any{"ok": false, "error": "invalid_auth"}, nil
+		return failed("invalid_auth")
 	}
 	if method == "chat.postMessage" && s.perSecond > 0 {
 		if wait := s.take(form.Get("channel")); wait > 0 {
