@@ -16,7 +16,8 @@ import (
 func TestConformance(t *testing.T) {
 	var e *env // the portal of the latest New
 	sdktest.Suite{
-		Name: "bitrix24",
+		Name:         "bitrix24",
+		RequiredKeys: []string{"webhook_url"},
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			e = newEnv(t)
 			c := New().(*connector)

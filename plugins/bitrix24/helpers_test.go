@@ -20,13 +20,13 @@ type env struct {
 	t     *testing.T
 	fake  *bitrix24test.Server
 	url   string
-	clock *bitrix24test.Clock
+	clock *sdktest.Clock
 	host  *sdktest.FakeHost
 }
 
 func newEnv(t *testing.T, opts ...bitrix24test.Option) *env {
 	t.Helper()
-	clk := bitrix24test.NewClock(t0)
+	clk := sdktest.NewClock(t0)
 	fake := bitrix24test.NewServer(append([]bitrix24test.Option{bitrix24test.WithClock(clk.Now)}, opts...)...)
 	srv := sdktest.Serve(t, fake)
 	return &env{t: t, fake: fake, url: srv.URL, clock: clk, host: sdktest.NewFakeHost()}

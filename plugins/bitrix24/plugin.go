@@ -8,10 +8,7 @@ import (
 // Plugin declares the bitrix24 connector to the hub (package builtin lists
 // it), with bitrix24test's fake as its sandbox.
 var Plugin = registry.Plugin{Name: Name, New: New, Sandbox: &registry.Sandbox{
-	Fake: func() registry.Fake {
-		s := bitrix24test.NewServer()
-		return registry.Fake{Handler: s, Snapshot: s.Snapshot}
-	},
+	Fake: registry.ServeFake(bitrix24test.NewServer),
 	Fill: func(c registry.Config, url string) {
 		if c.Has("webhook_url") {
 			return // a webhook URL carries the address and the credentials

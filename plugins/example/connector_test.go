@@ -21,7 +21,8 @@ import (
 func TestConformance(t *testing.T) {
 	var path string // the file of the latest New
 	sdktest.Suite{
-		Name: "example",
+		Name:         "example",
+		RequiredKeys: []string{"path"},
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			path = filepath.Join(t.TempDir(), "events.jsonl")
 			return New(), configJSON(t, map[string]any{"path": path})

@@ -110,7 +110,8 @@ func bodies(convs []freshdesktest.Conversation) []string {
 func TestConformance(t *testing.T) {
 	var fake *freshdesktest.Server
 	sdktest.Suite{
-		Name: "freshdesk",
+		Name:         "freshdesk",
+		RequiredKeys: []string{"domain", "api_key"},
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			fake = freshdesktest.NewServer()
 			srv := sdktest.Serve(t, fake)
@@ -643,14 +644,6 @@ func TestCancelledMidBatch(t *testing.T) {
 	for _, r := range e.conn.Deliver(ctx, []sdk.Event{text("evt_1", "conv", ana, "oi"), text("evt_2", "conv", ana, "alô")}) {
 		if r.Outcome != sdk.Retry {
 			t.Errorf("%s: %s (%s), want retry", r.EventID, r.Outcome, r.Error)
-		}
-	}
-}
-
-func TestNotConfigured(t *testing.T) {
-	for _, r := range freshdesk.New().Deliver(context.Background(), []sdk.Event{text("evt_1", "c", ana, "oi")}) {
-		if r.Outcome != sdk.Retry {
-			t.Errorf("Deliver before Configure: %s, want retry", r.Outcome)
 		}
 	}
 }

@@ -61,6 +61,22 @@ type Fake struct {
 	Close func()
 }
 
+// HTTPFake is a fake served over HTTP that shows what it holds: what the
+// connectors' *test packages' Servers are.
+type HTTPFake interface {
+	http.Handler
+	Snapshot() any
+}
+
+// ServeFake is a Sandbox.Fake that builds an HTTP fake with newFake and
+// opts, then serves it and its Snapshot.
+func ServeFake[F HTTPFake, O any](newFake func(...O) F, opts ...O) func() Fake {
+	return func() Fake {
+		f := newFake(opts...)
+		return Fake{Handler: f, Snapshot: f.Snapshot}
+	}
+}
+
 // Config is a connector's configuration (connectors.<name>.config) as the
 // sandbox fills it.
 type Config map[string]any

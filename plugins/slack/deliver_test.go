@@ -359,13 +359,6 @@ func TestCancelledMidBatch(t *testing.T) {
 	}
 }
 
-func TestNotConfigured(t *testing.T) {
-	results := New().Deliver(context.Background(), []sdk.Event{inbound("a1", ana, "support", "oi")})
-	if len(results) != 1 || results[0].Outcome != sdk.Retry {
-		t.Errorf("%+v, want Retry before Configure", results)
-	}
-}
-
 // agentReply posts an agent's reply in thread through the hook and
 // returns the agent's Slack message and the outbox id the host gave.
 func agentReply(t *testing.T, e *testEnv, eventID, channel, thread, text string) slacktest.Message {

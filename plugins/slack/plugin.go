@@ -8,10 +8,7 @@ import (
 // Plugin declares the slack connector to the hub (package builtin lists
 // it), with slacktest's fake as its sandbox.
 var Plugin = registry.Plugin{Name: Name, New: New, Sandbox: &registry.Sandbox{
-	Fake: func() registry.Fake {
-		s := slacktest.NewServer()
-		return registry.Fake{Handler: s, Snapshot: s.Snapshot}
-	},
+	Fake: registry.ServeFake(slacktest.NewServer),
 	Fill: func(c registry.Config, url string) {
 		c.Default("api_url", url+"/")
 		c.Default("token", slacktest.DefaultToken)

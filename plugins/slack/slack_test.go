@@ -15,7 +15,8 @@ import (
 func TestConformance(t *testing.T) {
 	var fake *slacktest.Server // the fake of the latest New
 	sdktest.Suite{
-		Name: "slack",
+		Name:         "slack",
+		RequiredKeys: []string{"token", "signing_secret", "channel"},
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			fake = slacktest.NewServer()
 			srv := sdktest.Serve(t, fake)

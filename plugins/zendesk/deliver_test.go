@@ -19,7 +19,8 @@ import (
 func TestConformance(t *testing.T) {
 	var fake *zendesktest.Server // the account of the latest New
 	sdktest.Suite{
-		Name: "zendesk",
+		Name:         "zendesk",
+		RequiredKeys: []string{"subdomain", "email", "token"},
 		New: func(t *testing.T) (sdk.Connector, json.RawMessage) {
 			fake = zendesktest.NewServer()
 			srv := sdktest.Serve(t, fake)
@@ -662,14 +663,6 @@ func TestCancelledMidBatch(t *testing.T) {
 	for _, r := range results {
 		if r.Outcome != sdk.Retry {
 			t.Errorf("%s: %s (%s), want retry", r.EventID, r.Outcome, r.Error)
-		}
-	}
-}
-
-func TestNotConfigured(t *testing.T) {
-	for _, res := range zendesk.New().Deliver(context.Background(), []sdk.Event{text("evt_1", "c", ana, "oi")}) {
-		if res.Outcome != sdk.Retry {
-			t.Errorf("Deliver before Configure: %s", res.Outcome)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,11 @@ type Suite struct {
 	New func(t *testing.T) (sdk.Connector, json.RawMessage)
 	// BadConfig is a configuration the connector must refuse.
 	BadConfig json.RawMessage
+	// RequiredKeys are the keys an empty configuration ({}) lacks: the
+	// connector must name every one of them in one error, as
+	// "connectors.<Name>.config.<key>: required", so that a user fixes
+	// them all at once.
+	RequiredKeys []string
 	// Events to deliver; Events() is used when empty.
 	Events []sdk.Event
 	// AfterRedelivery, if set, runs after the same batch was delivered
@@ -27,7 +33,9 @@ type Suite struct {
 }
 
 // Run checks what the hub relies on from every connector:
-//   - Describe names it without I/O; a bad configuration is refused;
+//   - Describe names it without I/O; a bad configuration is refused, an
+//     empty one with every required key named;
+//   - before Configure, Deliver answers every event Retry;
 //   - Deliver answers exactly one result per event, with a known outcome;
 //   - a redelivered batch (after a crash) has no new effect;
 //   - a cancelled context makes Deliver return without claiming
@@ -56,6 +64,31 @@ func (s Suite) Run(t *testing.T) {
 		if s.BadConfig != nil {
 			if err := r.Configure(context.Background(), sdk.Config{Name: s.Name, Raw: s.BadConfig, CheckOnly: true}, nil); err == nil {
 				t.Errorf("bad config %s accepted", s.BadConfig)
+			}
+		}
+	})
+	if len(s.RequiredKeys) > 0 {
+		t.Run("empty configuration names every required key", func(t *testing.T) {
+			c, _ := s.New(t)
+			err := Dial(t, c).Configure(context.Background(), sdk.Config{Name: s.Name, Raw: json.RawMessage(`{}`), CheckOnly: true}, nil)
+			if err == nil {
+				t.Fatal("an empty configuration was accepted")
+			}
+			for _, k := range s.RequiredKeys {
+				if want := "connectors." + s.Name + ".config." + k + ": required"; !strings.Contains(err.Error(), want) {
+					t.Errorf("the error does not say %q:\n%v", want, err)
+				}
+			}
+		})
+	}
+	t.Run("not configured", func(t *testing.T) {
+		// Called directly: over gRPC the hub configures before it delivers.
+		c, _ := s.New(t)
+		results := c.Deliver(context.Background(), events)
+		checkResults(t, "before Configure", events, results)
+		for _, res := range results {
+			if res.Outcome != sdk.Retry {
+				t.Errorf("event %s before Configure: %s (%s), want retry", res.EventID, res.Outcome, res.Error)
 			}
 		}
 	})

@@ -2,12 +2,16 @@ package bitrix24test
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 )
 
 // pageSize is crm.*.list's fixed page size.
@@ -29,11 +33,8 @@ func methodError(code, description string) *apiError {
 
 // dispatch runs one method; the caller holds s.mu.
 func (s *Server) dispatch(method string, p *object) (response, *apiError) {
-	for i, f := range s.faults {
-		if f.Method != "" && strings.EqualFold(f.Method, method) {
-			s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
-			return response{}, f.apiError(400)
-		}
+	if f, ok := s.faults.Next(func(f Fault) bool { return f.Method != "" && strings.EqualFold(f.Method, method) }); ok {
+		return response{}, f.apiError(400)
 	}
 	switch method {
 	case "scope":
@@ -78,15 +79,9 @@ func (s *Server) hasScope(want string) bool {
 	return false
 }
 
-func digits(v string) string {
-	var b strings.Builder
-	for _, r := range v {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	return strings.TrimPrefix(b.String(), "00")
-}
+// digits is how the portal compares phone numbers: their digits, an
+// international "00" prefix dropped.
+func digits(v string) string { return strings.TrimPrefix(fakeapi.Digits(v), "00") }
 
 func (s *Server) findByComm(p *object) (response, *apiError) {
 	typ, _ := p.get("type")
@@ -284,12 +279,7 @@ func (s *Server) render(r *Record, sel []string, all bool) *object {
 			}
 		}
 	}
-	names := make([]string, 0, len(want))
-	for k := range want {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		switch k {
 		case "ID":
 		case "DATE_CREATE":
@@ -564,12 +554,7 @@ func (s *Server) fields() (response, *apiError) {
 	for k := range s.lists {
 		uf[k] = true
 	}
-	names := make([]string, 0, len(uf))
-	for k := range uf {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(uf)) {
 		opts, isList := s.lists[k]
 		typ := "string"
 		if isList {

@@ -41,7 +41,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 )
 
 // Defaults of the webhook the fake accepts.
@@ -69,8 +72,9 @@ type Server struct {
 	level     float64
 	levelAt   time.Time
 
-	stringIDs    bool
-	emptyObjects bool
+	// Switched while requests are served, so atomic: no lock to take.
+	stringIDs    atomic.Bool
+	emptyObjects atomic.Bool
 	rnd          *rand.Rand
 
 	nextID   int
@@ -79,15 +83,13 @@ type Server struct {
 	leads    map[int]*Record
 	comments []Comment
 
-	faults          []Fault
-	failEvery       int
-	failEveryStatus int
+	faults fakeapi.Faults[Fault]
 
 	requests, rejected int
 	recent             []time.Time
 	maxPerSecond       int
 	maxLevel           float64
-	calls              []Call
+	calls              fakeapi.Log[Call]
 }
 
 // Record is a contact or a lead.
@@ -211,40 +213,20 @@ func (s *Server) SetRateLimit(perSecond float64, burst int) {
 }
 
 // SetStringIDs makes add and findbycomm answer ids as strings.
-func (s *Server) SetStringIDs(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stringIDs = on
-}
+func (s *Server) SetStringIDs(on bool) { s.stringIDs.Store(on) }
 
 // SetEmptyObjects makes empty results `{}` instead of the real `[]`.
-func (s *Server) SetEmptyObjects(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.emptyObjects = on
-}
+func (s *Server) SetEmptyObjects(on bool) { s.emptyObjects.Store(on) }
 
 // FailNext makes the next n requests fail with status and its real body.
-func (s *Server) FailNext(n int, status int) {
-	for range n {
-		s.Script(Fault{Status: status})
-	}
-}
+func (s *Server) FailNext(n int, status int) { s.faults.Repeat(n, Fault{Status: status}) }
 
 // Script queues faults; each is used once, in order.
-func (s *Server) Script(faults ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, faults...)
-}
+func (s *Server) Script(faults ...Fault) { s.faults.Push(faults...) }
 
 // FailEvery makes every n-th authenticated request fail with status
 // (FailEvery(2, 503): half of them); n <= 0 stops it.
-func (s *Server) FailEvery(n int, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failEvery, s.failEveryStatus = n, status
-}
+func (s *Server) FailEvery(n int, status int) { s.faults.Every(n, Fault{Status: status}) }
 
 // AddContact stores a contact as if a user had created it and returns its
 // id. fields are scalar fields (NAME, UF_CRM_TIER, ...); phones are PHONE
@@ -357,11 +339,7 @@ func (s *Server) MaxPerSecond() int {
 }
 
 // Calls returns the requests answered so far.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Call(nil), s.calls...)
-}
+func (s *Server) Calls() []Call { return s.calls.All() }
 
 func copyRecords(m map[int]*Record) []Record {
 	out := make([]Record, 0, len(m))
@@ -417,28 +395,28 @@ func (e *apiError) body() []byte {
 	return b
 }
 
+// canonicalErrors are the real error bodies statuses are sent with; 502
+// and 504 come from the gateway as HTML, any other status is Bitrix24's
+// INTERNAL_SERVER_ERROR.
+var canonicalErrors = map[int][2]string{
+	503: {"QUERY_LIMIT_EXCEEDED", "Too many requests"},
+	401: {"NO_AUTH_FOUND", "Wrong authorization data"},
+	403: {"insufficient_scope", "The request requires higher privileges than provided by the webhook token"},
+	429: {"OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit."},
+	404: {"ERROR_METHOD_NOT_FOUND", "Method not found!"},
+	400: {"INVALID_REQUEST", "Https required."},
+}
+
 // canonical returns the real error a status is sent with.
 func canonical(status int) *apiError {
-	e := &apiError{status: status}
-	switch status {
-	case 503:
-		e.code, e.description = "QUERY_LIMIT_EXCEEDED", "Too many requests"
-	case 401:
-		e.code, e.description = "NO_AUTH_FOUND", "Wrong authorization data"
-	case 403:
-		e.code, e.description = "insufficient_scope", "The request requires higher privileges than provided by the webhook token"
-	case 429:
-		e.code, e.description = "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit."
-	case 404:
-		e.code, e.description = "ERROR_METHOD_NOT_FOUND", "Method not found!"
-	case 400:
-		e.code, e.description = "INVALID_REQUEST", "Https required."
-	case 502, 504:
-		e.html = true
-	default:
-		e.code, e.description = "INTERNAL_SERVER_ERROR", "Internal server error"
+	if status == http.StatusBadGateway || status == http.StatusGatewayTimeout {
+		return &apiError{status: status, html: true}
 	}
-	return e
+	e, ok := canonicalErrors[status]
+	if !ok {
+		e = [2]string{"INTERNAL_SERVER_ERROR", "Internal server error"}
+	}
+	return &apiError{status: status, code: e[0], description: e[1]}
 }
 
 func (f Fault) apiError(defaultStatus int) *apiError {
@@ -462,7 +440,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := Call{Method: method, At: start}
 	respond := func(status int, body []byte, contentType string) {
 		call.Status = status
-		s.calls = append(s.calls, call)
+		s.calls.Add(call)
 		w.Header().Set("Content-Type", contentType)
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
@@ -483,18 +461,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests++
 	s.observe(start)
 
-	if len(s.faults) > 0 && s.faults[0].Method == "" {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
+	if f, ok := s.faults.Next(func(f Fault) bool { return f.Method == "" }); ok {
 		e := f.apiError(500)
-		if e.status == 503 {
-			s.rejected++
-		}
-		fail(e)
-		return
-	}
-	if s.failEvery > 0 && s.requests%s.failEvery == 0 {
-		e := canonical(s.failEveryStatus)
 		if e.status == 503 {
 			s.rejected++
 		}
@@ -627,7 +595,7 @@ func (s *Server) timeInfo(start time.Time) map[string]any {
 
 // id renders an id as this answer should show it.
 func (s *Server) id(n int) any {
-	str := s.stringIDs
+	str := s.stringIDs.Load()
 	if s.rnd != nil {
 		str = s.rnd.Intn(2) == 0
 	}
@@ -639,7 +607,7 @@ func (s *Server) id(n int) any {
 
 // empty is an empty result as this answer should show it.
 func (s *Server) empty() any {
-	obj := s.emptyObjects
+	obj := s.emptyObjects.Load()
 	if s.rnd != nil {
 		obj = s.rnd.Intn(2) == 0
 	}

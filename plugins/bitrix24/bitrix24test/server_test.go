@@ -30,9 +30,9 @@ func post(t *testing.T, url, body string) answer {
 	return answer{resp.StatusCode, string(b), resp.Header}
 }
 
-func start(t *testing.T, opts ...Option) (*Server, string, *Clock) {
+func start(t *testing.T, opts ...Option) (*Server, string, *sdktest.Clock) {
 	t.Helper()
-	clk := NewClock(t0)
+	clk := sdktest.NewClock(t0)
 	s := NewServer(append([]Option{WithClock(clk.Now)}, opts...)...)
 	srv := sdktest.Serve(t, s)
 	return s, srv.URL + s.WebhookPath(), clk

@@ -13,10 +13,7 @@ const SandboxWebhookSecret = "sandbox-freshdesk-webhook-secret"
 // this package imports freshdesk and the declaration
 // names the fake.
 var Plugin = registry.Plugin{Name: freshdesk.Name, New: freshdesk.New, Sandbox: &registry.Sandbox{
-	Fake: func() registry.Fake {
-		s := NewServer()
-		return registry.Fake{Handler: s, Snapshot: s.Snapshot}
-	},
+	Fake: registry.ServeFake(NewServer),
 	Fill: func(c registry.Config, url string) {
 		c.Default("api_url", url)
 		c.Default("api_key", DefaultAPIKey)

@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/wahub/wahub/plugins/freshdesk"
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 )
 
 // DefaultAPIKey is the key a Server accepts unless WithAPIKey says
@@ -54,7 +55,8 @@ const DefaultAPIKey = "sandbox-freshdesk-api-key"
 // otherwise; about a mid-tier Freshdesk plan.
 const DefaultRateLimit = 200
 
-// maxRequests bounds the call log Requests and Snapshot show.
+// maxRequests bounds the call log Requests and Snapshot show: a long
+// sandbox session keeps the latest calls only.
 const maxRequests = 10000
 
 // AgentID and AgentName are the agent who owns the API key, and who is
@@ -195,16 +197,16 @@ type Server struct {
 
 	mu         sync.Mutex
 	apiKey     string
-	now        func() time.Time
+	clock      fakeapi.Clock
 	limit      int // calls per minute; 0: unlimited
 	window     time.Time
 	used       int
 	maxUsed    int
-	faults     []Fault
+	faults     fakeapi.Faults[Fault]
 	groups     map[int64]bool
 	contacts   []*Contact
 	tickets    []*ticket
-	requests   []Request
+	requests   fakeapi.Log[Request]
 	nextID     map[string]int64
 	unsafeJSON bool
 }
@@ -222,7 +224,7 @@ type Option func(*Server)
 func WithAPIKey(key string) Option { return func(s *Server) { s.apiKey = key } }
 
 // WithClock sets the Server's clock (timestamps, the rate-limit window).
-func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.clock.Set(now) } }
 
 // WithRateLimit sets the calls allowed per minute; 0 means unlimited.
 func WithRateLimit(perMinute int) Option { return func(s *Server) { s.limit = perMinute } }
@@ -241,11 +243,11 @@ func WithGroups(ids ...int64) Option {
 // serve it with httptest.NewServer or mount it in a mux.
 func NewServer(opts ...Option) *Server {
 	s := &Server{
-		apiKey: DefaultAPIKey,
-		now:    time.Now,
-		limit:  DefaultRateLimit,
-		groups: map[int64]bool{},
-		nextID: map[string]int64{"contact": 1000, "ticket": 0, "conversation": 5000},
+		apiKey:   DefaultAPIKey,
+		limit:    DefaultRateLimit,
+		groups:   map[int64]bool{},
+		nextID:   map[string]int64{"contact": 1000, "ticket": 0, "conversation": 5000},
+		requests: fakeapi.Log[Request]{Max: maxRequests},
 	}
 	for _, o := range opts {
 		o(s)
@@ -256,21 +258,17 @@ func NewServer(opts ...Option) *Server {
 	mux.HandleFunc("GET /api/v2/contacts/{id}", s.showContact)
 	mux.HandleFunc("GET /api/v2/tickets", s.listTickets)
 	mux.HandleFunc("POST /api/v2/tickets", s.createTicket)
-	mux.HandleFunc("GET /api/v2/tickets/{id}", s.showTicket)
+	mux.HandleFunc("GET /api/v2/tickets/{id}", s.onTicket(s.showTicket))
 	mux.HandleFunc("PUT /api/v2/tickets/{id}", s.updateTicket)
 	mux.HandleFunc("POST /api/v2/tickets/{id}/notes", s.createNote)
 	mux.HandleFunc("POST /api/v2/tickets/{id}/reply", s.createReply)
-	mux.HandleFunc("GET /api/v2/tickets/{id}/conversations", s.listConversations)
+	mux.HandleFunc("GET /api/v2/tickets/{id}/conversations", s.onTicket(s.listConversations))
 	s.mux = mux
 	return s
 }
 
 // SetClock replaces the Server's clock.
-func (s *Server) SetClock(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
+func (s *Server) SetClock(now func() time.Time) { s.clock.Set(now) }
 
 // SetRateLimit sets the calls allowed per minute (0: unlimited) and starts
 // a new window.
@@ -291,13 +289,7 @@ func (s *Server) FailNext(n, status int) {
 }
 
 // Inject answers the next n API calls with f.
-func (s *Server) Inject(n int, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.faults = append(s.faults, f)
-	}
-}
+func (s *Server) Inject(n int, f Fault) { s.faults.Repeat(n, f) }
 
 // SetUnescapedWebhooks makes AutomationWebhook insert placeholder values
 // into the JSON body without escaping them, which breaks the JSON as soon
@@ -311,15 +303,9 @@ func (s *Server) SetUnescapedWebhooks(on bool) {
 
 // ServeHTTP answers one API call.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := &recorder{ResponseWriter: w}
+	rec := &fakeapi.Recorder{ResponseWriter: w}
 	s.serve(rec, r)
-	s.mu.Lock()
-	if len(s.requests) >= maxRequests {
-		// A long sandbox session keeps the latest calls only.
-		s.requests = append(s.requests[:0], s.requests[len(s.requests)-maxRequests/2:]...)
-	}
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status, At: s.now()})
-	s.mu.Unlock()
+	s.requests.Add(Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.Status, At: s.clock.Now()})
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -327,14 +313,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"code": "not_found", "message": "This is the Freshdesk sandbox: the API is under /api/v2/"})
 		return
 	}
-	s.mu.Lock()
-	if len(s.faults) > 0 {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
-		s.mu.Unlock()
+	if f, ok := s.faults.Next(nil); ok {
 		writeFault(w, f)
 		return
 	}
+	s.mu.Lock()
 	// The throttle runs before authentication, so invalid calls use up
 	// the limit too, as Freshdesk documents.
 	cost := 1
@@ -342,7 +325,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		cost = 2
 	}
 	if s.limit > 0 {
-		now := s.now()
+		now := s.clock.Now()
 		if s.window.IsZero() || now.Sub(s.window) >= time.Minute {
 			s.window, s.used = now, 0
 		}
@@ -410,29 +393,8 @@ func writeFault(w http.ResponseWriter, f Fault) {
 	io.WriteString(w, body)
 }
 
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	fakeapi.WriteJSON(w, status, fakeapi.ContentTypeJSON, v)
 }
 
 // fieldError is one entry of a validation error's errors array.
@@ -694,7 +656,7 @@ func (s *Server) createContact(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	c.ID, c.CreatedAt, c.UpdatedAt = s.id("contact"), now, now
 	s.contacts = append(s.contacts, c)
 	writeJSON(w, http.StatusCreated, c)
@@ -732,7 +694,7 @@ func (s *Server) listTickets(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Without updated_since the list holds the last 30 days only.
-	since := s.now().Add(-30 * 24 * time.Hour)
+	since := s.clock.Now().Add(-30 * 24 * time.Hour)
 	out := []Ticket{}
 	for _, t := range s.tickets {
 		if (requester == 0 || t.RequesterID == requester) && t.CreatedAt.After(since) {
@@ -765,7 +727,7 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	t := &ticket{Ticket: Ticket{Status: StatusOpen, Priority: 1, Source: 2, Tags: []string{}, CCEmails: []string{}, FwdEmails: []string{},
 		ReplyCCEmails: []string{}, CustomFields: map[string]any{}, Attachments: []any{}, CreatedAt: now, UpdatedAt: now,
 		DueBy: now.Add(72 * time.Hour), FrDueBy: now.Add(24 * time.Hour)}}
@@ -893,18 +855,26 @@ func setStatus(st *Stats, to, from int, at time.Time) {
 	}
 }
 
-func (s *Server) showTicket(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
+// onTicket serves a read of the ticket named by the path: h runs with
+// s.mu held; an unknown ticket is a bare 404, as Freshdesk answers it.
+func (s *Server) onTicket(h func(w http.ResponseWriter, r *http.Request, t *ticket)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		t := s.ticket(id)
+		if t == nil {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		h(w, r, t)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.ticket(id)
-	if t == nil {
-		w.WriteHeader(http.StatusNotFound)
-		return
-	}
+}
+
+func (s *Server) showTicket(w http.ResponseWriter, r *http.Request, t *ticket) {
 	out := t.Ticket
 	if strings.Contains(r.URL.Query().Get("include"), "stats") {
 		st := t.stats
@@ -961,7 +931,7 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request) {
 		validation(w, http.StatusBadRequest, errs...)
 		return
 	}
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	if upd.Status != t.Status {
 		setStatus(&t.stats, upd.Status, t.Status, now)
 	}
@@ -1027,7 +997,7 @@ func (s *Server) addConversation(w http.ResponseWriter, r *http.Request, source 
 		validation(w, http.StatusBadRequest, errs...)
 		return
 	}
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	c.ID, c.TicketID, c.CreatedAt, c.UpdatedAt = s.id("conversation"), t.ID, now, now
 	t.conversations = append(t.conversations, c)
 	t.UpdatedAt = now
@@ -1040,18 +1010,7 @@ func (s *Server) addConversation(w http.ResponseWriter, r *http.Request, source 
 	writeJSON(w, http.StatusCreated, c)
 }
 
-func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.ticket(id)
-	if t == nil {
-		w.WriteHeader(http.StatusNotFound)
-		return
-	}
+func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, t *ticket) {
 	q := r.URL.Query()
 	page, perPage := 1, 30
 	if v := q.Get("page"); v != "" {
@@ -1108,7 +1067,7 @@ func (s *Server) AgentReply(ticketID int64, text string) (Conversation, error) {
 	if t == nil {
 		return Conversation{}, fmt.Errorf("freshdesktest: no ticket %d", ticketID)
 	}
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	// Like Freshdesk's editor, quotes stay as they are in text.
 	body := "<div>" + strings.ReplaceAll(textEscaper.Replace(text), "\n", "<br>") + "</div>"
 	c := Conversation{ID: s.id("conversation"), Body: body, BodyText: textOf(body), Source: SourceReply, UserID: AgentID, TicketID: ticketID,
@@ -1141,7 +1100,7 @@ func (s *Server) SetStatus(ticketID int64, status int) error {
 	if t == nil {
 		return fmt.Errorf("freshdesktest: no ticket %d", ticketID)
 	}
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	setStatus(&t.stats, status, t.Status, now)
 	t.Status, t.UpdatedAt = status, now
 	return nil
@@ -1163,7 +1122,7 @@ func (s *Server) DeleteTicket(ticketID int64) {
 func (s *Server) AddContact(c Contact) Contact {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	c.ID, c.CreatedAt, c.UpdatedAt = s.id("contact"), now, now
 	if c.Language == "" {
 		c.Language = "en"
@@ -1286,21 +1245,11 @@ func (s *Server) Ticket(id int64) (TicketRecord, bool) {
 }
 
 // Requests returns the API calls answered so far, in order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+func (s *Server) Requests() []Request { return s.requests.All() }
 
 // Calls counts the answered calls with this method and path.
 func (s *Server) Calls(method, path string) int {
-	n := 0
-	for _, r := range s.Requests() {
-		if r.Method == method && r.Path == path {
-			n++
-		}
-	}
-	return n
+	return s.requests.Count(func(r Request) bool { return r.Method == method && r.Path == path })
 }
 
 // MaxPerMinute is the most credits used within one rate-limit window.

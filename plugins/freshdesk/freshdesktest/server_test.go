@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,23 +14,6 @@ import (
 	"github.com/wahub/wahub/plugins/freshdesk/freshdesktest"
 	"github.com/wahub/wahub/sdk/sdktest"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type answer struct {
 	status int
@@ -123,7 +105,7 @@ func TestContacts(t *testing.T) {
 }
 
 func TestTicketsAndConversations(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	clk := sdktest.NewClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	fake, url := start(t, freshdesktest.WithClock(clk.Now), freshdesktest.WithGroups(7))
 	key := freshdesktest.DefaultAPIKey
 	c := fake.AddContact(freshdesktest.Contact{Name: "Ana"})
@@ -196,7 +178,7 @@ func TestTicketsAndConversations(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	clk := sdktest.NewClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	fake, url := start(t, freshdesktest.WithClock(clk.Now), freshdesktest.WithRateLimit(3))
 	for i := 1; i <= 3; i++ {
 		a := call(t, url, "wrong", "GET", "/api/v2/contacts", "") // refused calls count too

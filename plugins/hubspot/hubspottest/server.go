@@ -47,6 +47,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 )
 
 // Paths the fake serves (the classic v3 style; see apis.md §1).
@@ -223,10 +225,7 @@ type Server struct {
 	comms    []*Record
 	notes    []*Record
 
-	script     []Fault
-	everyK     int
-	everyFault Fault
-	everyN     int
+	faults fakeapi.Faults[Fault]
 
 	limit       RateLimit
 	window      []time.Time // arrivals in the last 10 s
@@ -237,7 +236,7 @@ type Server struct {
 	maxSearch1s int
 	throttled   int
 
-	requests []Request
+	requests fakeapi.Log[Request]
 }
 
 // contact keeps every version of a contact, so that search can serve the
@@ -298,26 +297,14 @@ func NewServer(opts ...Option) *Server {
 
 // FailNext answers the next n requests with status and HubSpot's body
 // for it (a 429 is the ten-secondly one, without Retry-After).
-func (s *Server) FailNext(n int, status int) {
-	for range n {
-		s.Script(Fault{Status: status})
-	}
-}
+func (s *Server) FailNext(n int, status int) { s.faults.Repeat(n, Fault{Status: status}) }
 
 // Script queues faults for the next requests, in order.
-func (s *Server) Script(faults ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script = append(s.script, faults...)
-}
+func (s *Server) Script(faults ...Fault) { s.faults.Push(faults...) }
 
 // FailEvery answers every k-th authenticated request with f (k = 2: half
 // of them); k ≤ 0 stops it.
-func (s *Server) FailEvery(k int, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.everyK, s.everyFault, s.everyN = k, f, 0
-}
+func (s *Server) FailEvery(k int, f Fault) { s.faults.Every(k, f) }
 
 // SetRateLimit replaces the enforced rate limit.
 func (s *Server) SetRateLimit(l RateLimit) {
@@ -410,24 +397,12 @@ func (s *Server) Notes() []Record {
 }
 
 // Requests returns every request answered so far.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+func (s *Server) Requests() []Request { return s.requests.All() }
 
 // Calls counts the requests with this method whose path starts with
 // prefix.
 func (s *Server) Calls(method, prefix string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.requests {
-		if r.Method == method && strings.HasPrefix(r.Path, prefix) {
-			n++
-		}
-	}
-	return n
+	return s.requests.Count(func(r Request) bool { return r.Method == method && strings.HasPrefix(r.Path, prefix) })
 }
 
 // MaxObserved returns the most requests seen in any rolling ten seconds
@@ -449,20 +424,16 @@ func (s *Server) Throttled() int {
 func (s *Server) Snapshot() any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	recent := s.requests
-	if len(recent) > 50 {
-		recent = recent[len(recent)-50:]
-	}
 	return Snapshot{
 		Contacts:           s.contactRecords(),
 		Communications:     copyRecords(s.comms),
 		Notes:              copyRecords(s.notes),
-		Requests:           len(s.requests),
+		Requests:           s.requests.Len(),
 		RateLimit:          s.limit,
 		Throttled:          s.throttled,
 		MaxPer10Seconds:    s.maxPer10s,
 		MaxSearchPerSecond: s.maxSearch1s,
-		Recent:             append([]Request(nil), recent...),
+		Recent:             s.requests.Last(50),
 	}
 }
 
@@ -507,23 +478,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	rec := &recorder{ResponseWriter: w}
+	rec := &fakeapi.Recorder{ResponseWriter: w}
 	s.serve(rec, r, body)
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Status: rec.status, At: s.now()})
-	s.mu.Unlock()
-}
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
+	s.requests.Add(Request{Method: r.Method, Path: r.URL.Path, Status: rec.Status, At: s.now()})
 }
 
 // route is one endpoint: its scope and handler.
@@ -603,19 +560,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	if fault != nil {
 		// The request takes effect; its answer is lost.
-		rt.handle(s, &discard{header: w.Header().Clone()}, r, body, id)
+		rt.handle(s, &fakeapi.Discard{Headers: w.Header().Clone()}, r, body, id)
 		s.writeFault(w, corr, fault, rt.scope)
 		return
 	}
 	rt.handle(s, w, r, body, id)
 }
-
-// discard swallows an answer that a fault replaces.
-type discard struct{ header http.Header }
-
-func (d *discard) Header() http.Header         { return d.header }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discard) WriteHeader(int)             {}
 
 // count records an arrival in the rolling windows. Every request counts,
 // refused ones too: that is what a client's pacing must keep down.
@@ -656,20 +606,11 @@ func (s *Server) overLimit(now time.Time, search bool) (string, bool) {
 }
 
 func (s *Server) nextFault(method, path string, body []byte) *Fault {
-	for i, f := range s.script {
-		if f.applies(method, path, body) {
-			s.script = append(s.script[:i:i], s.script[i+1:]...)
-			return &f
-		}
+	f, ok := s.faults.Next(func(f Fault) bool { return f.applies(method, path, body) })
+	if !ok {
+		return nil
 	}
-	if s.everyK > 0 && s.everyFault.applies(method, path, body) {
-		s.everyN++
-		if s.everyN%s.everyK == 0 {
-			f := s.everyFault
-			return &f
-		}
-	}
-	return nil
+	return &f
 }
 
 func (s *Server) rateHeaders(w http.ResponseWriter) {
@@ -781,10 +722,9 @@ func invalidProps(w http.ResponseWriter, corr string, errs []map[string]any) {
 	validationError(w, corr, "Property values were not valid: "+string(detail))
 }
 
+// writeJSON answers with HubSpot's Content-Type, no space before charset.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	fakeapi.WriteJSON(w, status, "application/json;charset=utf-8", v)
 }
 
 func (s *Server) correlationID() string {

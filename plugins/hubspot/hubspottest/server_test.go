@@ -6,22 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wahub/wahub/sdk/sdktest"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type answer struct {
 	status int
@@ -44,9 +33,9 @@ func do(t *testing.T, h http.Handler, method, path, token, body string) answer {
 	return a
 }
 
-func newFake(opts ...Option) (*Server, *clock) {
-	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	return NewServer(append([]Option{WithClock(clk.now), WithToken("pat-ok")}, opts...)...), clk
+func newFake(opts ...Option) (*Server, *sdktest.Clock) {
+	clk := sdktest.NewClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
+	return NewServer(append([]Option{WithClock(clk.Now), WithToken("pat-ok")}, opts...)...), clk
 }
 
 const phoneSearch = `{"filterGroups":[{"filters":[{"propertyName":"phone","operator":"EQ","value":"+5511987650001"}]},
@@ -73,13 +62,13 @@ func TestSearchLagAndPhoneMatch(t *testing.T) {
 		t.Fatalf("create: %d %s", a.status, a.raw)
 	}
 	a = do(t, s, "POST", PathContactSearch, "pat-ok", phoneSearch)
-	if a.status != 200 || a.raw != `{"results":[],"total":0}`+"\n" {
+	if a.status != 200 || a.raw != `{"results":[],"total":0}` {
 		t.Errorf("during the lag: %d %s, want {\"total\":0,\"results\":[]}", a.status, a.raw)
 	}
 	if a.header.Get("X-HubSpot-RateLimit-Max") != "" || a.header.Get("X-HubSpot-Correlation-Id") == "" {
 		t.Errorf("search headers %v: only the correlation id", a.header)
 	}
-	clk.advance(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	a = do(t, s, "POST", PathContactSearch, "pat-ok", phoneSearch)
 	if a.body["total"] != 1.0 || a.body["paging"] != nil {
 		t.Errorf("after the lag: %s", a.raw)
@@ -132,7 +121,7 @@ func TestRateLimitAnswers(t *testing.T) {
 	if a.status != 429 || a.body["policyName"] != PolicyTenSecondly || a.body["errorType"] != "RATE_LIMIT" || a.header.Get("Retry-After") != "1" {
 		t.Errorf("4th in 10s: %d %v %s", a.status, a.header, a.raw)
 	}
-	clk.advance(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	do(t, s, "POST", PathContactSearch, "pat-ok", phoneSearch)
 	a = do(t, s, "POST", PathContactSearch, "pat-ok", phoneSearch)
 	if a.status != 429 || a.body["message"] != "You have reached your secondly limit." || a.body["category"] != "RATE_LIMITS" || a.header.Get("Retry-After") != "" {

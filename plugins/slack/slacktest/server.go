@@ -36,6 +36,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 )
 
 // Defaults of a NewServer, also what the sandbox configures the connector
@@ -118,17 +120,23 @@ type Server struct {
 	byTS       map[string]*Message // channel + "/" + ts
 	reactions  []Reaction
 	ephemerals []Ephemeral
-	calls      []Call
+	calls      fakeapi.Log[Call]
 
 	channelErr map[string]string
 	methodErr  map[string]string
-	failNext   []int
-	limited    map[string][]time.Duration // method → scripted 429s
+	failNext   fakeapi.Faults[int] // statuses
+	limited    fakeapi.Faults[scriptedLimit]
 	perSecond  float64
 	burst      float64
 	buckets    map[string]*bucket // channel → chat.postMessage allowance
 
 	socketState
+}
+
+// scriptedLimit is a 429 RateLimitNext queued for a method.
+type scriptedLimit struct {
+	method     string
+	retryAfter time.Duration
 }
 
 type bucket struct {
@@ -146,7 +154,6 @@ func NewServer(opts ...Option) *Server {
 		byTS:        map[string]*Message{},
 		channelErr:  map[string]string{},
 		methodErr:   map[string]string{},
-		limited:     map[string][]time.Duration{},
 		buckets:     map[string]*bucket{},
 	}
 	for _, o := range opts {
@@ -165,48 +172,33 @@ func (s *Server) SetToken(token string) {
 
 // SetChannelError makes every call about channel answer Slack error code
 // (channel_not_found, not_in_channel, is_archived, ...); "" clears it.
-func (s *Server) SetChannelError(channel, code string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if code == "" {
-		delete(s.channelErr, channel)
-		return
-	}
-	s.channelErr[channel] = code
-}
+func (s *Server) SetChannelError(channel, code string) { s.setError(s.channelErr, channel, code) }
 
 // SetMethodError makes every call of method (e.g. "reactions.add")
 // answer Slack error code (missing_scope, ...); "" clears it.
-func (s *Server) SetMethodError(method, code string) {
+func (s *Server) SetMethodError(method, code string) { s.setError(s.methodErr, method, code) }
+
+// setError sets or, for "", clears the scripted error code of key in m.
+func (s *Server) setError(m map[string]string, key, code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if code == "" {
-		delete(s.methodErr, method)
+		delete(m, key)
 		return
 	}
-	s.methodErr[method] = code
+	m[key] = code
 }
 
 // FailNext makes the next n requests, whatever the method, answer HTTP
 // status (a 5xx, say) with the HTML body Slack's front end sends.
-func (s *Server) FailNext(n int, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, status)
-	}
-}
+func (s *Server) FailNext(n int, status int) { s.failNext.Repeat(n, status) }
 
 // RateLimitNext makes the next n calls of method (e.g. "chat.postMessage")
 // answer 429 with Retry-After in whole seconds. A retryAfter of 0 sends
 // the 429 without the header, which slack-go reports as a plain
 // StatusCodeError rather than a RateLimitedError.
 func (s *Server) RateLimitNext(method string, n int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.limited[method] = append(s.limited[method], retryAfter)
-	}
+	s.limited.Repeat(n, scriptedLimit{method: method, retryAfter: retryAfter})
 }
 
 // SetRateLimit enforces Slack's chat.postMessage limit per channel: about
@@ -293,21 +285,11 @@ func (s *Server) Ephemerals() []Ephemeral {
 }
 
 // Calls returns every request answered, in order.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Call(nil), s.calls...)
-}
+func (s *Server) Calls() []Call { return s.calls.All() }
 
 // CallCount returns how many requests of method were answered.
 func (s *Server) CallCount(method string) int {
-	n := 0
-	for _, c := range s.Calls() {
-		if c.Method == method {
-			n++
-		}
-	}
-	return n
+	return s.calls.Count(func(c Call) bool { return c.Method == method })
 }
 
 // Snapshot is a JSON-friendly view of what the fake holds, for GET
@@ -423,7 +405,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e, ok := body["error"].(string); ok {
 		call.Error = e
 	}
-	s.calls = append(s.calls, call)
+	s.calls.Add(call)
 	s.mu.Unlock()
 
 	for k, v := range header {
@@ -439,30 +421,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, body)
 }
 
+// tokenOf is the token a call carries: the token argument, as
+// slack-go's form posts send it, else the Authorization bearer.
+func tokenOf(form url.Values, authz string) string {
+	if token := form.Get("token"); token != "" {
+		return token
+	}
+	token, _ := strings.CutPrefix(authz, "Bearer ")
+	return token
+}
+
+// failed is Slack's answer to a refused call: HTTP 200, ok false.
+func failed(code string) (int, map[string]any, http.Header) {
+	return http.StatusOK, map[string]any{"ok": false, "error": code}, nil
+}
+
 // answer decides the response; s.mu is held.
 func (s *Server) answer(method string, form url.Values, authz string) (int, map[string]any, http.Header) {
-	if len(s.failNext) > 0 {
-		status := s.failNext[0]
-		s.failNext = s.failNext[1:]
+	if status, ok := s.failNext.Next(nil); ok {
 		return status, map[string]any{"ok": false, "error": "fake_failure"}, nil
 	}
-	if q := s.limited[method]; len(q) > 0 {
-		s.limited[method] = q[1:]
-		return rateLimited(q[0])
+	if l, ok := s.limited.Next(func(l scriptedLimit) bool { return l.method == method }); ok {
+		return rateLimited(l.retryAfter)
 	}
 	h, ok := methods[method]
 	if !ok {
 		return http.StatusNotFound, map[string]any{"ok": false, "error": "unknown_method", "req_method": method}, nil
 	}
-	token := form.Get("token")
-	if token == "" {
-		token, _ = strings.CutPrefix(authz, "Bearer ")
-	}
-	switch {
+	switch token := tokenOf(form, authz); {
 	case token == "":
-		return http.StatusOK, map[string]any{"ok": false, "error": "not_authed"}, nil
+		return failed("not_authed")
 	case token != s.token:
-		return http.StatusOK, map[string]any{"ok": false, "error": "invalid_auth"}, nil
+		return failed("invalid_auth")
 	}
 	if method == "chat.postMessage" && s.perSecond > 0 {
 		if wait := s.take(form.Get("channel")); wait > 0 {
@@ -745,7 +735,5 @@ func copyMessage(m *Message) Message {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	fakeapi.WriteJSON(w, status, fakeapi.ContentTypeJSON, v)
 }

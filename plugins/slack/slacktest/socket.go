@@ -151,17 +151,13 @@ func (s *Server) CloseSockets() {
 
 // openConnection answers apps.connections.open; s.mu is held.
 func (s *Server) openConnection(form url.Values, authz, wsURL string) (int, map[string]any, http.Header) {
-	token := form.Get("token")
-	if token == "" {
-		token, _ = strings.CutPrefix(authz, "Bearer ")
-	}
-	switch {
+	switch token := tokenOf(form, authz); {
 	case token == "":
-		return http.StatusOK, map[string]any{"ok": false, "error": "not_authed"}, nil
+		return failed("not_authed")
 	case token == s.token:
-		return http.StatusOK, map[string]any{"ok": false, "error": "not_allowed_token_type"}, nil
+		return failed("not_allowed_token_type")
 	case token != s.appToken:
-		return http.StatusOK, map[string]any{"ok": false, "error": "invalid_auth"}, nil
+		return failed("invalid_auth")
 	}
 	return http.StatusOK, map[string]any{"ok": true, "url": wsURL}, nil
 }

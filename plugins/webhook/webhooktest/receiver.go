@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 	"github.com/wahub/wahub/plugins/webhook"
 	"github.com/wahub/wahub/sdk"
 )
@@ -78,10 +79,11 @@ type Receiver struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
+	clock  fakeapi.Clock
+	script fakeapi.Faults[Response]
+
 	mu        sync.Mutex
-	now       func() time.Time
 	tolerance time.Duration
-	script    []Response
 	handler   func(*http.Request, []byte) Response
 	received  []Delivery
 	attempts  map[string]int
@@ -104,7 +106,6 @@ func NewHandler(secret []byte) *Receiver {
 	return &Receiver{
 		secret:   append([]byte(nil), secret...),
 		closed:   make(chan struct{}),
-		now:      time.Now,
 		attempts: map[string]int{},
 		accepted: map[string]bool{},
 	}
@@ -128,11 +129,7 @@ func (r *Receiver) Close() {
 
 // Script queues answers for the next requests with a valid signature, in
 // order; once they are used up the Receiver answers 200.
-func (r *Receiver) Script(responses ...Response) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.script = append(r.script, responses...)
-}
+func (r *Receiver) Script(responses ...Response) { r.script.Push(responses...) }
 
 // SetHandler answers every request with h instead of the script, whether
 // its signature is valid or not (Received still tells). h gets the raw
@@ -145,11 +142,7 @@ func (r *Receiver) SetHandler(h func(req *http.Request, body []byte) Response) {
 
 // SetClock sets the clock timestamps are checked against, for a sender
 // whose clock a test fixed; the default is time.Now.
-func (r *Receiver) SetClock(now func() time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.now = now
-}
+func (r *Receiver) SetClock(now func() time.Time) { r.clock.Set(now) }
 
 // SetTolerance sets how far a timestamp may be from the clock;
 // 0 means webhook.DefaultTolerance.
@@ -191,10 +184,10 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
-	now, tolerance, handler := r.now, r.tolerance, r.handler
+	tolerance, handler := r.tolerance, r.handler
 	r.mu.Unlock()
 
-	d := Delivery{ID: req.Header.Get(webhook.HeaderID), Method: req.Method, Path: req.URL.RequestURI(), Header: req.Header.Clone(), Body: body, At: now()}
+	d := Delivery{ID: req.Header.Get(webhook.HeaderID), Method: req.Method, Path: req.URL.RequestURI(), Header: req.Header.Clone(), Body: body, At: r.clock.Now()}
 	verr := webhook.Verify(r.secret, req.Header, body, d.At, tolerance)
 	d.Valid = verr == nil
 	if verr != nil {
@@ -213,12 +206,10 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	i := len(r.received)
 	r.received = append(r.received, d)
 	if handler == nil {
-		switch {
-		case !d.Valid:
+		if !d.Valid {
 			resp = Response{Status: http.StatusUnauthorized, Body: verr.Error()}
-		case len(r.script) > 0:
-			resp = r.script[0]
-			r.script = r.script[1:]
+		} else if scripted, ok := r.script.Next(nil); ok {
+			resp = scripted
 		}
 	}
 	r.mu.Unlock()

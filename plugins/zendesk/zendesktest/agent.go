@@ -86,12 +86,8 @@ func (s *Server) Snapshot() any {
 }
 
 func (s *Server) snapshot() Snapshot {
-	snap := Snapshot{Users: []User{}, Tickets: []Ticket{}, Requests: len(s.requests), Webhooks: append([]HookDelivery{}, s.hooks...)}
-	for _, r := range s.requests {
-		if r.Status == http.StatusTooManyRequests {
-			snap.RateLimited++
-		}
-	}
+	snap := Snapshot{Users: []User{}, Tickets: []Ticket{}, Requests: s.requests.Len(), Webhooks: append([]HookDelivery{}, s.hooks.All()...)}
+	snap.RateLimited = s.requests.Count(func(r Request) bool { return r.Status == http.StatusTooManyRequests })
 	for _, id := range sortedIDs(s.users) {
 		if id == APIUserID || id == AgentID {
 			continue
@@ -155,7 +151,7 @@ func (s *Server) Ticket(id int64) (Ticket, bool) {
 func (s *Server) AddUser(name, phone string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	at := s.now().UTC().Add(-time.Hour).Truncate(time.Second)
+	at := s.clock.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	s.nextUser++
 	s.users[s.nextUser] = &user{ID: s.nextUser, Name: name, Phone: phone, Role: "end-user", Active: true, CreatedAt: at, UpdatedAt: at}
 	return s.nextUser
@@ -169,7 +165,7 @@ var ErrNoTicket = errors.New("zendesktest: no such ticket")
 func (s *Server) SetStatus(ticketID int64, status string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.setStatusAt(ticketID, status, s.now().UTC())
+	return s.setStatusAt(ticketID, status, s.clock.Now().UTC())
 }
 
 // Solve marks a ticket solved at the given time.
@@ -225,7 +221,7 @@ func (s *Server) AgentComment(ticketID int64, body string, public bool) (int64, 
 		s.mu.Unlock()
 		return 0, errors.New("zendesktest: Status closed prevents ticket update")
 	}
-	c := s.addComment(t, AgentID, body, public, s.now().UTC())
+	c := s.addComment(t, AgentID, body, public, s.clock.Now().UTC())
 	target := s.hookTarget
 	s.mu.Unlock()
 	if public && target != "" {
@@ -243,14 +239,10 @@ func (s *Server) SetWebhookTarget(url string) {
 }
 
 // Webhooks returns the webhooks the fake sent.
-func (s *Server) Webhooks() []HookDelivery {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]HookDelivery(nil), s.hooks...)
-}
+func (s *Server) Webhooks() []HookDelivery { return s.hooks.All() }
 
 func (s *Server) fireWebhook(target string, ticketID, commentID int64) {
-	d := HookDelivery{TicketID: ticketID, CommentID: commentID, At: s.clock()}
+	d := HookDelivery{TicketID: ticketID, CommentID: commentID, At: s.clock.Now().UTC()}
 	req, err := s.WebhookRequest(target, ticketID, commentID)
 	if err == nil {
 		var resp *http.Response
@@ -264,9 +256,7 @@ func (s *Server) fireWebhook(target string, ticketID, commentID int64) {
 	if err != nil {
 		d.Error = err.Error()
 	}
-	s.mu.Lock()
-	s.hooks = append(s.hooks, d)
-	s.mu.Unlock()
+	s.hooks.Add(d)
 }
 
 // Webhook headers, as Zendesk names them.
@@ -301,7 +291,7 @@ func WebhookBody(ticketID, commentID int64) []byte {
 // webhook secret.
 func (s *Server) SignWebhook(body []byte) http.Header {
 	s.mu.Lock()
-	secret, now := s.webhookSecret, s.now().UTC()
+	secret, now := s.webhookSecret, s.clock.Now().UTC()
 	s.mu.Unlock()
 	ts := now.Format(time.RFC3339)
 	h := http.Header{}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 )
 
 type user struct {
@@ -130,16 +132,6 @@ func normalizeTags(in []string) []string {
 	return out
 }
 
-func digits(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
 // indexed reports whether search sees u yet.
 func (s *Server) indexed(u *user, now time.Time) bool {
 	return !u.UpdatedAt.After(now.Add(-s.searchLag))
@@ -169,7 +161,7 @@ func (s *Server) usersSearch(w http.ResponseWriter, q url.Values, now time.Time)
 			continue
 		}
 		if strings.Contains(strings.ToLower(u.Name), query) || strings.EqualFold(u.Email, query) ||
-			(digits(query) != "" && digits(query) == digits(u.Phone)) {
+			(fakeapi.Digits(query) != "" && fakeapi.Digits(query) == fakeapi.Digits(u.Phone)) {
 			out = append(out, u.json())
 		}
 	}
@@ -200,7 +192,7 @@ func (s *Server) search(w http.ResponseWriter, query string, now time.Time) {
 			role = strings.ToLower(v)
 		case "phone":
 			wildcard = strings.HasPrefix(v, "*")
-			phone = digits(v)
+			phone = fakeapi.Digits(v)
 		case "external_id":
 			ext = v
 		case "email":
@@ -218,7 +210,7 @@ func (s *Server) search(w http.ResponseWriter, query string, now time.Time) {
 			continue
 		}
 		if phone != "" {
-			d := digits(u.Phone)
+			d := fakeapi.Digits(u.Phone)
 			if d == "" || (wildcard && !strings.HasSuffix(d, phone)) || (!wildcard && d != phone) {
 				continue
 			}
@@ -293,21 +285,11 @@ func (s *Server) createOrUpdateUser(w http.ResponseWriter, body []byte, now time
 	if in.Name != nil && *in.Name != "" {
 		found.Name = *in.Name
 	}
-	if in.Email != nil {
-		found.Email = *in.Email
-	}
-	if in.Phone != nil {
-		found.Phone = *in.Phone
-	}
-	if in.ExternalID != nil {
-		found.ExternalID = *in.ExternalID
-	}
-	if in.Role != nil {
-		found.Role = *in.Role
-	}
-	if in.Verified != nil {
-		found.Verified = *in.Verified
-	}
+	setIf(&found.Email, in.Email)
+	setIf(&found.Phone, in.Phone)
+	setIf(&found.ExternalID, in.ExternalID)
+	setIf(&found.Role, in.Role)
+	setIf(&found.Verified, in.Verified)
 	found.UpdatedAt = now
 	writeJSON(w, status, map[string]any{"user": found.json()})
 }
@@ -394,18 +376,10 @@ func (s *Server) createTicket(w http.ResponseWriter, body []byte, now time.Time)
 	case in.Comment.AuthorID != 0:
 		author = in.Comment.AuthorID
 	}
-	if in.Subject != nil {
-		t.Subject = *in.Subject
-	}
-	if in.ExternalID != nil {
-		t.ExternalID = *in.ExternalID
-	}
-	if in.Priority != nil {
-		t.Priority = *in.Priority
-	}
-	if in.Status != nil {
-		t.Status = *in.Status
-	}
+	setIf(&t.Subject, in.Subject)
+	setIf(&t.ExternalID, in.ExternalID)
+	setIf(&t.Priority, in.Priority)
+	setIf(&t.Status, in.Status)
 	t.Tags = normalizeTags(append(in.Tags, in.AddTags...))
 	s.nextTkt++
 	t.ID = s.nextTkt - 1
@@ -417,6 +391,14 @@ func (s *Server) createTicket(w http.ResponseWriter, body []byte, now time.Time)
 	}
 	w.Header().Set("Location", "/api/v2/tickets/"+itoa(t.ID)+".json")
 	writeJSON(w, http.StatusCreated, map[string]any{"ticket": t.json(), "audit": audit(t, c, now)})
+}
+
+// setIf applies a field a write names: a nil v leaves *dst as it was,
+// as the API leaves fields a request does not send.
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }
 
 func commentBody(c *commentIn) string {
@@ -473,12 +455,8 @@ func (s *Server) updateTicket(w http.ResponseWriter, t *ticket, body []byte, now
 			s.setStatus(t, "open", now)
 		}
 	}
-	if in.Subject != nil {
-		t.Subject = *in.Subject
-	}
-	if in.Priority != nil {
-		t.Priority = *in.Priority
-	}
+	setIf(&t.Subject, in.Subject)
+	setIf(&t.Priority, in.Priority)
 	if in.Tags != nil {
 		t.Tags = normalizeTags(in.Tags)
 	}

@@ -10,10 +10,7 @@ import (
 // this package imports zendesk and the declaration
 // names the fake.
 var Plugin = registry.Plugin{Name: zendesk.Name, New: zendesk.New, Sandbox: &registry.Sandbox{
-	Fake: func() registry.Fake {
-		s := NewServer()
-		return registry.Fake{Handler: s, Snapshot: s.Snapshot}
-	},
+	Fake: registry.ServeFake(NewServer),
 	Fill: func(c registry.Config, url string) {
 		c.Default("api_url", url)
 		c.Default("email", DefaultEmail)

@@ -36,7 +36,6 @@ package zendesktest
 import (
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -44,6 +43,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wahub/wahub/plugins/internal/fakeapi"
 )
 
 // Credentials and secret the fake accepts unless told otherwise.
@@ -112,7 +113,7 @@ func WithWebhookSecret(secret string) Option {
 
 // WithClock sets the fake's clock (timestamps, rate-limit windows, search
 // lag, webhook timestamps); the default is time.Now.
-func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.clock.Set(now) } }
 
 // WithRateLimit sets the requests allowed per minute; 0 turns the limit
 // off.
@@ -126,7 +127,7 @@ type Server struct {
 	mu            sync.Mutex
 	email, token  string
 	webhookSecret string
-	now           func() time.Time
+	clock         fakeapi.Clock
 	limit         int
 	style         RateLimitStyle
 	searchLag     time.Duration
@@ -138,20 +139,16 @@ type Server struct {
 	nextCmt  int64
 	nextAud  int64
 
-	faults []fault
+	faults fakeapi.Faults[int] // statuses
 
 	window      int64 // the minute (Unix seconds / 60) being counted
 	inWindow    int
 	maxInWindow int
-	requests    []Request
+	requests    fakeapi.Log[Request]
 
 	hookTarget string
 	hookClient *http.Client
-	hooks      []HookDelivery
-}
-
-type fault struct {
-	status int
+	hooks      fakeapi.Log[HookDelivery]
 }
 
 // Request is one API call the fake answered.
@@ -171,7 +168,7 @@ type Request struct {
 func NewServer(opts ...Option) *Server {
 	s := &Server{
 		email: DefaultEmail, token: DefaultToken, webhookSecret: DefaultWebhookSecret,
-		now: time.Now, limit: DefaultRateLimit, searchLag: DefaultSearchLag,
+		limit: DefaultRateLimit, searchLag: DefaultSearchLag,
 		users: map[int64]*user{}, tickets: map[int64]*ticket{},
 		nextUser: 1000, nextTkt: 1, nextCmt: 5000, nextAud: 9000,
 		hookClient: &http.Client{Timeout: 15 * time.Second},
@@ -180,18 +177,14 @@ func NewServer(opts ...Option) *Server {
 		o(s)
 	}
 	// Agents exist from the start, long indexed.
-	at := s.now().Add(-24 * time.Hour).UTC().Truncate(time.Second)
+	at := s.clock.Now().Add(-24 * time.Hour).UTC().Truncate(time.Second)
 	s.users[APIUserID] = &user{ID: APIUserID, Name: "wahub API", Email: s.email, Role: "admin", CreatedAt: at, UpdatedAt: at, Active: true, Verified: true}
 	s.users[AgentID] = &user{ID: AgentID, Name: "Alex Agent", Email: "alex@acme.example", Role: "agent", CreatedAt: at, UpdatedAt: at, Active: true, Verified: true}
 	return s
 }
 
 // SetClock replaces the clock.
-func (s *Server) SetClock(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
+func (s *Server) SetClock(now func() time.Time) { s.clock.Set(now) }
 
 // SetRateLimit sets the requests allowed per minute (0: unlimited).
 func (s *Server) SetRateLimit(perMinute int) {
@@ -218,33 +211,15 @@ func (s *Server) SetSearchLag(d time.Duration) {
 // FailNext answers the next n API requests with status, with the body the
 // real API sends for it (a 429 in the current RateLimitStyle). They are
 // counted and logged but change nothing.
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.faults = append(s.faults, fault{status: status})
-	}
-}
+func (s *Server) FailNext(n, status int) { s.faults.Repeat(n, status) }
 
 // Requests returns the API calls so far, in arrival order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+func (s *Server) Requests() []Request { return s.requests.All() }
 
 // CountRequests counts the calls with this method whose path (without
 // .json) is path.
 func (s *Server) CountRequests(method, path string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.requests {
-		if r.Method == method && r.Path == path {
-			n++
-		}
-	}
-	return n
+	return s.requests.Count(func(r Request) bool { return r.Method == method && r.Path == path })
 }
 
 // MaxPerMinute is the most requests seen in one minute window.
@@ -270,37 +245,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveControl(w, r, path, body)
 		return
 	}
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	rec := &fakeapi.Recorder{ResponseWriter: w}
 	s.serveAPI(rec, r, path, body)
-	req := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Status: rec.status, At: s.clock()}
+	req := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Status: rec.Status, At: s.clock.Now().UTC()}
 	if json.Valid(body) {
 		req.Body = json.RawMessage(body)
 	}
-	s.mu.Lock()
-	s.requests = append(s.requests, req)
-	s.mu.Unlock()
-}
-
-func (s *Server) clock() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now().UTC()
-}
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
+	s.requests.Add(req)
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, path string, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 
 	// Every request counts against the minute, refused ones included, as
 	// Zendesk counts them.
@@ -322,10 +279,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, path string, b
 		}
 	}
 
-	if len(s.faults) > 0 {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
-		s.writeFault(w, f.status, now)
+	if status, ok := s.faults.Next(nil); ok {
+		s.writeFault(w, status, now)
 		return
 	}
 	if s.limit > 0 && s.inWindow > s.limit {
@@ -448,13 +403,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string, body
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("zendesktest: encode answer: %v", err))
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	fakeapi.WriteJSON(w, status, fakeapi.ContentTypeJSON, v)
 }
 
 func writeText(w http.ResponseWriter, status int, text string) {

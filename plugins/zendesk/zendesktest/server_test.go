@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,28 +17,16 @@ import (
 
 var start = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type client struct {
 	t    *testing.T
 	base string
 	auth string
 }
 
-func newFake(t *testing.T, opts ...zendesktest.Option) (*zendesktest.Server, *client, *clock) {
+func newFake(t *testing.T, opts ...zendesktest.Option) (*zendesktest.Server, *client, *sdktest.Clock) {
 	t.Helper()
-	c := &clock{t: start}
-	fake := zendesktest.NewServer(append([]zendesktest.Option{zendesktest.WithClock(c.now)}, opts...)...)
+	c := sdktest.NewClock(start)
+	fake := zendesktest.NewServer(append([]zendesktest.Option{zendesktest.WithClock(c.Now)}, opts...)...)
 	srv := sdktest.Serve(t, fake)
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(zendesktest.DefaultEmail+"/token:"+zendesktest.DefaultToken))
 	return fake, &client{t: t, base: srv.URL, auth: auth}, c
@@ -102,7 +89,7 @@ func TestTicketLifecycle(t *testing.T) {
 	if _, _, b := c.do("GET", "/api/v2/users/search.json?external_id=whatsapp:5511987650001", ""); !strings.Contains(b, `"count":1`) {
 		t.Errorf("external_id lookup: %s", b)
 	}
-	clk.add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if _, _, b := c.do("GET", "/api/v2/search?query="+url.QueryEscape("type:user role:end-user phone:*11987650001"), ""); !strings.Contains(b, `"count":1`) || !strings.Contains(b, `"result_type":"user"`) {
 		t.Errorf("search after the lag: %s", b)
 	}
@@ -131,7 +118,7 @@ func TestTicketLifecycle(t *testing.T) {
 	}
 
 	// A requester's comment reopens a solved ticket.
-	_ = fake.Solve(1, clk.now())
+	_ = fake.Solve(1, clk.Now())
 	if st, _, b := c.do("PUT", "/api/v2/tickets/1.json", `{"ticket":{"comment":{"body":"de novo","author_id":1001}}}`); st != 200 || !strings.Contains(b, `"status":"open"`) {
 		t.Errorf("comment on solved: %d %s", st, b)
 	}
@@ -139,7 +126,7 @@ func TestTicketLifecycle(t *testing.T) {
 		t.Errorf("metrics %s", b)
 	}
 	// Closed refuses updates.
-	_ = fake.Close(1, clk.now())
+	_ = fake.Close(1, clk.Now())
 	st, _, b := c.do("PUT", "/api/v2/tickets/1", `{"ticket":{"comment":{"body":"x"}}}`)
 	if st != 422 || !strings.Contains(b, "Status closed prevents ticket update") {
 		t.Errorf("update of closed: %d %s", st, b)
@@ -166,7 +153,7 @@ func TestRateLimitStyles(t *testing.T) {
 		t.Run(tc.style.String(), func(t *testing.T) {
 			fake, c, clk := newFake(t, zendesktest.WithRateLimit(2))
 			fake.SetRateLimitStyle(tc.style)
-			clk.add(15 * time.Second)
+			clk.Advance(15 * time.Second)
 			for i := 0; i < 2; i++ {
 				if st, h, _ := c.do("GET", "/api/v2/users/me", ""); st != 200 || h.Get("X-Rate-Limit") != "2" {
 					t.Fatalf("request %d: %d", i, st)
@@ -179,7 +166,7 @@ func TestRateLimitStyles(t *testing.T) {
 			if body != "" && !strings.HasPrefix(h.Get("Content-Type"), "text/plain") {
 				t.Errorf("429 body as %s, want text/plain", h.Get("Content-Type"))
 			}
-			clk.add(time.Minute)
+			clk.Advance(time.Minute)
 			if st, _, _ := c.do("GET", "/api/v2/users/me", ""); st != 200 {
 				t.Errorf("next minute: %d", st)
 			}
