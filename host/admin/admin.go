@@ -106,9 +106,11 @@ type ConnectorStatus struct {
 
 // Options assemble the admin API.
 type Options struct {
-	Token  string
-	Store  Store
-	Ops    Ops
+	Token string
+	Store Store
+	Ops   Ops
+	// Media serves /api/v1/media (nil: those calls are not found).
+	Media  Media
 	Logger *slog.Logger
 }
 
@@ -138,6 +140,7 @@ func New(opt Options) *API {
 	a.mux.HandleFunc("POST /api/v1/connectors/{name}/resume", a.resume)
 	a.mux.HandleFunc("GET /api/v1/deadletters", a.listDeadLetters)
 	a.mux.HandleFunc("POST /api/v1/deadletters/replay", a.replay)
+	a.mediaRoutes()
 	return a
 }
 

@@ -48,6 +48,7 @@ type Config struct {
 
 	Server        Server               `koanf:"server" json:"server"`
 	Store         Store                `koanf:"store" json:"store"`
+	Media         Media                `koanf:"media" json:"media"`
 	Log           Log                  `koanf:"log" json:"log"`
 	WhatsApp      WhatsApp             `koanf:"whatsapp" json:"whatsapp"`
 	Sandbox       bool                 `koanf:"sandbox" json:"sandbox"`
@@ -109,6 +110,52 @@ type Store struct {
 	// keeps everything. Dead letters and undelivered events are never
 	// pruned.
 	RetentionDays int `koanf:"retention_days" json:"retention_days,omitempty"`
+}
+
+// Media is where the hub keeps media files (customers' photos, voice
+// notes and documents; agents' attachments) and how it fetches them.
+type Media struct {
+	// Store is the backend: local (a directory), postgres (the store's
+	// database) or s3 (a bucket several hubs share).
+	Store string `koanf:"store" default:"local" json:"store"`
+	// Path is the local directory; default: media/ next to store.path.
+	Path string `koanf:"path" json:"path,omitempty"`
+	// MaxSize is the largest file kept ("100MB", "16MiB", or bytes);
+	// MaxBytes is it parsed.
+	MaxSize  string `koanf:"max_size" default:"100MB" json:"max_size"`
+	MaxBytes int64  `koanf:"-" json:"-"`
+	// RetentionDays deletes files older than this many days; 0 keeps them.
+	RetentionDays int `koanf:"retention_days" json:"retention_days,omitempty"`
+	// DeliveryWait is how long delivery holds an event whose file is still
+	// being fetched, so connectors get it available; 0 does not hold.
+	DeliveryWait time.Duration `koanf:"delivery_wait" default:"2m" json:"delivery_wait"`
+	// SpoolDir holds files while they stream in (postgres and s3; default:
+	// the system's temporary directory).
+	SpoolDir string     `koanf:"spool_dir" json:"spool_dir,omitempty"`
+	Fetch    MediaFetch `koanf:"fetch" json:"fetch"`
+	S3       MediaS3    `koanf:"s3" json:"s3"`
+}
+
+// MediaFetch is how inbound files are fetched from the Graph API.
+type MediaFetch struct {
+	MaxAttempts     int           `koanf:"max_attempts" default:"8" json:"max_attempts"`
+	InitialInterval time.Duration `koanf:"initial_interval" default:"5s" json:"initial_interval"`
+	MaxInterval     time.Duration `koanf:"max_interval" default:"10m" json:"max_interval"`
+	Timeout         time.Duration `koanf:"timeout" default:"10m" json:"timeout"`
+	Concurrency     int           `koanf:"concurrency" default:"4" json:"concurrency"`
+}
+
+// MediaS3 is an S3-compatible bucket (AWS S3, MinIO, Ceph, R2, ...).
+type MediaS3 struct {
+	Endpoint        string `koanf:"endpoint" json:"endpoint,omitempty"` // host:port or https://host:port
+	Bucket          string `koanf:"bucket" json:"bucket,omitempty"`
+	Region          string `koanf:"region" default:"us-east-1" json:"region"`
+	Prefix          string `koanf:"prefix" json:"prefix,omitempty"`
+	AccessKeyID     Secret `koanf:"access_key_id" json:"access_key_id,omitempty"`
+	SecretAccessKey Secret `koanf:"secret_access_key" json:"secret_access_key,omitempty"`
+	// PathStyle addresses the bucket as endpoint/bucket (MinIO and most
+	// self-hosted servers) instead of bucket.endpoint.
+	PathStyle bool `koanf:"path_style" json:"path_style,omitempty"`
 }
 
 // Log configures log/slog output.

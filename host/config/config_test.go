@@ -396,7 +396,7 @@ func TestBrokenConfigs(t *testing.T) {
 		msg  string // in the first error
 	}{
 		{name: "unknown top-level key", yaml: "servr: {listen: x}", keys: []string{"servr"},
-			msg: "unknown key (known: affinity, connectors, log, routes, sandbox, sandbox_public, schedules, server, store, subscriptions, teams, triggers, whatsapp)"},
+			msg: "unknown key (known: affinity, connectors, log, media, routes, sandbox, sandbox_public, schedules, server, store, subscriptions, teams, triggers, whatsapp)"},
 		{name: "unknown nested key", yaml: "server: {listn: x}", keys: []string{"server.listn"},
 			msg: "unknown key (known: admin_token, listen, max_body_bytes, metrics_listen, shutdown_timeout, tls_cert, tls_key, viewer_token, write_timeout)"},
 		{name: "viewer token equal to admin token", yaml: "server: {admin_token: same-token-1234567, viewer_token: same-token-1234567}",

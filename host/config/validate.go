@@ -23,6 +23,7 @@ func validate(c *Config, l *loader) {
 	v := &validator{c: c, l: l}
 	v.server()
 	v.store()
+	v.media()
 	v.log()
 	v.whatsapp()
 	v.schedules()

@@ -123,6 +123,11 @@ type Options struct {
 	// MaxBatchBytes bounds the encoded events of one plugin call (default:
 	// just below sdk.MaxMessageSize, which gRPC enforces).
 	MaxBatchBytes int
+	// Prepare, when set, gives each event to the plugin as it is now (the
+	// state of its media file), or holds it back until hold (a file still
+	// being fetched): held events spend no attempt, and their
+	// conversation waits behind them.
+	Prepare func(ctx context.Context, body []byte) (out []byte, hold time.Time, err error)
 }
 
 // batchOverhead is what the Deliver request adds around all its events
@@ -397,6 +402,7 @@ func (w *worker) wait(ctx context.Context, changed <-chan struct{}, until time.T
 func (w *worker) deliver(ctx context.Context, batch []store.Delivery, fence []store.Lease, until time.Time) {
 	limit := w.e.opt.MaxBatchBytes
 	var settled []store.Attempt // too large, or held
+	batch, settled = w.prepare(ctx, batch)
 	var chunks [][]store.Delivery
 	var cur []store.Delivery
 	size := 0
@@ -470,6 +476,41 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery, fence []st
 			w.e.log.Error("recording delivery outcomes failed", "connector", w.name, "err", err)
 		}
 	}
+}
+
+// prepare runs Options.Prepare over a batch: the events to send, as they
+// are now, and holds for those (and the later events of their
+// conversations) that must wait.
+func (w *worker) prepare(ctx context.Context, batch []store.Delivery) ([]store.Delivery, []store.Attempt) {
+	if w.e.opt.Prepare == nil {
+		return batch, nil
+	}
+	var held []store.Attempt
+	waiting := map[string]time.Time{}
+	send := batch[:0:0]
+	for _, d := range batch {
+		if until, ok := waiting[d.Conversation]; ok {
+			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
+				State: store.StatePending, NextAt: until, Error: "held behind an earlier event of its conversation"})
+			continue
+		}
+		body, hold, err := w.e.opt.Prepare(ctx, d.JSON)
+		if err != nil {
+			// The event goes as it was stored rather than not at all.
+			w.e.log.Warn("preparing an event for delivery failed; delivering it as stored", "connector", w.name, "event", d.EventID, "err", err)
+			send = append(send, d)
+			continue
+		}
+		if !hold.IsZero() {
+			waiting[d.Conversation] = hold
+			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
+				State: store.StatePending, NextAt: hold, Error: store.MediaHoldReason})
+			continue
+		}
+		d.JSON = body
+		send = append(send, d)
+	}
+	return send, held
 }
 
 // deliverChunk sends one batch and records what became of each event. ok

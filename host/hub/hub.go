@@ -29,6 +29,7 @@ import (
 	"github.com/wahub/wahub/host/delivery"
 	"github.com/wahub/wahub/host/graph"
 	"github.com/wahub/wahub/host/ingest"
+	"github.com/wahub/wahub/host/media"
 	"github.com/wahub/wahub/host/outbound"
 	"github.com/wahub/wahub/host/route"
 	"github.com/wahub/wahub/host/sandbox"
@@ -59,6 +60,8 @@ type Hub struct {
 	engine     *delivery.Engine
 	sender     *outbound.Sender
 	graph      *graphClient
+	// media is the media store: inbound files, uploads, their fetcher.
+	media *media.Store
 	// templates keeps the template catalogue fresh (with a business
 	// account id).
 	templates *templates.Refresher
@@ -177,11 +180,16 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Leader:            h.leader(),
 		LeaderChanged:     h.leaderChanged(),
 	})
+	if h.media, err = h.newMedia(); err != nil {
+		st.Close()
+		lock.Release()
+		return nil, err
+	}
 	h.sup = supervisor.New(supervisor.Options{
 		Executable: opt.Executable,
 		Logger:     h.log.With("component", "plugins"),
 		Host: func(name string) sdk.Host {
-			return &hostAPI{name: name, store: st, sender: h.sender, markRead: wa.MarkReadOnReply}
+			return &hostAPI{name: name, store: st, sender: h.sender, markRead: wa.MarkReadOnReply, media: h.media}
 		},
 		Clock: opt.Clock,
 	})
@@ -202,6 +210,7 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Cluster:    dc,
 		Connectors: plugins{h.sup},
 		Decide:     h.decide,
+		Prepare:    h.media.Prepare,
 		Policies:   policies(cfg),
 		Clock:      opt.Clock,
 		Logger:     h.log.With("component", "delivery"),
@@ -273,6 +282,7 @@ func (h *Hub) routes() (http.Handler, error) {
 		Token:  h.cfg.Server.AdminToken.Reveal(),
 		Store:  h.store,
 		Ops:    ops{h},
+		Media:  h.media,
 		Logger: h.log.With("component", "admin"),
 	}))
 	// Operators' endpoints: on the public listener unless
@@ -449,6 +459,10 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	})
 	tasks.Go(func() { h.engine.Run(bg) })
 	tasks.Go(func() { h.sender.Run(bg) })
+	tasks.Go(func() { h.runMedia(bg) })
+	if h.cfg.Media.RetentionDays > 0 {
+		tasks.Go(func() { h.pruneMedia(bg) })
+	}
 	if h.cfg.WhatsApp.BusinessAccountID != "" {
 		tasks.Go(func() { h.templates.Run(bg) })
 	} else {

@@ -147,7 +147,7 @@ var fixtureWants = map[string][]wantEvent{
 			ID: "wamid.PUB.img.0001", Type: "image", Text: "Foto do produto com defeito",
 			Media: &sdk.Media{
 				ID: "1003383421387256", MimeType: "image/jpeg", Caption: "Foto do produto com defeito",
-				SHA256: "SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI=",
+				SHA256: "xSe3GzciJPsnLHo9a5/mVchA1NuamPuCzHb+wQXMjg0=",
 			},
 		},
 		rawHas: `"wamid.PUB.img.0001"`,
@@ -170,7 +170,7 @@ var fixtureWants = map[string][]wantEvent{
 			ID: "wamid.PUB.audio.0001", Type: "audio",
 			Media: &sdk.Media{
 				ID: "1476281743600112", MimeType: "audio/ogg; codecs=opus", Voice: true,
-				SHA256: "Wgu1T57nTTjLNH4ZZELH5UDPP8Bx3oNy+r77u759/Ps=",
+				SHA256: "mVUBu1S6Zm7g095xolqYDa2wrbr7yCOX/cHumgv3wf8=",
 			},
 		},
 		rawHas: `"wamid.PUB.audio.0001"`,
@@ -194,7 +194,7 @@ var fixtureWants = map[string][]wantEvent{
 			Media: &sdk.Media{
 				ID: "1130471592211848", MimeType: "application/pdf", Caption: "Comprovante do Pix",
 				Filename: "comprovante_pix_novembro.pdf",
-				SHA256:   "UkiDGLhSpGmcsr42WQWncnHVOQNuK+5d2MP1dIAgJV8=",
+				SHA256:   "RefG3TVt0JFCsuh2cwue7PX+OcUBLddPr+RO2vtS0cQ=",
 			},
 		},
 		rawHas: `"wamid.PUB.doc.0001"`,

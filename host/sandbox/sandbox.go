@@ -63,6 +63,7 @@ func New(hubURL string, appSecret string) *Sandbox {
 		graphtest.WithStatusWebhook(graphtest.StatusWebhook{URL: hubURL + "/webhooks/whatsapp", AppSecret: appSecret}),
 		graphtest.WithAutoStatuses(statusInterval, "sent", "delivered", "read"),
 		graphtest.WithCatalog(Catalog...))
+	AddSamples(s.Graph)
 	s.fakes["whatsapp"] = registry.Fake{Handler: s.Graph, Snapshot: s.Graph.Snapshot}
 	for _, p := range builtin.Plugins.All() {
 		if p.Sandbox != nil {

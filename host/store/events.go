@@ -99,6 +99,9 @@ func (s *Store) appendEvent(tx *txn, ev *sdk.Event, body []byte) (bool, error) {
 			return false, fmt.Errorf("contact: %w", err)
 		}
 	}
+	if err := s.enqueueMedia(tx, ev, seq, contactKey, phoneID); err != nil {
+		return false, err
+	}
 	if strings.HasPrefix(ev.Type, "whatsapp.") {
 		if err := s.applyTemplateEvent(tx, ev); err != nil {
 			return false, fmt.Errorf("template catalogue: %w", err)

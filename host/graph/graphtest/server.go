@@ -157,6 +157,9 @@ type Server struct {
 	reads         []Read
 	catalog       []Template
 	listings      int
+
+	mediaOnce sync.Once
+	media     *mediaState // media.go
 }
 
 // NewServer returns a fake that accepts every well-formed send until
@@ -397,6 +400,7 @@ func (s *Server) Snapshot() any {
 		MarkedRead:    len(s.reads),
 		MaxRate:       rates,
 		ClosedWindows: windows,
+		Media:         s.MediaFiles(),
 	}
 }
 
@@ -410,10 +414,14 @@ type snapshot struct {
 	MarkedRead    int            `json:"marked_read"`
 	MaxRate       map[string]int `json:"max_rate_per_second"`
 	ClosedWindows []string       `json:"closed_windows"`
+	Media         []MediaFile    `json:"media,omitempty"`
 }
 
 // ServeHTTP answers one Graph request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveMedia(w, r) {
+		return
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if waba, ok := templatesPath(r.URL.Path); ok {
 		req := &Request{Time: s.now(), Method: r.Method, Path: r.URL.Path, Token: bearer(r), Header: r.Header.Clone(), Kind: "templates"}
