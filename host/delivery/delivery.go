@@ -486,12 +486,13 @@ func (w *worker) prepare(ctx context.Context, batch []store.Delivery) ([]store.D
 		return batch, nil
 	}
 	var held []store.Attempt
-	waiting := map[string]time.Time{}
+	waiting := map[string]bool{}
 	send := batch[:0:0]
 	for _, d := range batch {
-		if until, ok := waiting[d.Conversation]; ok {
-			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
-				State: store.StatePending, NextAt: until, Error: "held behind an earlier event of its conversation"})
+		if waiting[d.Conversation] {
+			// Left as it is: the store gives no event of a conversation
+			// while an earlier one waits, and this one goes with the
+			// held one's release rather than at its deadline.
 			continue
 		}
 		body, hold, err := w.e.opt.Prepare(ctx, d.JSON)
@@ -502,7 +503,7 @@ func (w *worker) prepare(ctx context.Context, batch []store.Delivery) ([]store.D
 			continue
 		}
 		if !hold.IsZero() {
-			waiting[d.Conversation] = hold
+			waiting[d.Conversation] = true
 			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
 				State: store.StatePending, NextAt: hold, Error: store.MediaHoldReason})
 			continue

@@ -206,6 +206,18 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []Attempt, fence ..
 		settled := map[string][]any{}
 		tried := attempts[:0:0]
 		for _, a := range attempts {
+			if a.Held && a.Error == MediaHoldReason {
+				// Only while the file is still pending: a fetch that ended
+				// since delivery looked released nothing, and the event
+				// must stay due.
+				if _, err := tx.Exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, updated_at = ?
+					WHERE id = ? AND EXISTS (SELECT 1 FROM media_events me JOIN media m ON m.id = me.media_id
+						WHERE me.seq = deliveries.seq AND m.state = ?)`,
+					StatePending, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID, "pending"); err != nil {
+					return fmt.Errorf("delivery %d: %w", a.DeliveryID, err)
+				}
+				continue
+			}
 			if a.Held {
 				if _, err := tx.Exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, updated_at = ?
 					WHERE id = ?`, StatePending, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID); err != nil {

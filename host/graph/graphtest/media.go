@@ -50,6 +50,8 @@ type mediaState struct {
 	hold     *MediaHold
 	failures int
 	resolves int
+	// expireNext URLs handed out are expired already.
+	expireNext int
 }
 
 func (s *Server) mediaSide() *mediaState {
@@ -94,6 +96,15 @@ func (s *Server) ExpireMediaURLs() {
 	m := s.mediaSide()
 	m.mu.Lock()
 	m.epoch++
+	m.mu.Unlock()
+}
+
+// ExpireNextMediaURLs hands out the next n download URLs already expired,
+// as if the fetch had waited longer than their five minutes.
+func (s *Server) ExpireNextMediaURLs(n int) {
+	m := s.mediaSide()
+	m.mu.Lock()
+	m.expireNext += n
 	m.mu.Unlock()
 }
 
@@ -192,11 +203,15 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) bool {
 		s.refuse(w, req, unknownObject(r.Method, f.ID))
 		return true
 	}
+	exp := s.now().Add(MediaURLLifetime).Unix()
 	m.mu.Lock()
 	m.resolves++
 	epoch := m.epoch
+	if m.expireNext > 0 {
+		m.expireNext--
+		exp = s.now().Add(-time.Second).Unix()
+	}
 	m.mu.Unlock()
-	exp := s.now().Add(MediaURLLifetime).Unix()
 	q := url.Values{"mid": {f.ID}, "ext": {strconv.FormatInt(exp, 10)}, "ep": {strconv.Itoa(epoch)}, "hash": {m.sign(f.ID, epoch, exp)}}
 	req.Status = http.StatusOK
 	writeJSON(w, http.StatusOK, map[string]any{
