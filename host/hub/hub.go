@@ -457,9 +457,12 @@ func (h *Hub) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		syncer.Run(bg, syncer.Options{Store: h.store, Plugins: plugins{h.sup}, Connectors: enabledConnectors(h.cfg),
 			Clock: h.clock, Logger: h.log.With("component", "sync"), Leader: leader})
 	})
+	fetchMedia := h.mediaFetchable() // before delivery asks the media store to hold events
 	tasks.Go(func() { h.engine.Run(bg) })
 	tasks.Go(func() { h.sender.Run(bg) })
-	tasks.Go(func() { h.runMedia(bg) })
+	if fetchMedia {
+		tasks.Go(func() { h.runMedia(bg) })
+	}
 	if h.cfg.Media.RetentionDays > 0 {
 		tasks.Go(func() { h.pruneMedia(bg) })
 	}

@@ -61,6 +61,18 @@ func (h *Hub) newMedia() (*media.Store, error) {
 	return ms, nil
 }
 
+// mediaFetchable reports whether inbound files can be fetched, and
+// turns fetching off (saying so) when they cannot: Graph's media URLs
+// need the access token.
+func (h *Hub) mediaFetchable() bool {
+	if h.cfg.WhatsApp.AccessToken.Reveal() == "" {
+		h.log.Warn("media: whatsapp.access_token is not set, so customers' files are not fetched: events carry the media id with state pending; set the token to fetch them (those already queued are fetched then)")
+		h.media.DisableFetch()
+		return false
+	}
+	return true
+}
+
 // runMedia fetches inbound files until ctx ends.
 func (h *Hub) runMedia(ctx context.Context) {
 	if h.store.Driver() != "postgres" {

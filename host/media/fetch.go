@@ -71,6 +71,11 @@ func (p FetchPolicy) delay(n int) time.Duration {
 	return d - d/5 + time.Duration(rand.Int64N(int64(d)/5*2+1))
 }
 
+// DisableFetch leaves inbound files pending (and delivery unheld): the
+// hub has no way to fetch them, such as no access token. Call it before
+// Run and before delivery starts.
+func (s *Store) DisableFetch() { s.graph, s.wait = nil, 0 }
+
 // Run fetches pending inbound files until ctx ends: those queued by
 // events, due ones first, a few at a time.
 func (s *Store) Run(ctx context.Context) {
