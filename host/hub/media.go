@@ -29,7 +29,9 @@ func MediaBackend(cfg *config.Config, st *store.Store) (media.Backend, error) {
 		}
 		return media.NewPostgres(cfg.Store.URL.Reveal())
 	case "s3":
-		return nil, &config.Error{Key: "media.store", Msg: "s3 is not built yet"}
+		s3 := cfg.Media.S3
+		return media.NewS3(media.S3Options{Endpoint: s3.Endpoint, Bucket: s3.Bucket, Region: s3.Region, Prefix: s3.Prefix,
+			AccessKeyID: s3.AccessKeyID.Reveal(), SecretAccessKey: s3.SecretAccessKey.Reveal(), PathStyle: s3.PathStyle})
 	default:
 		return media.NewLocal(cfg.MediaPath())
 	}

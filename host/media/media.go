@@ -224,6 +224,11 @@ func (s *Store) put(ctx context.Context, m sdk.MediaUpload, r io.Reader) (sdk.Me
 		return sdk.MediaInfo{}, err
 	}
 	defer sp.remove()
+	if sp.size == 0 {
+		// Nothing to send: WhatsApp refuses an empty file, so the hub
+		// never keeps one (and backends never see one).
+		return sdk.MediaInfo{}, &sdk.RefusedError{Code: "media_empty", Message: "the file is empty"}
+	}
 	if m.Size > 0 && sp.size != m.Size {
 		return sdk.MediaInfo{}, fmt.Errorf("media: the upload said %d bytes and sent %d", m.Size, sp.size)
 	}

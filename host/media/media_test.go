@@ -100,7 +100,7 @@ func TestPutOpen(t *testing.T) {
 		refused string // RefusedError code
 	}{
 		{"small document", sdk.MediaUpload{MimeType: "application/pdf", Filename: "a.pdf"}, []byte("%PDF-1.4 tiny"), ""},
-		{"empty file", sdk.MediaUpload{MimeType: "text/plain"}, nil, ""},
+		{"empty file", sdk.MediaUpload{MimeType: "text/plain"}, nil, "media_empty"},
 		{"at the limit", sdk.MediaUpload{MimeType: "image/jpeg"}, big, ""},
 		{"declared over the limit", sdk.MediaUpload{MimeType: "image/jpeg", Size: int64(len(big)) + 1}, []byte("x"), "media_too_large"},
 		{"streamed over the limit", sdk.MediaUpload{MimeType: "image/jpeg"}, append(big, 'x'), "media_too_large"},
