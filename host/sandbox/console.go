@@ -3,6 +3,8 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -326,9 +328,29 @@ var samples = map[string]func(text string) map[string]any{
 	"location": func(string) map[string]any {
 		return map[string]any{"type": "location", "location": map[string]any{"latitude": -23.5613, "longitude": -46.6565, "name": "Av. Paulista"}}
 	},
+	"photo":          func(text string) map[string]any { return mediaSample(Samples[0], "image", text) },
+	"voice note":     func(string) map[string]any { return mediaSample(Samples[1], "audio", "") },
+	"document (PDF)": func(text string) map[string]any { return mediaSample(Samples[2], "document", text) },
 	"opt out (PARAR)": func(string) map[string]any {
 		return map[string]any{"type": "text", "text": map[string]any{"body": "PARAR"}}
 	},
+}
+
+// mediaSample is a customer's message with one of the sample files, as
+// WhatsApp's webhook describes it.
+func mediaSample(smp Sample, kind, caption string) map[string]any {
+	sum := sha256.Sum256(smp.Bytes())
+	m := map[string]any{"id": smp.MediaID, "mime_type": smp.MimeType, "sha256": base64.StdEncoding.EncodeToString(sum[:])}
+	switch kind {
+	case "audio":
+		m["voice"] = true
+	case "document":
+		m["filename"] = smp.Filename
+	}
+	if caption != "" && kind != "audio" {
+		m["caption"] = caption
+	}
+	return map[string]any{"type": kind, kind: m}
 }
 
 // Samples names the customer messages CustomerMessage plays.

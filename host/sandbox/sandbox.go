@@ -24,6 +24,7 @@ import (
 	"github.com/wahub/wahub/plugins/hubspot/hubspottest"
 	"github.com/wahub/wahub/plugins/registry"
 	"github.com/wahub/wahub/plugins/webhook/webhooktest"
+	"github.com/wahub/wahub/sdk"
 )
 
 // Credentials the fakes expect; the sandbox fills them in.
@@ -77,6 +78,7 @@ func New(hubURL string, appSecret string) *Sandbox {
 		}
 		mux.Handle("/sandbox/"+name+"/", http.StripPrefix("/sandbox/"+name, f.Handler))
 	}
+	mux.Handle("GET /sandbox/samples/", http.StripPrefix("/sandbox/", http.FileServerFS(sampleFiles)))
 	mux.HandleFunc("GET /sandbox", s.index)
 	mux.HandleFunc("GET /sandbox/{$}", s.index)
 	s.handler = mux
@@ -266,7 +268,10 @@ var page = template.Must(template.New("sandbox").Parse(`<!doctype html>
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em}pre{background:#f6f6f6;padding:1em;overflow:auto;max-height:30em}h2{margin-top:2em}</style></head>
 <body><h1>wahub sandbox</h1>
 <p>What each fake external API received from the hub. JSON: <code>GET /sandbox?format=json</code>. Refresh to update.</p>
-{{range .}}<h2>{{.Name}}</h2>{{if .URL}}<p><code>{{.URL}}</code></p>{{end}}<pre>{{.JSON}}</pre>{{end}}
+<h2>Sample media</h2>
+<p>The files behind the media ids of <code>testdata/whatsapp/image.json</code>, <code>audio_voice.json</code> and <code>document.json</code>, which the fake Graph API serves; the hub fetches them and keeps them (<code>GET /api/v1/media/{id}</code>).</p>
+<ul>{{range .Samples}}<li><code>{{.MediaID}}</code> {{.MimeType}}: {{if eq .Kind "image"}}<br><img src="samples/{{.File}}" alt="{{.File}}" width="160">{{else if eq .Kind "audio"}}<br><audio controls src="samples/{{.File}}"></audio>{{else}}<a href="samples/{{.File}}">{{.File}}</a>{{end}}</li>{{end}}</ul>
+{{range .Sections}}<h2>{{.Name}}</h2>{{if .URL}}<p><code>{{.URL}}</code></p>{{end}}<pre>{{.JSON}}</pre>{{end}}
 </body></html>`))
 
 func (s *Sandbox) index(w http.ResponseWriter, r *http.Request) {
@@ -293,8 +298,19 @@ func (s *Sandbox) index(w http.ResponseWriter, r *http.Request) {
 		}
 		secs = append(secs, section{n, url, string(b)})
 	}
+	type sample struct {
+		Sample
+		Kind string
+	}
+	var smp []sample
+	for _, x := range Samples {
+		smp = append(smp, sample{x, sdk.MediaTypeFor(x.MimeType)})
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	page.Execute(w, secs)
+	page.Execute(w, struct {
+		Samples  []sample
+		Sections []section
+	}{smp, secs})
 }
 
 // Catalog is the sandbox business's message templates: the ones the
