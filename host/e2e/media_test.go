@@ -315,3 +315,33 @@ func TestMediaKillMidFetch(t *testing.T) {
 		t.Fatalf("spool holds %d files after the restart", len(left))
 	}
 }
+
+// wahub check names the media key that is wrong, and says how media is
+// kept when all is well.
+func TestMediaCheck(t *testing.T) {
+	tests := []struct {
+		name, media string
+		code        int
+		want        string
+	}{
+		{"defaults", "", 0, "media:         local directory"},
+		{"unknown store", "media: {store: ftp}", 2, "media.store"},
+		{"bad size", "media: {max_size: lots}", 2, "media.max_size"},
+		{"postgres media on sqlite", "media: {store: postgres}", 2, "media.store"},
+		{"s3 without a bucket", "media: {store: s3, s3: {endpoint: \"http://127.0.0.1:9000\"}}", 2, "media.s3.bucket"},
+		{"s3 key without secret", "media: {store: s3, s3: {endpoint: minio:9000, bucket: b, access_key_id: AK}}", 2, "media.s3.secret_access_key"},
+		{"fetch concurrency", "media: {fetch: {concurrency: 0}}", 2, "media.fetch.concurrency"},
+		{"negative wait", "media: {delivery_wait: -1s}", 2, "media.delivery_wait"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "connectors.yaml")
+			os.WriteFile(cfg, []byte(strings.ReplaceAll(testConfig, "{{DIR}}", dir)+tt.media+"\n"), 0o600)
+			out, errOut, code := runWahub(t, dir, "check", "--config", cfg)
+			if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+				t.Fatalf("exit %d, want %d naming %q:\n%s%s", code, tt.code, tt.want, out, errOut)
+			}
+		})
+	}
+}

@@ -73,6 +73,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(w, "  listen:        %s\n", cfg.Server.Listen)
 			fmt.Fprintf(w, "  store:         %s\n", cfg.Store.Path)
+			fmt.Fprintf(w, "  media:         %s\n", mediaSummary(cfg))
 			fmt.Fprintf(w, "  app secrets:   %d configured\n", len(cfg.WhatsApp.AppSecret))
 			fmt.Fprintf(w, "  admin API:     %s\n", enabled(cfg.Server.AdminToken.Reveal() != ""))
 			fmt.Fprintf(w, "  sandbox:       %s\n", enabled(cfg.Sandbox))
@@ -206,4 +207,17 @@ func checkTriggerMessages(ctx context.Context, cfg *config.Config, w io.Writer) 
 		out = append(out, fmt.Errorf("config: %s", p))
 	}
 	return out, nil
+}
+
+// mediaSummary says where files go and how large they may be.
+func mediaSummary(cfg *config.Config) string {
+	m := cfg.Media
+	where := "local directory " + cfg.MediaPath()
+	switch m.Store {
+	case "postgres":
+		where = "the store's PostgreSQL database"
+	case "s3":
+		where = "s3 bucket " + m.S3.Bucket + " at " + m.S3.Endpoint
+	}
+	return fmt.Sprintf("%s, files up to %s, %s", where, m.MaxSize, map[bool]string{true: fmt.Sprintf("kept %d days", m.RetentionDays), false: "kept until deleted"}[m.RetentionDays > 0])
 }
