@@ -202,6 +202,11 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 	if events == nil {
 		events = []sdk.Event{}
 	}
+	if a.Media != nil {
+		for i := range events {
+			a.Media.Annotate(r.Context(), &events[i])
+		}
+	}
 	WriteJSON(w, http.StatusOK, map[string]any{"events": events})
 }
 
@@ -214,6 +219,9 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.internal(w, err)
 		return
+	}
+	if a.Media != nil {
+		a.Media.Annotate(r.Context(), &ev)
 	}
 	deliveries, err := a.Store.EventDeliveries(r.Context(), ev.Seq)
 	if err != nil {

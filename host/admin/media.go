@@ -22,6 +22,8 @@ type Media interface {
 	Delete(ctx context.Context, id string) error
 	DeleteContact(ctx context.Context, contact string) (int, error)
 	MaxSize() int64
+	// Annotate fills an event's message.media with the file's state.
+	Annotate(ctx context.Context, ev *sdk.Event)
 }
 
 // notFound is implemented by Media's errors for an id the hub never had:

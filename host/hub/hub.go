@@ -217,6 +217,7 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Metrics:    delivery.NewMetrics(h.registry),
 	})
 	if h.handler, err = h.routes(); err != nil {
+		h.media.Close()
 		st.Close()
 		return nil, err
 	}
@@ -580,6 +581,7 @@ func (h *Hub) serveSandbox(w http.ResponseWriter, r *http.Request) {
 
 // Close commits what is queued, closes the store and gives up its lock.
 func (h *Hub) Close() error {
+	h.media.Close()
 	err := h.store.Close()
 	return errors.Join(err, h.lock.Release())
 }

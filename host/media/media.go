@@ -107,6 +107,13 @@ func New(opt Options) (*Store, error) {
 	}, nil
 }
 
+// Close releases the backend's connections (PostgreSQL).
+func (s *Store) Close() {
+	if c, ok := s.backend.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
 // Backend is where the bytes are.
 func (s *Store) Backend() Backend { return s.backend }
 
