@@ -2,7 +2,6 @@ package kafka_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -10,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wahub/wahub/plugins/internal/stream"
+	"github.com/wahub/wahub/plugins/internal/stream/streamtest"
+	"github.com/wahub/wahub/plugins/kafka"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkKafka(b *testing.B) {
 	}
 	defer cl.Close()
 	b.Run("bare-franz-go", func(b *testing.B) {
-		evs := events(b.N, 40, sdk.TypeMessageReceived)
+		evs := streamtest.Events(b.N, 40, sdk.TypeMessageReceived)
 		enc := stream.Encoder{Format: stream.FormatWahub}
 		recs := make([]*kgo.Record, len(evs))
 		for i := range evs {
@@ -71,19 +72,8 @@ func BenchmarkKafka(b *testing.B) {
 	})
 	for _, batch := range []int{100, 500} {
 		b.Run(fmt.Sprintf("connector-batch%d", batch), func(b *testing.B) {
-			evs := events(b.N, 40, sdk.TypeMessageReceived)
-			raw, _ := json.Marshal(map[string]any{"brokers": cl.Brokers(), "topic": "bench"})
-			c := newConnector(b, raw)
-			b.ResetTimer()
-			for i := 0; i < len(evs); i += batch {
-				for _, r := range c.Deliver(context.Background(), evs[i:min(i+batch, len(evs))]) {
-					if r.Outcome != sdk.Delivered {
-						b.Fatalf("%+v", r)
-					}
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			c := streamtest.MustConfigure(b, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "bench"})
+			streamtest.BenchDeliver(b, c, batch)
 		})
 	}
 }

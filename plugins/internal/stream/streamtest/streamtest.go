@@ -1,0 +1,87 @@
+// Package streamtest is the test scaffolding the event-stream connectors
+// (kafka, nats) share: a connector configured against the test's broker,
+// a log of events, and the benchmark loop that feeds a connector the way
+// the hub does.
+package streamtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// Configure builds a connector with newConnector and configures it with
+// cfg as connectors.stream; the connector is closed when the test ends.
+func Configure(tb testing.TB, newConnector func() sdk.Connector, cfg map[string]any, checkOnly bool) (sdk.Connector, error) {
+	tb.Helper()
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := newConnector()
+	tb.Cleanup(func() {
+		if cl, ok := c.(io.Closer); ok {
+			cl.Close()
+		}
+	})
+	return c, c.Configure(context.Background(), sdk.Config{Name: "stream", Raw: raw, CheckOnly: checkOnly}, nil)
+}
+
+// MustConfigure is Configure for a configuration that must be accepted.
+func MustConfigure(tb testing.TB, newConnector func() sdk.Connector, cfg map[string]any) sdk.Connector {
+	tb.Helper()
+	c, err := Configure(tb, newConnector, cfg, false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// Events returns n events of type typ spread over convs conversations, in
+// log order.
+func Events(n, convs int, typ string) []sdk.Event {
+	base := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	out := make([]sdk.Event, n)
+	for i := range out {
+		out[i] = sdk.Event{
+			ID: fmt.Sprintf("evt_%05d", i), Seq: int64(i + 1), Type: typ,
+			OccurredAt: base.Add(time.Duration(i) * time.Second), ReceivedAt: base.Add(time.Duration(i) * time.Second),
+			ConversationID: fmt.Sprintf("conv_%02d", i%convs),
+			Business:       &sdk.Business{PhoneNumberID: "106540352242922"},
+			Message:        &sdk.Message{ID: fmt.Sprintf("wamid.%d", i), Type: "text", Text: fmt.Sprintf("hello %d", i)},
+		}
+	}
+	return out
+}
+
+// Outcomes counts results by outcome.
+func Outcomes(res []sdk.Result) map[sdk.Outcome]int {
+	m := map[sdk.Outcome]int{}
+	for _, r := range res {
+		m[r.Outcome]++
+	}
+	return m
+}
+
+// BenchDeliver is the connector's side of a benchmark: b.N events over 40
+// conversations delivered through c in batches of batch, as the hub sends
+// them, each batch answered only once the broker acknowledged it. Any
+// event not delivered fails the benchmark; the figure is events/s.
+func BenchDeliver(b *testing.B, c sdk.Connector, batch int) {
+	evs := Events(b.N, 40, sdk.TypeMessageReceived)
+	b.ResetTimer()
+	for i := 0; i < len(evs); i += batch {
+		for _, r := range c.Deliver(context.Background(), evs[i:min(i+batch, len(evs))]) {
+			if r.Outcome != sdk.Delivered {
+				b.Fatalf("%+v", r)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
