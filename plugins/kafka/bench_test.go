@@ -8,10 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/wahub/wahub/plugins/internal/stream"
 	"github.com/wahub/wahub/plugins/internal/stream/streamtest"
 	"github.com/wahub/wahub/plugins/kafka"
-	"github.com/wahub/wahub/sdk"
 )
 
 // BenchmarkKafka is events/s into an in-process kfake cluster (3
@@ -28,16 +26,11 @@ func BenchmarkKafka(b *testing.B) {
 	}
 	defer cl.Close()
 	b.Run("bare-franz-go", func(b *testing.B) {
-		evs := streamtest.Events(b.N, 40, sdk.TypeMessageReceived)
-		enc := stream.Encoder{Format: stream.FormatWahub}
-		recs := make([]*kgo.Record, len(evs))
-		for i := range evs {
-			body, hs, err := enc.Encode(&evs[i])
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := &kgo.Record{Topic: "bench", Key: []byte(evs[i].ConversationID), Value: body}
-			for _, h := range hs {
+		encoded := streamtest.Encode(b)
+		recs := make([]*kgo.Record, len(encoded))
+		for i, e := range encoded {
+			r := &kgo.Record{Topic: "bench", Key: []byte(e.Event.ConversationID), Value: e.Body}
+			for _, h := range e.Headers {
 				r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
 			}
 			recs[i] = r

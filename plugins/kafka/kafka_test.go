@@ -226,19 +226,7 @@ func TestBrokerDownRetriesAndDeliversWhenBack(t *testing.T) {
 	cl.SetDown(false)
 	// As the hub does: send again what was not delivered, in order,
 	// until the producer has reconnected.
-	pending := evs[4:]
-	for attempt := 1; len(pending) > 0; attempt++ {
-		if attempt > 30 {
-			t.Fatalf("%d events still not delivered after 30 batches", len(pending))
-		}
-		var next []sdk.Event
-		for i, r := range c.Deliver(context.Background(), pending) {
-			if r.Outcome != sdk.Delivered {
-				next = append(next, pending[i])
-			}
-		}
-		pending = next
-	}
+	streamtest.Redeliver(t, c, evs[4:], 30)
 	// Every event is stored once, each conversation's in order. A record
 	// whose request was lost when the broker went away stays in the
 	// producer until the broker is back; the hub's retry of it waits for

@@ -198,19 +198,7 @@ func TestServerDownRetriesAndDeliversWhenBack(t *testing.T) {
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	pending := evs[4:]
-	for attempt := 1; len(pending) > 0; attempt++ {
-		if attempt > 100 {
-			t.Fatalf("%d events still not delivered after 100 batches", len(pending))
-		}
-		var next []sdk.Event
-		for i, r := range c.Deliver(context.Background(), pending) {
-			if r.Outcome != sdk.Delivered {
-				next = append(next, pending[i])
-			}
-		}
-		pending = next
-	}
+	streamtest.Redeliver(t, c, evs[4:], 100)
 	seen := map[string]int{}
 	for _, m := range messages(t, s, "WAHUB") {
 		seen[m.Headers["Nats-Msg-Id"]]++

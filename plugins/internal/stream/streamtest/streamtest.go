@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wahub/wahub/plugins/internal/stream"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -59,6 +60,25 @@ func Events(n, convs int, typ string) []sdk.Event {
 	return out
 }
 
+// Redeliver does what the hub does after an outage: it sends again, in
+// order, the events of pending not delivered yet, until every one is, and
+// fails the test after batches rounds.
+func Redeliver(tb testing.TB, c sdk.Connector, pending []sdk.Event, batches int) {
+	tb.Helper()
+	for round := 1; len(pending) > 0; round++ {
+		if round > batches {
+			tb.Fatalf("%d events still not delivered after %d batches", len(pending), batches)
+		}
+		var next []sdk.Event
+		for i, r := range c.Deliver(context.Background(), pending) {
+			if r.Outcome != sdk.Delivered {
+				next = append(next, pending[i])
+			}
+		}
+		pending = next
+	}
+}
+
 // Outcomes counts results by outcome.
 func Outcomes(res []sdk.Result) map[sdk.Outcome]int {
 	m := map[sdk.Outcome]int{}
@@ -66,6 +86,30 @@ func Outcomes(res []sdk.Result) map[sdk.Outcome]int {
 		m[r.Outcome]++
 	}
 	return m
+}
+
+// Encoded is an event as the connectors write it in the wahub format.
+type Encoded struct {
+	Event   *sdk.Event
+	Body    []byte
+	Headers []stream.Header
+}
+
+// Encode is a benchmark baseline's input: the b.N events BenchDeliver
+// sends, encoded beforehand, so that the bare client loop publishes the
+// very bytes the connector would.
+func Encode(b *testing.B) []Encoded {
+	evs := Events(b.N, 40, sdk.TypeMessageReceived)
+	enc := stream.Encoder{Format: stream.FormatWahub}
+	out := make([]Encoded, len(evs))
+	for i := range evs {
+		body, hs, err := enc.Encode(&evs[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[i] = Encoded{Event: &evs[i], Body: body, Headers: hs}
+	}
+	return out
 }
 
 // BenchDeliver is the connector's side of a benchmark: b.N events over 40
