@@ -199,14 +199,11 @@ func (r *run) inbound(ctx context.Context, ev *sdk.Event) sdk.Result {
 			return res
 		}
 	}
-	team := ""
-	if ev.Route != nil {
-		team = ev.Route.Team
+	channel, chKey, err := r.s.channelOf(ev)
+	if err != nil {
+		return sdk.FailedResult(ev.ID, err)
 	}
-	channel, chKey := r.s.channelFor(team)
-	if channel == "" {
-		return sdk.FailedResult(ev.ID, fmt.Errorf("no Slack channel for team %q: add connectors.%s.config.channels.%s or a default connectors.%s.config.channel", team, r.s.name, team, r.s.name))
-	}
+	team := routeTeam(ev)
 	conv := conversation(ev)
 	if conv == "" {
 		conv = "event:" + ev.ID // nothing to thread it with: a root of its own
@@ -498,11 +495,7 @@ func (r *run) note(ctx context.Context, ev *sdk.Event) sdk.Result {
 	if done, err := r.done(ctx, ev); err != nil || done {
 		return doneResult(ev, err)
 	}
-	team := ""
-	if ev.Route != nil {
-		team = ev.Route.Team
-	}
-	th, found, err := r.findThread(ctx, ev, team)
+	th, found, err := r.findThread(ctx, ev, routeTeam(ev))
 	if err != nil {
 		return sdk.RetryResult(ev.ID, 0, err)
 	}
