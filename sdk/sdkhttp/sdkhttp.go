@@ -5,7 +5,9 @@
 package sdkhttp
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +40,32 @@ func NewClient(conns int, rt http.RoundTripper) *http.Client {
 		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// NewJSONRequest builds a call to an API that speaks JSON, bounded by
+// ctx: in, unless nil, is the body, marshalled, with Content-Type
+// application/json; Accept asks for JSON and User-Agent is userAgent
+// (wahub-<connector>/<version>, which API providers ask integrations to
+// send so that they can tell them apart).
+func NewJSONRequest(ctx context.Context, method, url string, in any, userAgent string) (*http.Request, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
 }
 
 // Transient reports whether an answer with this status may succeed when
