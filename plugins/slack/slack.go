@@ -93,7 +93,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -101,6 +100,7 @@ import (
 	slackapi "github.com/slack-go/slack"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // Name is the connector's built-in name.
@@ -285,12 +285,12 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	}
 
 	if c.APIURL != "" {
-		u, err := url.Parse(c.APIURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s: must be an absolute http:// or https:// URL such as %s", key("api_url"), defaultAPIURL)
+		base, err := sdkhttp.BaseURL(c.APIURL, "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v (such as %s; the token goes in config.token)", key("api_url"), err, defaultAPIURL)
 		}
 		// slack-go appends the method name to it as is.
-		s.apiURL = strings.TrimRight(c.APIURL, "/") + "/"
+		s.apiURL = base + "/"
 	}
 	if c.ShowName != nil {
 		s.showName = *c.ShowName

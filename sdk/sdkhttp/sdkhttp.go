@@ -133,6 +133,27 @@ func Text(snippet []byte) string {
 	return strings.TrimSpace(strings.ToValidUTF8(string(snippet), string(utf8.RuneError)))
 }
 
+// BaseURL reads a configured API address (an api_url key): it must be an
+// absolute http:// or https:// URL with a host, and carry no credentials
+// and no query, which belong in the connector's own secret keys. The
+// result is scheme://host/path without a trailing slash and without
+// apiPath (the version prefix, such as /api/v2, that the connector adds to
+// every call), so that a user may paste either form.
+func BaseURL(raw, apiPath string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("must be an absolute http:// or https:// URL")
+	}
+	if u.User != nil || u.RawQuery != "" {
+		return "", errors.New("must not carry credentials or a query")
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	if apiPath != "" {
+		path = strings.TrimSuffix(strings.TrimSuffix(path, apiPath), "/")
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: path}).String(), nil
+}
+
 // Redacted is u without credentials, query or fragment: the part of a URL
 // an error message may quote.
 func Redacted(u *url.URL) string {

@@ -123,3 +123,28 @@ func TestNewJSONRequest(t *testing.T) {
 		t.Errorf("bad method: %v", err)
 	}
 }
+
+func TestBaseURL(t *testing.T) {
+	cases := []struct {
+		raw, apiPath, want, err string
+	}{
+		{raw: "https://acme.zendesk.com", apiPath: "/api/v2", want: "https://acme.zendesk.com"},
+		{raw: "https://acme.zendesk.com/api/v2/", apiPath: "/api/v2", want: "https://acme.zendesk.com"},
+		{raw: "http://127.0.0.1:8080/sandbox/zendesk/", apiPath: "/api/v2", want: "http://127.0.0.1:8080/sandbox/zendesk"},
+		{raw: "https://api.hubapi.com/", want: "https://api.hubapi.com"},
+		{raw: "acme.zendesk.com", err: "must be an absolute"},
+		{raw: "ftp://acme.example", err: "must be an absolute"},
+		{raw: "https:///x", err: "must be an absolute"},
+		{raw: "https://key:X@acme.freshdesk.com", err: "must not carry credentials"},
+		{raw: "https://api.hubapi.com?hapikey=x", err: "or a query"},
+	}
+	for _, tc := range cases {
+		got, err := sdkhttp.BaseURL(tc.raw, tc.apiPath)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("BaseURL(%q) = %q, %v; want an error with %q", tc.raw, got, err, tc.err)
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("BaseURL(%q, %q) = %q, %v; want %q", tc.raw, tc.apiPath, got, err, tc.want)
+		}
+	}
+}
