@@ -176,25 +176,9 @@ func TestServerDownRetriesAndDeliversWhenBack(t *testing.T) {
 	addStream(t, s, "WAHUB", "wahub.>")
 	c := streamtest.MustConfigure(t, nats.New, map[string]any{"url": s.URL(), "subject": "wahub.events", "delivery_timeout": "300ms"})
 	evs := streamtest.Events(20, 4, sdk.TypeMessageReceived)
-	if o := streamtest.Outcomes(c.Deliver(context.Background(), evs[:4])); o[sdk.Delivered] != 4 {
-		t.Fatal(o)
-	}
+	streamtest.MustDeliver(t, c, evs[:4])
 	s.Stop()
-	res := c.Deliver(context.Background(), evs[4:])
-	first, held := 0, 0
-	for _, r := range res {
-		switch {
-		case r.Outcome == sdk.Retry && r.NotAttempted:
-			held++
-		case r.Outcome == sdk.Retry:
-			first++
-		default:
-			t.Fatalf("with the server down: %+v", r)
-		}
-	}
-	if first != 4 || held != 12 {
-		t.Fatalf("%d retried, %d held; want 4 and 12", first, held)
-	}
+	streamtest.WantHeld(t, c.Deliver(context.Background(), evs[4:]), 4, 12)
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}

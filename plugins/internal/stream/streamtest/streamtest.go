@@ -60,6 +60,38 @@ func Events(n, convs int, typ string) []sdk.Event {
 	return out
 }
 
+// MustDeliver delivers events through c and fails the test unless every
+// one is Delivered.
+func MustDeliver(tb testing.TB, c sdk.Connector, events []sdk.Event) {
+	tb.Helper()
+	for _, r := range c.Deliver(context.Background(), events) {
+		if r.Outcome != sdk.Delivered {
+			tb.Fatalf("%s: %s: %s", r.EventID, r.Outcome, r.Error)
+		}
+	}
+}
+
+// WantHeld checks the answer to a batch sent while the broker is away:
+// each conversation's first event is to be retried (first of them) and
+// every later one held behind it, not attempted (held of them).
+func WantHeld(tb testing.TB, res []sdk.Result, first, held int) {
+	tb.Helper()
+	gotFirst, gotHeld := 0, 0
+	for _, r := range res {
+		switch {
+		case r.Outcome == sdk.Retry && r.NotAttempted:
+			gotHeld++
+		case r.Outcome == sdk.Retry:
+			gotFirst++
+		default:
+			tb.Fatalf("with the broker away: %+v", r)
+		}
+	}
+	if gotFirst != first || gotHeld != held {
+		tb.Fatalf("%d retried, %d held; want each conversation's first event retried (%d) and the others held (%d)", gotFirst, gotHeld, first, held)
+	}
+}
+
 // Redeliver does what the hub does after an outage: it sends again, in
 // order, the events of pending not delivered yet, until every one is, and
 // fails the test after batches rounds.
