@@ -37,34 +37,23 @@ func records(t *testing.T, c *kafkatest.Cluster, topics ...string) []kafkatest.R
 }
 
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  map[string]any
-		want string
-	}{
-		{"no brokers", map[string]any{"topic": "t"}, "config.brokers: required"},
-		{"scheme in broker", map[string]any{"brokers": []string{"kafka://h:9092"}, "topic": "t"}, "config.brokers[0]"},
-		{"brokers not a list", map[string]any{"brokers": 9092, "topic": "t"}, "config"},
-		{"no topic", map[string]any{"brokers": []string{"h:9092"}}, "config.topic: required"},
-		{"bad topic char", map[string]any{"brokers": []string{"h:9092"}, "topic": "a b"}, "config.topic"},
-		{"unknown placeholder", map[string]any{"brokers": []string{"h:9092"}, "topic": "wahub.{kind}"}, "unknown placeholder {kind}"},
-		{"bad format", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "format": "avro"}, "config.format"},
-		{"bad timeout", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "soon"}, "config.delivery_timeout"},
-		{"timeout under 1s", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "300ms"}, "at least 1s"},
-		{"bad compression", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "compression": "brotli"}, "config.compression"},
-		{"sasl mechanism", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "GSSAPI", "username": "u", "password": "p"}}, "config.sasl.mechanism"},
-		{"sasl no password", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "PLAIN", "username": "u"}}, "config.sasl.password"},
-		{"tls ca missing", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "tls": map[string]any{"ca_file": "/nonexistent/ca.pem"}}, "config.tls.ca_file"},
-		{"tls half pair", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "tls": map[string]any{"cert_file": "c.pem"}}, "set both"},
-		{"unknown key", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "partitioner": "rr"}, "config.partitioner: unknown key"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := streamtest.Configure(t, kafka.New, tc.cfg, true)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "connectors.stream.") {
-				t.Fatalf("got %v, want an error naming connectors.stream… and containing %q", err, tc.want)
-			}
-		})
-	}
+	streamtest.ConfigErrors(t, kafka.New, []streamtest.ConfigError{
+		{Name: "no brokers", Config: map[string]any{"topic": "t"}, Want: "config.brokers: required"},
+		{Name: "scheme in broker", Config: map[string]any{"brokers": []string{"kafka://h:9092"}, "topic": "t"}, Want: "config.brokers[0]"},
+		{Name: "brokers not a list", Config: map[string]any{"brokers": 9092, "topic": "t"}, Want: "config"},
+		{Name: "no topic", Config: map[string]any{"brokers": []string{"h:9092"}}, Want: "config.topic: required"},
+		{Name: "bad topic char", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "a b"}, Want: "config.topic"},
+		{Name: "unknown placeholder", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "wahub.{kind}"}, Want: "unknown placeholder {kind}"},
+		{Name: "bad format", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "format": "avro"}, Want: "config.format"},
+		{Name: "bad timeout", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "soon"}, Want: "config.delivery_timeout"},
+		{Name: "timeout under 1s", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "300ms"}, Want: "at least 1s"},
+		{Name: "bad compression", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "compression": "brotli"}, Want: "config.compression"},
+		{Name: "sasl mechanism", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "GSSAPI", "username": "u", "password": "p"}}, Want: "config.sasl.mechanism"},
+		{Name: "sasl no password", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "PLAIN", "username": "u"}}, Want: "config.sasl.password"},
+		{Name: "tls ca missing", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "tls": map[string]any{"ca_file": "/nonexistent/ca.pem"}}, Want: "config.tls.ca_file"},
+		{Name: "tls half pair", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "tls": map[string]any{"cert_file": "c.pem"}}, Want: "set both"},
+		{Name: "unknown key", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "partitioner": "rr"}, Want: "config.partitioner: unknown key"},
+	})
 }
 
 // 2,000 events of 40 conversations in batches of 100: every event is one

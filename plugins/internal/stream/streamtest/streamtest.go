@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,27 @@ func Configure(tb testing.TB, newConnector func() sdk.Connector, cfg map[string]
 		}
 	})
 	return c, c.Configure(context.Background(), sdk.Config{Name: "stream", Raw: raw, CheckOnly: checkOnly}, nil)
+}
+
+// ConfigError is a configuration a connector must refuse, and what the
+// error must say.
+type ConfigError struct {
+	Name   string
+	Config map[string]any
+	Want   string
+}
+
+// ConfigErrors checks that the connector refuses each configuration in
+// check mode with an error naming connectors.stream… and containing Want.
+func ConfigErrors(t *testing.T, newConnector func() sdk.Connector, cases []ConfigError) {
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			_, err := Configure(t, newConnector, tc.Config, true)
+			if err == nil || !strings.Contains(err.Error(), tc.Want) || !strings.Contains(err.Error(), "connectors.stream.") {
+				t.Fatalf("got %v, want an error naming connectors.stream… and containing %q", err, tc.Want)
+			}
+		})
+	}
 }
 
 // MustConfigure is Configure for a configuration that must be accepted.
