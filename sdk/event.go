@@ -7,6 +7,7 @@ package sdk
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -141,6 +142,17 @@ type Quoted struct {
 	Type string `json:"type,omitempty"`
 	// Text is the message's text, caption, template or button title.
 	Text string `json:"text,omitempty"`
+}
+
+// Excerpt is the quoted message's text on one line, cut after n
+// characters with an ellipsis: how a connector shows what a reply or a
+// reaction is about. "" when the message had no text.
+func (q *Quoted) Excerpt(n int) string {
+	text := strings.Join(strings.Fields(q.Text), " ")
+	if r := []rune(text); len(r) > n {
+		text = string(r[:n]) + "…"
+	}
+	return text
 }
 
 // Context links a message to an earlier one.

@@ -295,13 +295,11 @@ func (c *client) do(ctx context.Context, method string, body []byte) (*envelope,
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.s.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.s.base+method+".json", bytes.NewReader(body))
+	// The error would quote the URL, which holds the webhook's code.
+	req, err := sdkhttp.NewJSONRequest(rctx, http.MethodPost, c.s.base+method+".json", json.RawMessage(body), "wahub-bitrix24/"+Version)
 	if err != nil {
 		return nil, fail(0, "", "", errors.New("cannot build the request"))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "wahub-bitrix24/"+Version)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		switch {

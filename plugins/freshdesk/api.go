@@ -1,7 +1,6 @@
 package freshdesk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -134,30 +133,17 @@ func (c *connector) call(ctx context.Context, s *settings, method, path string, 
 		return &apiError{op: op, status: http.StatusTooManyRequests, retryAfter: wait,
 			text: fmt.Sprintf("%s: not sent: Freshdesk's rate limit is used up for the next %s (it counts refused calls too)", op, wait)}
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return &apiError{op: op, status: -1, text: fmt.Sprintf("%s: encode request: %v", op, err)}
-		}
-		body = bytes.NewReader(b)
-	}
 	u := s.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, method, u, body)
+	req, err := sdkhttp.NewJSONRequest(rctx, method, u, in, "wahub-freshdesk/"+Version)
 	if err != nil {
-		return &apiError{op: op, status: -1, text: fmt.Sprintf("%s: build request: %v", op, err)}
+		return &apiError{op: op, status: -1, text: fmt.Sprintf("%s: %v", op, err)}
 	}
 	req.SetBasicAuth(s.apiKey, "X")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "wahub-freshdesk/"+Version)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return &apiError{op: op, text: sdkhttp.DoError(ctx, op+" "+s.base, s.timeout, err).Error()}

@@ -135,7 +135,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -274,15 +273,11 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 
 	switch {
 	case c.APIURL != "":
-		u, err := url.Parse(c.APIURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s: must be an absolute http(s) URL such as https://acme.freshdesk.com", key("api_url"))
+		base, err := sdkhttp.BaseURL(c.APIURL, "/api/v2")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v (such as https://acme.freshdesk.com; the key goes in api_key)", key("api_url"), err)
 		}
-		if u.User != nil || u.RawQuery != "" {
-			return nil, fmt.Errorf("%s: must not carry credentials or a query; set api_key instead", key("api_url"))
-		}
-		path := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v2")
-		s.base = u.Scheme + "://" + u.Host + strings.TrimSuffix(path, "/")
+		s.base = base
 	case c.Domain != "":
 		d := strings.ToLower(strings.TrimSpace(c.Domain))
 		if !domainRE.MatchString(d) {

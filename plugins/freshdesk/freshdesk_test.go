@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -68,11 +67,7 @@ func (e *env) deliver(events ...sdk.Event) map[string]sdk.Result {
 
 func (e *env) mustDeliver(events ...sdk.Event) {
 	e.t.Helper()
-	for id, r := range e.deliver(events...) {
-		if r.Outcome != sdk.Delivered && r.Outcome != sdk.Skipped {
-			e.t.Fatalf("%s: %s %s", id, r.Outcome, r.Error)
-		}
-	}
+	sdktest.MustDeliver(e.t, e.remote, events...)
 }
 
 var (
@@ -490,7 +485,7 @@ func TestErrorMapping(t *testing.T) {
 			}
 			r := e.remote
 			if tc.refused {
-				cfg := configJSON(t, "http://"+closedAddr(t), nil)
+				cfg := configJSON(t, "http://"+sdktest.ClosedAddr(t), nil)
 				r, _ = sdktest.Start(t, freshdesk.New(), "freshdesk", cfg)
 			}
 			res, err := r.Deliver(context.Background(), []sdk.Event{text("evt_1", "conv", ana, "oi"), text("evt_2", "conv", ana, "alô")})
@@ -508,17 +503,6 @@ func TestErrorMapping(t *testing.T) {
 			}
 		})
 	}
-}
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // failOnce answers the first call matching method and path suffix with

@@ -237,10 +237,7 @@ func quotedLine(q *sdk.Quoted) string {
 	if q.From == "business" {
 		who = "You wrote"
 	}
-	text := strings.Join(strings.Fields(q.Text), " ")
-	if r := []rune(text); len(r) > 200 {
-		text = string(r[:200]) + "…"
-	}
+	text := q.Excerpt(200)
 	if text == "" {
 		text = "(" + q.Type + " message)"
 	}

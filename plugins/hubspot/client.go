@@ -1,7 +1,6 @@
 package hubspot
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // API paths (the classic v3 style).
@@ -199,28 +199,15 @@ func (c *connector) call(ctx context.Context, s *settings, o op, method, path st
 	if err := c.checkPause(); err != nil {
 		return err
 	}
-	var body io.Reader
-	if in != nil {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(raw)
-	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, method, s.apiURL+path, body)
+	req, err := sdkhttp.NewJSONRequest(rctx, method, s.apiURL+path, in, "wahub-hubspot/"+Version)
 	if err != nil {
-		return fmt.Errorf("build request %s %s: %w", method, path, err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	// The path without its query names the call in errors.
 	shown, _, _ := strings.Cut(path, "?")
 	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "wahub-hubspot/"+Version)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		te := &transportError{op: o, method: method, path: shown, err: err}

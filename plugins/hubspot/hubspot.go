@@ -56,7 +56,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -258,14 +257,11 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	}
 
 	if c.APIURL != "" {
-		u, err := url.Parse(c.APIURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s: must be an absolute http:// or https:// URL such as %s", key("api_url"), DefaultAPIURL)
+		base, err := sdkhttp.BaseURL(c.APIURL, "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v (such as %s; the token goes in config.token)", key("api_url"), err, DefaultAPIURL)
 		}
-		if u.RawQuery != "" || u.User != nil {
-			return nil, fmt.Errorf("%s: must not carry a query or credentials (the token goes in config.token)", key("api_url"))
-		}
-		s.apiURL = strings.TrimRight(c.APIURL, "/")
+		s.apiURL = base
 	}
 
 	var err error

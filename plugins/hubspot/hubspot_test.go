@@ -75,7 +75,7 @@ func TestConfig(t *testing.T) {
 		{"token with newline", `{"token": "pat-na1-s3cret\n"}`, "connectors.hubspot.config.token: contains whitespace"},
 		{"api_url relative", `{` + tok + `, "api_url": "/crm"}`, "connectors.hubspot.config.api_url: must be an absolute"},
 		{"api_url ftp", `{` + tok + `, "api_url": "ftp://api.hubapi.com"}`, "connectors.hubspot.config.api_url"},
-		{"api_url with query", `{` + tok + `, "api_url": "https://api.hubapi.com?hapikey=x"}`, "connectors.hubspot.config.api_url: must not carry a query"},
+		{"api_url with query", `{` + tok + `, "api_url": "https://api.hubapi.com?hapikey=x"}`, "connectors.hubspot.config.api_url: must not carry credentials or a query"},
 		{"bad timeout", `{` + tok + `, "timeout": "soon"}`, "connectors.hubspot.config.timeout: \"soon\" is not a duration such as 10s"},
 		{"bad search_lag", `{` + tok + `, "search_lag": "-1s"}`, "connectors.hubspot.config.search_lag"},
 		{"negative rate", `{` + tok + `, "requests_per_10s": -5}`, "connectors.hubspot.config.requests_per_10s: must be a positive"},

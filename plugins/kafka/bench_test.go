@@ -2,15 +2,14 @@ package kafka_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/wahub/wahub/plugins/internal/stream"
-	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/plugins/internal/stream/streamtest"
+	"github.com/wahub/wahub/plugins/kafka"
 )
 
 // BenchmarkKafka is events/s into an in-process kfake cluster (3
@@ -27,16 +26,11 @@ func BenchmarkKafka(b *testing.B) {
 	}
 	defer cl.Close()
 	b.Run("bare-franz-go", func(b *testing.B) {
-		evs := events(b.N, 40, sdk.TypeMessageReceived)
-		enc := stream.Encoder{Format: stream.FormatWahub}
-		recs := make([]*kgo.Record, len(evs))
-		for i := range evs {
-			body, hs, err := enc.Encode(&evs[i])
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := &kgo.Record{Topic: "bench", Key: []byte(evs[i].ConversationID), Value: body}
-			for _, h := range hs {
+		encoded := streamtest.Encode(b)
+		recs := make([]*kgo.Record, len(encoded))
+		for i, e := range encoded {
+			r := &kgo.Record{Topic: "bench", Key: []byte(e.Event.ConversationID), Value: e.Body}
+			for _, h := range e.Headers {
 				r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
 			}
 			recs[i] = r
@@ -71,19 +65,8 @@ func BenchmarkKafka(b *testing.B) {
 	})
 	for _, batch := range []int{100, 500} {
 		b.Run(fmt.Sprintf("connector-batch%d", batch), func(b *testing.B) {
-			evs := events(b.N, 40, sdk.TypeMessageReceived)
-			raw, _ := json.Marshal(map[string]any{"brokers": cl.Brokers(), "topic": "bench"})
-			c := newConnector(b, raw)
-			b.ResetTimer()
-			for i := 0; i < len(evs); i += batch {
-				for _, r := range c.Deliver(context.Background(), evs[i:min(i+batch, len(evs))]) {
-					if r.Outcome != sdk.Delivered {
-						b.Fatalf("%+v", r)
-					}
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			c := streamtest.MustConfigure(b, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "bench"})
+			streamtest.BenchDeliver(b, c, batch)
 		})
 	}
 }

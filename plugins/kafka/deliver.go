@@ -16,10 +16,6 @@ import (
 // have answered for each record: a result is Delivered only for a record
 // every in-sync replica has.
 func (st *state) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
-	return st.deliver(ctx, events)
-}
-
-func (st *state) deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 	outcomes := make([]stream.Outcome, len(events))
 	flights := make([]*flight, len(events))
 	pctx, cancel := context.WithTimeout(ctx, st.deliveryTimeout)

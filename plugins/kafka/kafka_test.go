@@ -3,14 +3,13 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/wahub/wahub/plugins/internal/stream/streamtest"
 	"github.com/wahub/wahub/plugins/kafka"
 	"github.com/wahub/wahub/plugins/kafka/kafkatest"
 	"github.com/wahub/wahub/sdk"
@@ -26,42 +25,6 @@ func startCluster(t *testing.T, topics []string, opts ...kfake.Opt) *kafkatest.C
 	return c
 }
 
-func configure(t *testing.T, cfg map[string]any, checkOnly bool) (sdk.Connector, error) {
-	t.Helper()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := kafka.New()
-	t.Cleanup(func() { c.(io.Closer).Close() })
-	return c, c.Configure(context.Background(), sdk.Config{Name: "stream", Raw: raw, CheckOnly: checkOnly}, nil)
-}
-
-func mustConfigure(t *testing.T, cfg map[string]any) sdk.Connector {
-	t.Helper()
-	c, err := configure(t, cfg, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// events returns n events spread over convs conversations, in log order.
-func events(n, convs int, typ string) []sdk.Event {
-	base := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	out := make([]sdk.Event, n)
-	for i := range out {
-		out[i] = sdk.Event{
-			ID: fmt.Sprintf("evt_%05d", i), Seq: int64(i + 1), Type: typ,
-			OccurredAt: base.Add(time.Duration(i) * time.Second), ReceivedAt: base.Add(time.Duration(i) * time.Second),
-			ConversationID: fmt.Sprintf("conv_%02d", i%convs),
-			Business:       &sdk.Business{PhoneNumberID: "106540352242922"},
-			Message:        &sdk.Message{ID: fmt.Sprintf("wamid.%d", i), Type: "text", Text: fmt.Sprintf("hello %d", i)},
-		}
-	}
-	return out
-}
-
 func records(t *testing.T, c *kafkatest.Cluster, topics ...string) []kafkatest.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -73,43 +36,24 @@ func records(t *testing.T, c *kafkatest.Cluster, topics ...string) []kafkatest.R
 	return recs
 }
 
-func outcomes(res []sdk.Result) map[sdk.Outcome]int {
-	m := map[sdk.Outcome]int{}
-	for _, r := range res {
-		m[r.Outcome]++
-	}
-	return m
-}
-
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  map[string]any
-		want string
-	}{
-		{"no brokers", map[string]any{"topic": "t"}, "config.brokers: required"},
-		{"scheme in broker", map[string]any{"brokers": []string{"kafka://h:9092"}, "topic": "t"}, "config.brokers[0]"},
-		{"brokers not a list", map[string]any{"brokers": 9092, "topic": "t"}, "config"},
-		{"no topic", map[string]any{"brokers": []string{"h:9092"}}, "config.topic: required"},
-		{"bad topic char", map[string]any{"brokers": []string{"h:9092"}, "topic": "a b"}, "config.topic"},
-		{"unknown placeholder", map[string]any{"brokers": []string{"h:9092"}, "topic": "wahub.{kind}"}, "unknown placeholder {kind}"},
-		{"bad format", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "format": "avro"}, "config.format"},
-		{"bad timeout", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "soon"}, "config.delivery_timeout"},
-		{"timeout under 1s", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "300ms"}, "at least 1s"},
-		{"bad compression", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "compression": "brotli"}, "config.compression"},
-		{"sasl mechanism", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "GSSAPI", "username": "u", "password": "p"}}, "config.sasl.mechanism"},
-		{"sasl no password", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "PLAIN", "username": "u"}}, "config.sasl.password"},
-		{"tls ca missing", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "tls": map[string]any{"ca_file": "/nonexistent/ca.pem"}}, "config.tls.ca_file"},
-		{"tls half pair", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "tls": map[string]any{"cert_file": "c.pem"}}, "set both"},
-		{"unknown key", map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "partitioner": "rr"}, "config.partitioner: unknown key"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := configure(t, tc.cfg, true)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "connectors.stream.") {
-				t.Fatalf("got %v, want an error naming connectors.stream… and containing %q", err, tc.want)
-			}
-		})
-	}
+	streamtest.ConfigErrors(t, kafka.New, []streamtest.ConfigError{
+		{Name: "no brokers", Config: map[string]any{"topic": "t"}, Want: "config.brokers: required"},
+		{Name: "scheme in broker", Config: map[string]any{"brokers": []string{"kafka://h:9092"}, "topic": "t"}, Want: "config.brokers[0]"},
+		{Name: "brokers not a list", Config: map[string]any{"brokers": 9092, "topic": "t"}, Want: "config"},
+		{Name: "no topic", Config: map[string]any{"brokers": []string{"h:9092"}}, Want: "config.topic: required"},
+		{Name: "bad topic char", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "a b"}, Want: "config.topic"},
+		{Name: "unknown placeholder", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "wahub.{kind}"}, Want: "unknown placeholder {kind}"},
+		{Name: "bad format", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "format": "avro"}, Want: "config.format"},
+		{Name: "bad timeout", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "soon"}, Want: "config.delivery_timeout"},
+		{Name: "timeout under 1s", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "delivery_timeout": "300ms"}, Want: "at least 1s"},
+		{Name: "bad compression", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "compression": "brotli"}, Want: "config.compression"},
+		{Name: "sasl mechanism", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "GSSAPI", "username": "u", "password": "p"}}, Want: "config.sasl.mechanism"},
+		{Name: "sasl no password", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "sasl": map[string]any{"mechanism": "PLAIN", "username": "u"}}, Want: "config.sasl.password"},
+		{Name: "tls ca missing", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "tls": map[string]any{"ca_file": "/nonexistent/ca.pem"}}, Want: "config.tls.ca_file"},
+		{Name: "tls half pair", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "tls": map[string]any{"cert_file": "c.pem"}}, Want: "set both"},
+		{Name: "unknown key", Config: map[string]any{"brokers": []string{"h:9092"}, "topic": "t", "partitioner": "rr"}, Want: "config.partitioner: unknown key"},
+	})
 }
 
 // 2,000 events of 40 conversations in batches of 100: every event is one
@@ -117,11 +61,11 @@ func TestConfigErrors(t *testing.T) {
 // log order, with the event id and type in headers.
 func TestDeliverKeepsEachConversationInOnePartitionInOrder(t *testing.T) {
 	cl := startCluster(t, []string{"wahub.events"})
-	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "wahub.events"})
-	evs := events(2000, 40, sdk.TypeMessageReceived)
+	c := streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "wahub.events"})
+	evs := streamtest.Events(2000, 40, sdk.TypeMessageReceived)
 	for i := 0; i < len(evs); i += 100 {
 		res := c.Deliver(context.Background(), evs[i:i+100])
-		if o := outcomes(res); o[sdk.Delivered] != 100 {
+		if o := streamtest.Outcomes(res); o[sdk.Delivered] != 100 {
 			t.Fatalf("batch %d: %v: %+v", i/100, o, res[0])
 		}
 	}
@@ -157,9 +101,9 @@ func TestDeliverKeepsEachConversationInOnePartitionInOrder(t *testing.T) {
 
 func TestCloudEventsBinaryMode(t *testing.T) {
 	cl := startCluster(t, []string{"ce"})
-	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "ce", "format": "cloudevents", "source": "/wahub/acme"})
-	evs := events(1, 1, sdk.TypeButtonClicked)
-	if o := outcomes(c.Deliver(context.Background(), evs)); o[sdk.Delivered] != 1 {
+	c := streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "ce", "format": "cloudevents", "source": "/wahub/acme"})
+	evs := streamtest.Events(1, 1, sdk.TypeButtonClicked)
+	if o := streamtest.Outcomes(c.Deliver(context.Background(), evs)); o[sdk.Delivered] != 1 {
 		t.Fatal(o)
 	}
 	r := records(t, cl, "ce")[0]
@@ -187,12 +131,12 @@ func TestTopicTemplateMissingTopicIsDeadLetterAndCheckSaysSo(t *testing.T) {
 		"wahub.optin.revoked", "wahub.contact.changed"} // no wahub.status.played
 	cl := startCluster(t, names)
 	cfg := map[string]any{"brokers": cl.Brokers(), "topic": "wahub.{type}", "delivery_timeout": "20s"}
-	_, err := configure(t, cfg, true)
+	_, err := streamtest.Configure(t, kafka.New, cfg, true)
 	if err == nil || !strings.Contains(err.Error(), "topic wahub.status.played does not exist") {
 		t.Fatalf("check: %v, want it to name the missing topic", err)
 	}
-	c := mustConfigure(t, cfg)
-	evs := append(events(3, 3, sdk.TypeMessageReceived), events(1, 1, sdk.TypeStatusPlayed)...)
+	c := streamtest.MustConfigure(t, kafka.New, cfg)
+	evs := append(streamtest.Events(3, 3, sdk.TypeMessageReceived), streamtest.Events(1, 1, sdk.TypeStatusPlayed)...)
 	evs[3].ID, evs[3].ConversationID = "evt_played", "conv_09"
 	res := c.Deliver(context.Background(), evs)
 	for _, r := range res[:3] {
@@ -213,15 +157,15 @@ func TestSASL(t *testing.T) {
 		t.Run(mech, func(t *testing.T) {
 			cl := startCluster(t, []string{"secure"}, kfake.EnableSASL(), kfake.Superuser(mech, "wahub", "s3cret"))
 			good := map[string]any{"brokers": cl.Brokers(), "topic": "secure", "sasl": map[string]any{"mechanism": mech, "username": "wahub", "password": "s3cret"}}
-			if _, err := configure(t, good, true); err != nil {
+			if _, err := streamtest.Configure(t, kafka.New, good, true); err != nil {
 				t.Fatalf("check with the right password: %v", err)
 			}
-			c := mustConfigure(t, good)
-			if o := outcomes(c.Deliver(context.Background(), events(5, 2, sdk.TypeMessageReceived))); o[sdk.Delivered] != 5 {
+			c := streamtest.MustConfigure(t, kafka.New, good)
+			if o := streamtest.Outcomes(c.Deliver(context.Background(), streamtest.Events(5, 2, sdk.TypeMessageReceived))); o[sdk.Delivered] != 5 {
 				t.Fatal(o)
 			}
 			bad := map[string]any{"brokers": cl.Brokers(), "topic": "secure", "sasl": map[string]any{"mechanism": mech, "username": "wahub", "password": "wrong"}}
-			if _, err := configure(t, bad, true); err == nil || !strings.Contains(err.Error(), "config.sasl") {
+			if _, err := streamtest.Configure(t, kafka.New, bad, true); err == nil || !strings.Contains(err.Error(), "config.sasl") {
 				t.Fatalf("check with a wrong password: %v, want an error naming config.sasl", err)
 			}
 		})
@@ -231,9 +175,9 @@ func TestSASL(t *testing.T) {
 func TestNotAuthorisedIsDeadLetter(t *testing.T) {
 	cl := startCluster(t, []string{"private"}, kfake.EnableSASL(), kfake.Superuser("PLAIN", "admin", "admin"),
 		kfake.EnableACLs(), kfake.User("PLAIN", "intruder", "pw"))
-	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "private", "delivery_timeout": "20s",
+	c := streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "private", "delivery_timeout": "20s",
 		"sasl": map[string]any{"mechanism": "PLAIN", "username": "intruder", "password": "pw"}})
-	res := c.Deliver(context.Background(), events(2, 1, sdk.TypeMessageReceived))
+	res := c.Deliver(context.Background(), streamtest.Events(2, 1, sdk.TypeMessageReceived))
 	if res[0].Outcome != sdk.Failed || !strings.Contains(res[0].Error, "not authorised") {
 		t.Fatalf("%+v, want a dead letter saying the connector is not authorised", res[0])
 	}
@@ -247,43 +191,15 @@ func TestNotAuthorisedIsDeadLetter(t *testing.T) {
 // back, each once.
 func TestBrokerDownRetriesAndDeliversWhenBack(t *testing.T) {
 	cl := startCluster(t, []string{"t"})
-	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "t", "delivery_timeout": "1s"})
-	evs := events(20, 4, sdk.TypeMessageReceived)
-	if o := outcomes(c.Deliver(context.Background(), evs[:4])); o[sdk.Delivered] != 4 {
-		t.Fatal(o)
-	}
+	c := streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "t", "delivery_timeout": "1s"})
+	evs := streamtest.Events(20, 4, sdk.TypeMessageReceived)
+	streamtest.MustDeliver(t, c, evs[:4])
 	cl.SetDown(true)
-	res := c.Deliver(context.Background(), evs[4:])
-	first, held := 0, 0
-	for _, r := range res {
-		switch {
-		case r.Outcome == sdk.Retry && r.NotAttempted:
-			held++
-		case r.Outcome == sdk.Retry:
-			first++
-		default:
-			t.Fatalf("with the broker down: %+v", r)
-		}
-	}
-	if first != 4 || held != 12 {
-		t.Fatalf("%d retried, %d held; want each of the 4 conversations' first event retried and the 12 others held", first, held)
-	}
+	streamtest.WantHeld(t, c.Deliver(context.Background(), evs[4:]), 4, 12)
 	cl.SetDown(false)
 	// As the hub does: send again what was not delivered, in order,
 	// until the producer has reconnected.
-	pending := evs[4:]
-	for attempt := 1; len(pending) > 0; attempt++ {
-		if attempt > 30 {
-			t.Fatalf("%d events still not delivered after 30 batches", len(pending))
-		}
-		var next []sdk.Event
-		for i, r := range c.Deliver(context.Background(), pending) {
-			if r.Outcome != sdk.Delivered {
-				next = append(next, pending[i])
-			}
-		}
-		pending = next
-	}
+	streamtest.Redeliver(t, c, evs[4:], 30)
 	// Every event is stored once, each conversation's in order. A record
 	// whose request was lost when the broker went away stays in the
 	// producer until the broker is back; the hub's retry of it waits for
@@ -316,11 +232,11 @@ func TestBrokerDownRetriesAndDeliversWhenBack(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	cl := startCluster(t, []string{"t"})
-	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "t"})
+	c := streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "t"})
 	if err := c.(sdk.HealthChecker).Health(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c = mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "absent"})
+	c = streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "absent"})
 	if err := c.(sdk.HealthChecker).Health(context.Background()); err == nil || !strings.Contains(err.Error(), "absent") {
 		t.Fatalf("health with a missing topic: %v", err)
 	}
@@ -331,13 +247,13 @@ func TestHealth(t *testing.T) {
 // second time when the hub sends the event again.
 func TestLateAckIsNotWrittenTwice(t *testing.T) {
 	cl := startCluster(t, []string{"t"})
-	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "t", "delivery_timeout": "1s"})
-	evs := events(8, 2, sdk.TypeMessageReceived)
-	if o := outcomes(c.Deliver(context.Background(), evs[:2])); o[sdk.Delivered] != 2 {
+	c := streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "t", "delivery_timeout": "1s"})
+	evs := streamtest.Events(8, 2, sdk.TypeMessageReceived)
+	if o := streamtest.Outcomes(c.Deliver(context.Background(), evs[:2])); o[sdk.Delivered] != 2 {
 		t.Fatal(o)
 	}
 	cl.SetDown(true)
-	if o := outcomes(c.Deliver(context.Background(), evs[2:])); o[sdk.Delivered] != 0 {
+	if o := streamtest.Outcomes(c.Deliver(context.Background(), evs[2:])); o[sdk.Delivered] != 0 {
 		t.Fatalf("with the broker down: %v", o)
 	}
 	cl.SetDown(false)
@@ -348,7 +264,7 @@ func TestLateAckIsNotWrittenTwice(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // the producer reconnects on its own schedule
 	}
-	if o := outcomes(c.Deliver(context.Background(), evs[2:])); o[sdk.Delivered] != 6 {
+	if o := streamtest.Outcomes(c.Deliver(context.Background(), evs[2:])); o[sdk.Delivered] != 6 {
 		t.Fatalf("redelivery: %v", o)
 	}
 	if n := len(records(t, cl, "t")); n != 8 {

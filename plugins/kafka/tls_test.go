@@ -18,6 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/wahub/wahub/plugins/internal/stream/streamtest"
+	"github.com/wahub/wahub/plugins/kafka"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -49,13 +51,13 @@ func selfSigned(t *testing.T) (*tls.Config, string) {
 func TestTLS(t *testing.T) {
 	srvTLS, ca := selfSigned(t)
 	cl := startCluster(t, []string{"secure"}, kfake.TLS(srvTLS))
-	c := mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "secure", "tls": map[string]any{"ca_file": ca}})
-	if o := outcomes(c.Deliver(context.Background(), events(3, 1, sdk.TypeMessageReceived))); o[sdk.Delivered] != 3 {
+	c := streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "secure", "tls": map[string]any{"ca_file": ca}})
+	if o := streamtest.Outcomes(c.Deliver(context.Background(), streamtest.Events(3, 1, sdk.TypeMessageReceived))); o[sdk.Delivered] != 3 {
 		t.Fatalf("over TLS: %v", o)
 	}
 	// Without the CA the server is not trusted: nothing is delivered.
-	c = mustConfigure(t, map[string]any{"brokers": cl.Brokers(), "topic": "secure", "tls": map[string]any{}, "delivery_timeout": "1s"})
-	if o := outcomes(c.Deliver(context.Background(), events(1, 1, sdk.TypeMessageReceived))); o[sdk.Delivered] != 0 {
+	c = streamtest.MustConfigure(t, kafka.New, map[string]any{"brokers": cl.Brokers(), "topic": "secure", "tls": map[string]any{}, "delivery_timeout": "1s"})
+	if o := streamtest.Outcomes(c.Deliver(context.Background(), streamtest.Events(1, 1, sdk.TypeMessageReceived))); o[sdk.Delivered] != 0 {
 		t.Fatalf("an untrusted server got the event: %v", o)
 	}
 }

@@ -2,17 +2,14 @@ package nats_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"testing"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/wahub/wahub/plugins/internal/stream"
+	"github.com/wahub/wahub/plugins/internal/stream/streamtest"
 	"github.com/wahub/wahub/plugins/nats"
-	"github.com/wahub/wahub/sdk"
 )
 
 // BenchmarkNATS is events/s into an embedded nats-server's JetStream
@@ -35,17 +32,12 @@ func BenchmarkNATS(b *testing.B) {
 		if err := s.AddStream(context.Background(), fmt.Sprintf("BARE%d", run), 0, subject); err != nil {
 			b.Fatal(err)
 		}
-		evs := events(b.N, 40, sdk.TypeMessageReceived)
-		enc := stream.Encoder{Format: stream.FormatWahub}
-		msgs := make([]*natsgo.Msg, len(evs))
-		for i := range evs {
-			body, hs, err := enc.Encode(&evs[i])
-			if err != nil {
-				b.Fatal(err)
-			}
+		encoded := streamtest.Encode(b)
+		msgs := make([]*natsgo.Msg, len(encoded))
+		for i, e := range encoded {
 			m := natsgo.NewMsg(subject)
-			m.Data = body
-			for _, h := range hs {
+			m.Data = e.Body
+			for _, h := range e.Headers {
 				m.Header.Set(h.Key, h.Value)
 			}
 			msgs[i] = m
@@ -62,7 +54,7 @@ func BenchmarkNATS(b *testing.B) {
 		futures := make([]jetstream.PubAckFuture, len(msgs))
 		b.ResetTimer()
 		for i, m := range msgs {
-			if futures[i], err = js.PublishMsgAsync(m, jetstream.WithMsgID(evs[i].ID)); err != nil {
+			if futures[i], err = js.PublishMsgAsync(m, jetstream.WithMsgID(encoded[i].Event.ID)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -83,23 +75,8 @@ func BenchmarkNATS(b *testing.B) {
 			if err := s.AddStream(context.Background(), fmt.Sprintf("CONN%d", run), 0, subject); err != nil {
 				b.Fatal(err)
 			}
-			evs := events(b.N, 40, sdk.TypeMessageReceived)
-			raw, _ := json.Marshal(map[string]any{"url": s.URL(), "subject": subject})
-			c := nats.New()
-			if err := c.Configure(context.Background(), sdk.Config{Name: "bench", Raw: raw}, nil); err != nil {
-				b.Fatal(err)
-			}
-			defer c.(io.Closer).Close()
-			b.ResetTimer()
-			for i := 0; i < len(evs); i += batch {
-				for _, r := range c.Deliver(context.Background(), evs[i:min(i+batch, len(evs))]) {
-					if r.Outcome != sdk.Delivered {
-						b.Fatalf("%+v", r)
-					}
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			c := streamtest.MustConfigure(b, nats.New, map[string]any{"url": s.URL(), "subject": subject})
+			streamtest.BenchDeliver(b, c, batch)
 		})
 	}
 }

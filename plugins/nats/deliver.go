@@ -17,10 +17,6 @@ import (
 // Delivered only for a message the stream stored, or had stored already
 // (a duplicate of the same Nats-Msg-Id within the stream's window).
 func (st *state) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
-	return st.deliver(ctx, events)
-}
-
-func (st *state) deliver(ctx context.Context, events []sdk.Event) []sdk.Result {
 	outcomes := make([]stream.Outcome, len(events))
 	futures := make([]jetstream.PubAckFuture, len(events))
 	pctx, cancel := context.WithTimeout(ctx, st.deliveryTimeout)

@@ -3,12 +3,11 @@ package nats_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wahub/wahub/plugins/internal/stream/streamtest"
 	"github.com/wahub/wahub/plugins/nats"
 	"github.com/wahub/wahub/plugins/nats/natstest"
 	"github.com/wahub/wahub/sdk"
@@ -31,41 +30,6 @@ func addStream(t *testing.T, s *natstest.Server, name string, subjects ...string
 	}
 }
 
-func configure(t *testing.T, cfg map[string]any, checkOnly bool) (sdk.Connector, error) {
-	t.Helper()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nats.New()
-	t.Cleanup(func() { c.(io.Closer).Close() })
-	return c, c.Configure(context.Background(), sdk.Config{Name: "stream", Raw: raw, CheckOnly: checkOnly}, nil)
-}
-
-func mustConfigure(t *testing.T, cfg map[string]any) sdk.Connector {
-	t.Helper()
-	c, err := configure(t, cfg, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func events(n, convs int, typ string) []sdk.Event {
-	base := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	out := make([]sdk.Event, n)
-	for i := range out {
-		out[i] = sdk.Event{
-			ID: fmt.Sprintf("evt_%05d", i), Seq: int64(i + 1), Type: typ,
-			OccurredAt: base.Add(time.Duration(i) * time.Second), ReceivedAt: base.Add(time.Duration(i) * time.Second),
-			ConversationID: fmt.Sprintf("conv_%02d", i%convs),
-			Business:       &sdk.Business{PhoneNumberID: "106540352242922"},
-			Message:        &sdk.Message{ID: fmt.Sprintf("wamid.%d", i), Type: "text", Text: fmt.Sprintf("hello %d", i)},
-		}
-	}
-	return out
-}
-
 func messages(t *testing.T, s *natstest.Server, stream string) []natstest.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -77,40 +41,21 @@ func messages(t *testing.T, s *natstest.Server, stream string) []natstest.Messag
 	return m
 }
 
-func outcomes(res []sdk.Result) map[sdk.Outcome]int {
-	m := map[sdk.Outcome]int{}
-	for _, r := range res {
-		m[r.Outcome]++
-	}
-	return m
-}
-
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  map[string]any
-		want string
-	}{
-		{"no url", map[string]any{"subject": "s"}, "config.url: required"},
-		{"http url", map[string]any{"url": "http://h:4222", "subject": "s"}, "config.url"},
-		{"no subject", map[string]any{"url": "nats://h:4222"}, "config.subject: required"},
-		{"wildcard subject", map[string]any{"url": "nats://h:4222", "subject": "wahub.>"}, "config.subject"},
-		{"empty token", map[string]any{"url": "nats://h:4222", "subject": "wahub..x"}, "empty token"},
-		{"unknown placeholder", map[string]any{"url": "nats://h:4222", "subject": "wahub.{kind}"}, "unknown placeholder"},
-		{"bad format", map[string]any{"url": "nats://h:4222", "subject": "s", "format": "json"}, "config.format"},
-		{"two auths", map[string]any{"url": "nats://h:4222", "subject": "s", "token": "t", "username": "u", "password": "p"}, "set one of"},
-		{"half user", map[string]any{"url": "nats://h:4222", "subject": "s", "username": "u"}, "config.password"},
-		{"nkey missing", map[string]any{"url": "nats://h:4222", "subject": "s", "nkey_seed_file": "/nonexistent/seed"}, "config.nkey_seed_file"},
-		{"bad timeout", map[string]any{"url": "nats://h:4222", "subject": "s", "delivery_timeout": "0s"}, "config.delivery_timeout"},
-		{"unknown key", map[string]any{"url": "nats://h:4222", "subject": "s", "stream": "X"}, "config.stream: unknown key"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := configure(t, tc.cfg, true)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "connectors.stream.") {
-				t.Fatalf("got %v, want an error naming connectors.stream… and containing %q", err, tc.want)
-			}
-		})
-	}
+	streamtest.ConfigErrors(t, nats.New, []streamtest.ConfigError{
+		{Name: "no url", Config: map[string]any{"subject": "s"}, Want: "config.url: required"},
+		{Name: "http url", Config: map[string]any{"url": "http://h:4222", "subject": "s"}, Want: "config.url"},
+		{Name: "no subject", Config: map[string]any{"url": "nats://h:4222"}, Want: "config.subject: required"},
+		{Name: "wildcard subject", Config: map[string]any{"url": "nats://h:4222", "subject": "wahub.>"}, Want: "config.subject"},
+		{Name: "empty token", Config: map[string]any{"url": "nats://h:4222", "subject": "wahub..x"}, Want: "empty token"},
+		{Name: "unknown placeholder", Config: map[string]any{"url": "nats://h:4222", "subject": "wahub.{kind}"}, Want: "unknown placeholder"},
+		{Name: "bad format", Config: map[string]any{"url": "nats://h:4222", "subject": "s", "format": "json"}, Want: "config.format"},
+		{Name: "two auths", Config: map[string]any{"url": "nats://h:4222", "subject": "s", "token": "t", "username": "u", "password": "p"}, Want: "set one of"},
+		{Name: "half user", Config: map[string]any{"url": "nats://h:4222", "subject": "s", "username": "u"}, Want: "config.password"},
+		{Name: "nkey missing", Config: map[string]any{"url": "nats://h:4222", "subject": "s", "nkey_seed_file": "/nonexistent/seed"}, Want: "config.nkey_seed_file"},
+		{Name: "bad timeout", Config: map[string]any{"url": "nats://h:4222", "subject": "s", "delivery_timeout": "0s"}, Want: "config.delivery_timeout"},
+		{Name: "unknown key", Config: map[string]any{"url": "nats://h:4222", "subject": "s", "stream": "X"}, Want: "config.stream: unknown key"},
+	})
 }
 
 // 2,000 events of 40 conversations, a subject per type: all stored, in log
@@ -118,8 +63,8 @@ func TestConfigErrors(t *testing.T) {
 func TestDeliverInOrderAndRedeliveryIsDropped(t *testing.T) {
 	s := startServer(t)
 	addStream(t, s, "WAHUB", "wahub.>")
-	c := mustConfigure(t, map[string]any{"url": s.URL(), "subject": "wahub.{type}"})
-	evs := events(2000, 40, sdk.TypeMessageReceived)
+	c := streamtest.MustConfigure(t, nats.New, map[string]any{"url": s.URL(), "subject": "wahub.{type}"})
+	evs := streamtest.Events(2000, 40, sdk.TypeMessageReceived)
 	for i := range evs {
 		if i%7 == 0 {
 			evs[i].Type = sdk.TypeStatusRead
@@ -127,7 +72,7 @@ func TestDeliverInOrderAndRedeliveryIsDropped(t *testing.T) {
 	}
 	for round := range 2 {
 		for i := 0; i < len(evs); i += 100 {
-			if o := outcomes(c.Deliver(context.Background(), evs[i:i+100])); o[sdk.Delivered] != 100 {
+			if o := streamtest.Outcomes(c.Deliver(context.Background(), evs[i:i+100])); o[sdk.Delivered] != 100 {
 				t.Fatalf("round %d batch %d: %v", round, i/100, o)
 			}
 		}
@@ -155,9 +100,9 @@ func TestDeliverInOrderAndRedeliveryIsDropped(t *testing.T) {
 func TestCloudEventsBinaryMode(t *testing.T) {
 	s := startServer(t)
 	addStream(t, s, "CE", "ce")
-	c := mustConfigure(t, map[string]any{"url": s.URL(), "subject": "ce", "format": "cloudevents"})
-	evs := events(1, 1, sdk.TypeOptinGranted)
-	if o := outcomes(c.Deliver(context.Background(), evs)); o[sdk.Delivered] != 1 {
+	c := streamtest.MustConfigure(t, nats.New, map[string]any{"url": s.URL(), "subject": "ce", "format": "cloudevents"})
+	evs := streamtest.Events(1, 1, sdk.TypeOptinGranted)
+	if o := streamtest.Outcomes(c.Deliver(context.Background(), evs)); o[sdk.Delivered] != 1 {
 		t.Fatal(o)
 	}
 	m := messages(t, s, "CE")[0]
@@ -176,11 +121,11 @@ func TestSubjectWithoutStreamIsDeadLetterAndCheckSaysSo(t *testing.T) {
 	s := startServer(t)
 	addStream(t, s, "MSG", "wahub.message.>", "wahub.button.>", "wahub.optin.>", "wahub.contact.>") // no status.*
 	cfg := map[string]any{"url": s.URL(), "subject": "wahub.{type}"}
-	if _, err := configure(t, cfg, true); err == nil || !strings.Contains(err.Error(), "no JetStream stream captures wahub.status.sent") {
+	if _, err := streamtest.Configure(t, nats.New, cfg, true); err == nil || !strings.Contains(err.Error(), "no JetStream stream captures wahub.status.sent") {
 		t.Fatalf("check: %v, want it to name the subjects no stream captures", err)
 	}
-	c := mustConfigure(t, cfg)
-	evs := events(2, 2, sdk.TypeMessageReceived)
+	c := streamtest.MustConfigure(t, nats.New, cfg)
+	evs := streamtest.Events(2, 2, sdk.TypeMessageReceived)
 	evs[1].Type = sdk.TypeStatusRead
 	res := c.Deliver(context.Background(), evs)
 	if res[0].Outcome != sdk.Delivered {
@@ -204,7 +149,7 @@ func TestCheck(t *testing.T) {
 		{"unreachable server", map[string]any{"url": "nats://127.0.0.1:1", "subject": "wahub.events"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := configure(t, tc.cfg, true)
+			_, err := streamtest.Configure(t, nats.New, tc.cfg, true)
 			if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("check: %v, want %q", err, tc.want)
 			}
@@ -218,43 +163,15 @@ func TestCheck(t *testing.T) {
 func TestServerDownRetriesAndDeliversWhenBack(t *testing.T) {
 	s := startServer(t)
 	addStream(t, s, "WAHUB", "wahub.>")
-	c := mustConfigure(t, map[string]any{"url": s.URL(), "subject": "wahub.events", "delivery_timeout": "300ms"})
-	evs := events(20, 4, sdk.TypeMessageReceived)
-	if o := outcomes(c.Deliver(context.Background(), evs[:4])); o[sdk.Delivered] != 4 {
-		t.Fatal(o)
-	}
+	c := streamtest.MustConfigure(t, nats.New, map[string]any{"url": s.URL(), "subject": "wahub.events", "delivery_timeout": "300ms"})
+	evs := streamtest.Events(20, 4, sdk.TypeMessageReceived)
+	streamtest.MustDeliver(t, c, evs[:4])
 	s.Stop()
-	res := c.Deliver(context.Background(), evs[4:])
-	first, held := 0, 0
-	for _, r := range res {
-		switch {
-		case r.Outcome == sdk.Retry && r.NotAttempted:
-			held++
-		case r.Outcome == sdk.Retry:
-			first++
-		default:
-			t.Fatalf("with the server down: %+v", r)
-		}
-	}
-	if first != 4 || held != 12 {
-		t.Fatalf("%d retried, %d held; want 4 and 12", first, held)
-	}
+	streamtest.WantHeld(t, c.Deliver(context.Background(), evs[4:]), 4, 12)
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	pending := evs[4:]
-	for attempt := 1; len(pending) > 0; attempt++ {
-		if attempt > 100 {
-			t.Fatalf("%d events still not delivered after 100 batches", len(pending))
-		}
-		var next []sdk.Event
-		for i, r := range c.Deliver(context.Background(), pending) {
-			if r.Outcome != sdk.Delivered {
-				next = append(next, pending[i])
-			}
-		}
-		pending = next
-	}
+	streamtest.Redeliver(t, c, evs[4:], 100)
 	seen := map[string]int{}
 	for _, m := range messages(t, s, "WAHUB") {
 		seen[m.Headers["Nats-Msg-Id"]]++

@@ -123,13 +123,9 @@ func (r *run) alert(ctx context.Context, ev *sdk.Event, p post) sdk.Result {
 	if done, err := r.done(ctx, ev); err != nil || done {
 		return doneResult(ev, err)
 	}
-	team := ""
-	if ev.Route != nil {
-		team = ev.Route.Team
-	}
-	channel, chKey := r.s.channelFor(team)
-	if channel == "" {
-		return sdk.FailedResult(ev.ID, fmt.Errorf("no Slack channel for team %q: add connectors.%s.config.channels.%s or a default connectors.%s.config.channel", team, r.s.name, team, r.s.name))
+	channel, chKey, err := r.s.channelOf(ev)
+	if err != nil {
+		return sdk.FailedResult(ev.ID, err)
 	}
 	ch, ts, err := r.post(ctx, channel, chKey, "", p)
 	if err != nil {

@@ -171,6 +171,16 @@ func (r *run) remember(ctx context.Context, key string, v any) {
 	}
 }
 
+// msgOf is the Slack message recorded under key(id); an empty id names
+// none.
+func (r *run) msgOf(ctx context.Context, id string, key func(string) string) (ref msgRef, found bool, err error) {
+	if id == "" {
+		return ref, false, nil
+	}
+	found, err = r.getJSON(ctx, key(id), &ref)
+	return ref, found, err
+}
+
 func (r *run) getJSON(ctx context.Context, key string, v any) (bool, error) {
 	raw, found, err := r.kv.Get(ctx, key)
 	if err != nil {
@@ -199,14 +209,11 @@ func (r *run) inbound(ctx context.Context, ev *sdk.Event) sdk.Result {
 			return res
 		}
 	}
-	team := ""
-	if ev.Route != nil {
-		team = ev.Route.Team
+	channel, chKey, err := r.s.channelOf(ev)
+	if err != nil {
+		return sdk.FailedResult(ev.ID, err)
 	}
-	channel, chKey := r.s.channelFor(team)
-	if channel == "" {
-		return sdk.FailedResult(ev.ID, fmt.Errorf("no Slack channel for team %q: add connectors.%s.config.channels.%s or a default connectors.%s.config.channel", team, r.s.name, team, r.s.name))
-	}
+	team := routeTeam(ev)
 	conv := conversation(ev)
 	if conv == "" {
 		conv = "event:" + ev.ID // nothing to thread it with: a root of its own
@@ -368,13 +375,9 @@ func (r *run) sent(ctx context.Context, ev *sdk.Event) sdk.Result {
 		return doneResult(ev, err)
 	}
 	if ev.Outbound != nil && ev.Outbound.Source == "connector:"+r.s.name {
-		var ref msgRef
-		found := false
-		if ev.Outbound.ID != "" {
-			var err error
-			if found, err = r.getJSON(ctx, outKey(ev.Outbound.ID), &ref); err != nil {
-				return sdk.RetryResult(ev.ID, 0, err)
-			}
+		ref, found, err := r.msgOf(ctx, ev.Outbound.ID, outKey)
+		if err != nil {
+			return sdk.RetryResult(ev.ID, 0, err)
 		}
 		if !found {
 			// The hook could not record the agent's message: statuses
@@ -436,18 +439,13 @@ func (r *run) status(ctx context.Context, ev *sdk.Event) sdk.Result {
 	if done, err := r.done(ctx, ev); err != nil || done {
 		return doneResult(ev, err)
 	}
-	var ref msgRef
-	found := false
-	if ev.Status.MessageID != "" {
-		var err error
-		if found, err = r.getJSON(ctx, wamidKey(ev.Status.MessageID), &ref); err != nil {
-			return sdk.RetryResult(ev.ID, 0, err)
-		}
+	ref, found, err := r.msgOf(ctx, ev.Status.MessageID, wamidKey)
+	if err != nil {
+		return sdk.RetryResult(ev.ID, 0, err)
 	}
-	if !found && ev.Outbound != nil && ev.Outbound.ID != "" && ev.Outbound.Source == "connector:"+r.s.name {
+	if !found && ev.Outbound != nil && ev.Outbound.Source == "connector:"+r.s.name {
 		// The status came before message.sent.
-		var err error
-		if found, err = r.getJSON(ctx, outKey(ev.Outbound.ID), &ref); err != nil {
+		if ref, found, err = r.msgOf(ctx, ev.Outbound.ID, outKey); err != nil {
 			return sdk.RetryResult(ev.ID, 0, err)
 		}
 	}
@@ -498,11 +496,7 @@ func (r *run) note(ctx context.Context, ev *sdk.Event) sdk.Result {
 	if done, err := r.done(ctx, ev); err != nil || done {
 		return doneResult(ev, err)
 	}
-	team := ""
-	if ev.Route != nil {
-		team = ev.Route.Team
-	}
-	th, found, err := r.findThread(ctx, ev, team)
+	th, found, err := r.findThread(ctx, ev, routeTeam(ev))
 	if err != nil {
 		return sdk.RetryResult(ev.ID, 0, err)
 	}

@@ -91,15 +91,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
-	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
 
 	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // Name is the connector's built-in name.
@@ -271,12 +272,8 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	}
 	s.channel = c.Channel
 	s.channels = map[string]string{}
-	teams := make([]string, 0, len(c.Channels))
-	for team := range c.Channels {
-		teams = append(teams, team)
-	}
-	sort.Strings(teams) // the same config always reports the same error
-	for _, team := range teams {
+	// Sorted: the same config always reports the same error.
+	for _, team := range slices.Sorted(maps.Keys(c.Channels)) {
 		ch := c.Channels[team]
 		if ch == "" {
 			return nil, fmt.Errorf("%s: empty; name the team's channel ID or remove the entry", key("channels."+team))
@@ -288,12 +285,12 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	}
 
 	if c.APIURL != "" {
-		u, err := url.Parse(c.APIURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s: must be an absolute http:// or https:// URL such as %s", key("api_url"), defaultAPIURL)
+		base, err := sdkhttp.BaseURL(c.APIURL, "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v (such as %s; the token goes in config.token)", key("api_url"), err, defaultAPIURL)
 		}
 		// slack-go appends the method name to it as is.
-		s.apiURL = strings.TrimRight(c.APIURL, "/") + "/"
+		s.apiURL = base + "/"
 	}
 	if c.ShowName != nil {
 		s.showName = *c.ShowName
@@ -341,6 +338,25 @@ func (s *settings) channelFor(team string) (channel, key string) {
 		return ch, "channels." + team
 	}
 	return s.channel, "channel"
+}
+
+// routeTeam is the team the hub routed ev to, "" for none.
+func routeTeam(ev *sdk.Event) string {
+	if ev.Route == nil {
+		return ""
+	}
+	return ev.Route.Team
+}
+
+// channelOf is the channel ev's team posts in and the config key it came
+// from; with neither that team's channel nor a default, the error says
+// which key to add.
+func (s *settings) channelOf(ev *sdk.Event) (channel, key string, err error) {
+	team := routeTeam(ev)
+	if channel, key = s.channelFor(team); channel == "" {
+		return "", "", fmt.Errorf("no Slack channel for team %q: add connectors.%s.config.channels.%s or a default connectors.%s.config.channel", team, s.name, team, s.name)
+	}
+	return channel, key, nil
 }
 
 // Health checks the token with auth.test.

@@ -24,9 +24,10 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,12 +141,8 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		s.timeout = c.Timeout.D()
 	}
 
-	names := make([]string, 0, len(c.Headers))
-	for name := range c.Headers {
-		names = append(names, name)
-	}
-	sort.Strings(names) // the same config always reports the same error
-	for _, name := range names {
+	// Sorted: the same config always reports the same error.
+	for _, name := range slices.Sorted(maps.Keys(c.Headers)) {
 		value := c.Headers[name]
 		switch {
 		case !validHeaderName(name):

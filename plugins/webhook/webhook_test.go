@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -265,7 +264,7 @@ func TestOutcomes(t *testing.T) {
 			rcv.Script(tc.resp)
 			url := rcv.URL()
 			if tc.refused {
-				url = "http://" + closedAddr(t) + "/in?token=s3cret"
+				url = "http://" + sdktest.ClosedAddr(t) + "/in?token=s3cret"
 			}
 			extra := map[string]any{}
 			if tc.timeout != "" {
@@ -279,18 +278,6 @@ func TestOutcomes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func TestOrderWithinConversation(t *testing.T) {

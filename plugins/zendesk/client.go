@@ -1,7 +1,6 @@
 package zendesk
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -52,26 +51,13 @@ func (s *settings) call(ctx context.Context, method, path string, query url.Valu
 		target += "?" + query.Encode()
 	}
 	what := method + " /api/v2" + path
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return &apiError{msg: fmt.Sprintf("%s: encode request: %v", what, err)}
-		}
-		body = bytes.NewReader(b)
-	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, method, target, body)
+	req, err := sdkhttp.NewJSONRequest(rctx, method, target, in, "wahub-zendesk/"+Version)
 	if err != nil {
 		return &apiError{msg: fmt.Sprintf("%s: %v", what, err)}
 	}
 	req.Header.Set("Authorization", s.auth)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "wahub-zendesk/"+Version)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return &apiError{Transient: true, msg: sdkhttp.DoError(ctx, what, s.timeout, err).Error()}

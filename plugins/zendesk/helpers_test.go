@@ -110,11 +110,7 @@ func (e *env) deliver(events ...sdk.Event) map[string]sdk.Result {
 // mustDeliver delivers and fails the test unless every event is delivered.
 func (e *env) mustDeliver(events ...sdk.Event) {
 	e.t.Helper()
-	for id, res := range e.deliver(events...) {
-		if res.Outcome != sdk.Delivered {
-			e.t.Fatalf("%s: %s: %s", id, res.Outcome, res.Error)
-		}
-	}
+	sdktest.MustDeliver(e.t, e.r, events...)
 }
 
 // onlyTicket returns the fake's one ticket.

@@ -106,10 +106,7 @@ func quotedLine(q *sdk.Quoted) string {
 	if q.From == "business" {
 		who = "you wrote"
 	}
-	text := strings.Join(strings.Fields(q.Text), " ")
-	if r := []rune(text); len(r) > 200 {
-		text = string(r[:200]) + "…"
-	}
+	text := q.Excerpt(200)
 	if text == "" {
 		text = "(" + kindName(q.Type) + " message)"
 	}

@@ -119,7 +119,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -260,15 +259,11 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 
 	switch {
 	case c.APIURL != "":
-		u, err := url.Parse(c.APIURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s: must be an absolute http:// or https:// URL such as https://acme.zendesk.com", key("api_url"))
+		base, err := sdkhttp.BaseURL(c.APIURL, "/api/v2")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v (such as https://acme.zendesk.com; credentials go in email and token)", key("api_url"), err)
 		}
-		if u.User != nil || u.RawQuery != "" {
-			return nil, fmt.Errorf("%s: must not carry credentials or a query; set email and token instead", key("api_url"))
-		}
-		p := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v2")
-		s.base = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(p, "/")}).String()
+		s.base = base
 	case c.Subdomain != "":
 		sub := strings.ToLower(strings.TrimSuffix(c.Subdomain, ".zendesk.com"))
 		if !subdomainRe.MatchString(sub) {

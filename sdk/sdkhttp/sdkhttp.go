@@ -5,7 +5,9 @@
 package sdkhttp
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +40,32 @@ func NewClient(conns int, rt http.RoundTripper) *http.Client {
 		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// NewJSONRequest builds a call to an API that speaks JSON, bounded by
+// ctx: in, unless nil, is the body, marshalled, with Content-Type
+// application/json; Accept asks for JSON and User-Agent is userAgent
+// (wahub-<connector>/<version>, which API providers ask integrations to
+// send so that they can tell them apart).
+func NewJSONRequest(ctx context.Context, method, url string, in any, userAgent string) (*http.Request, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
 }
 
 // Transient reports whether an answer with this status may succeed when
@@ -103,6 +131,27 @@ func Snippet(body io.Reader, n int) []byte {
 // error message.
 func Text(snippet []byte) string {
 	return strings.TrimSpace(strings.ToValidUTF8(string(snippet), string(utf8.RuneError)))
+}
+
+// BaseURL reads a configured API address (an api_url key): it must be an
+// absolute http:// or https:// URL with a host, and carry no credentials
+// and no query, which belong in the connector's own secret keys. The
+// result is scheme://host/path without a trailing slash and without
+// apiPath (the version prefix, such as /api/v2, that the connector adds to
+// every call), so that a user may paste either form.
+func BaseURL(raw, apiPath string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("must be an absolute http:// or https:// URL")
+	}
+	if u.User != nil || u.RawQuery != "" {
+		return "", errors.New("must not carry credentials or a query")
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	if apiPath != "" {
+		path = strings.TrimSuffix(strings.TrimSuffix(path, apiPath), "/")
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: path}).String(), nil
 }
 
 // Redacted is u without credentials, query or fragment: the part of a URL

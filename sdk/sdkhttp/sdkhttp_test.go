@@ -2,7 +2,9 @@ package sdkhttp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -79,5 +81,70 @@ func TestDoErrorHidesTheURL(t *testing.T) {
 	cancel()
 	if got := sdkhttp.DoError(cancelled, "GET /x", time.Second, context.Canceled).Error(); got != "GET /x: cancelled before an answer came" {
 		t.Errorf("%q", got)
+	}
+}
+
+func TestNewJSONRequest(t *testing.T) {
+	cases := []struct {
+		name       string
+		in         any
+		wantBody   string
+		wantType   string
+		wantErrHas string
+	}{
+		{name: "no body", in: nil, wantBody: "", wantType: ""},
+		{name: "a body", in: map[string]any{"a": 1}, wantBody: `{"a":1}`, wantType: "application/json"},
+		{name: "raw JSON", in: json.RawMessage(`{"b": 2}`), wantBody: `{"b":2}`, wantType: "application/json"},
+		{name: "cannot encode", in: func() {}, wantErrHas: "encode request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := sdkhttp.NewJSONRequest(context.Background(), http.MethodPost, "http://127.0.0.1/x", tc.in, "wahub-test/1.0")
+			if tc.wantErrHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrHas) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErrHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body []byte
+			if req.Body != nil {
+				body, _ = io.ReadAll(req.Body)
+			}
+			if string(body) != tc.wantBody || req.Header.Get("Content-Type") != tc.wantType ||
+				req.Header.Get("Accept") != "application/json" || req.Header.Get("User-Agent") != "wahub-test/1.0" {
+				t.Errorf("body %q, header %v", body, req.Header)
+			}
+		})
+	}
+	if _, err := sdkhttp.NewJSONRequest(context.Background(), "BAD METHOD", "http://127.0.0.1/", nil, "x"); err == nil || !strings.Contains(err.Error(), "build request") {
+		t.Errorf("bad method: %v", err)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	cases := []struct {
+		raw, apiPath, want, err string
+	}{
+		{raw: "https://acme.zendesk.com", apiPath: "/api/v2", want: "https://acme.zendesk.com"},
+		{raw: "https://acme.zendesk.com/api/v2/", apiPath: "/api/v2", want: "https://acme.zendesk.com"},
+		{raw: "http://127.0.0.1:8080/sandbox/zendesk/", apiPath: "/api/v2", want: "http://127.0.0.1:8080/sandbox/zendesk"},
+		{raw: "https://api.hubapi.com/", want: "https://api.hubapi.com"},
+		{raw: "acme.zendesk.com", err: "must be an absolute"},
+		{raw: "ftp://acme.example", err: "must be an absolute"},
+		{raw: "https:///x", err: "must be an absolute"},
+		{raw: "https://key:X@acme.freshdesk.com", err: "must not carry credentials"},
+		{raw: "https://api.hubapi.com?hapikey=x", err: "or a query"},
+	}
+	for _, tc := range cases {
+		got, err := sdkhttp.BaseURL(tc.raw, tc.apiPath)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("BaseURL(%q) = %q, %v; want an error with %q", tc.raw, got, err, tc.err)
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("BaseURL(%q, %q) = %q, %v; want %q", tc.raw, tc.apiPath, got, err, tc.want)
+		}
 	}
 }

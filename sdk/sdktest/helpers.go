@@ -3,6 +3,7 @@ package sdktest
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -107,6 +108,41 @@ func Deliver(t testing.TB, r *sdk.Remote, events ...sdk.Event) map[string]sdk.Re
 		t.Fatalf("Deliver: %v", err)
 	}
 	return ByID(t, events, results)
+}
+
+// MustDeliver delivers events through r and fails the test unless every
+// one is Delivered: the set-up step of a test about what comes next.
+func MustDeliver(t testing.TB, r *sdk.Remote, events ...sdk.Event) {
+	t.Helper()
+	for id, res := range Deliver(t, r, events...) {
+		if res.Outcome != sdk.Delivered {
+			t.Fatalf("%s: %s: %s", id, res.Outcome, res.Error)
+		}
+	}
+}
+
+// ClosedAddr is a loopback host:port nothing listens on, for a test of a
+// connection refused.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// ServeUnder serves h under prefix (such as "/sandbox/slack") on a
+// loopback server, with the prefix stripped as the sandbox mounts a fake,
+// and returns the server's URL with the prefix: a fake must answer there
+// as at its root.
+func ServeUnder(t testing.TB, prefix string, h http.Handler) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
+	return Serve(t, mux).URL + prefix
 }
 
 // ConfigCase is one configuration a connector must accept or refuse:

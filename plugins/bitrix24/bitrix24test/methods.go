@@ -207,12 +207,21 @@ func intParam(v any) (int, bool) {
 	return n, err == nil
 }
 
-func (s *Server) update(p *object) (response, *apiError) {
+// contactParam is the contact the id parameter names; Bitrix24 answers an
+// unknown one with a bare "Not found".
+func (s *Server) contactParam(p *object) (*Record, *apiError) {
 	idv, _ := p.get("id")
 	id, ok := intParam(idv)
-	r := s.contacts[id]
-	if !ok || r == nil {
-		return response{}, methodError("", "Not found")
+	if r := s.contacts[id]; ok && r != nil {
+		return r, nil
+	}
+	return nil, methodError("", "Not found")
+}
+
+func (s *Server) update(p *object) (response, *apiError) {
+	r, e := s.contactParam(p)
+	if e != nil {
+		return response{}, e
 	}
 	f, e := fieldsParam(p, false)
 	if e != nil {
@@ -232,11 +241,9 @@ func (s *Server) update(p *object) (response, *apiError) {
 }
 
 func (s *Server) get(p *object) (response, *apiError) {
-	idv, _ := p.get("id")
-	id, ok := intParam(idv)
-	r := s.contacts[id]
-	if !ok || r == nil {
-		return response{}, methodError("", "Not found")
+	r, e := s.contactParam(p)
+	if e != nil {
+		return response{}, e
 	}
 	return response{result: s.render(r, nil, true)}, nil
 }

@@ -602,20 +602,30 @@ func (s *Server) update(form url.Values) (map[string]any, string) {
 	return map[string]any{"channel": channel, "ts": m.TS, "text": m.Text}, ""
 }
 
-func (s *Server) addReaction(form url.Values) (map[string]any, string) {
+// reacted is the message a reactions.add or .remove call is about and
+// the reaction's name, or the error code Slack answers the call with.
+func (s *Server) reacted(form url.Values) (m *Message, name, code string) {
 	channel, ts, name := form.Get("channel"), form.Get("timestamp"), strings.Trim(form.Get("name"), ":")
 	if channel == "" || ts == "" {
-		return nil, "no_item_specified"
+		return nil, "", "no_item_specified"
 	}
 	if code := s.channelError(channel); code != "" {
-		return nil, code
+		return nil, "", code
 	}
 	if name == "" || strings.ContainsAny(name, " \t\n") {
-		return nil, "invalid_name"
+		return nil, "", "invalid_name"
 	}
 	m, ok := s.byTS[channel+"/"+ts]
 	if !ok {
-		return nil, "message_not_found"
+		return nil, "", "message_not_found"
+	}
+	return m, name, ""
+}
+
+func (s *Server) addReaction(form url.Values) (map[string]any, string) {
+	m, name, code := s.reacted(form)
+	if code != "" {
+		return nil, code
 	}
 	for _, r := range m.Reactions {
 		if r == name {
@@ -623,23 +633,16 @@ func (s *Server) addReaction(form url.Values) (map[string]any, string) {
 		}
 	}
 	m.Reactions = append(m.Reactions, name)
-	s.reactions = append(s.reactions, Reaction{Channel: channel, TS: ts, Name: name})
+	s.reactions = append(s.reactions, Reaction{Channel: m.Channel, TS: m.TS, Name: name})
 	return map[string]any{}, ""
 }
 
 // removeReaction answers reactions.remove as Slack does: no_reaction when
 // the bot had not reacted so.
 func (s *Server) removeReaction(form url.Values) (map[string]any, string) {
-	channel, ts, name := form.Get("channel"), form.Get("timestamp"), strings.Trim(form.Get("name"), ":")
-	if channel == "" || ts == "" {
-		return nil, "no_item_specified"
-	}
-	if code := s.channelError(channel); code != "" {
+	m, name, code := s.reacted(form)
+	if code != "" {
 		return nil, code
-	}
-	m, ok := s.byTS[channel+"/"+ts]
-	if !ok {
-		return nil, "message_not_found"
 	}
 	for i, r := range m.Reactions {
 		if r == name {

@@ -230,11 +230,7 @@ func TestEnforcedRateLimit(t *testing.T) {
 
 func TestMountedUnderPrefix(t *testing.T) {
 	fake := slacktest.NewServer()
-	mux := http.NewServeMux()
-	mux.Handle("/sandbox/slack/", http.StripPrefix("/sandbox/slack", fake))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	api := slackapi.New(slacktest.DefaultToken, slackapi.OptionAPIURL(srv.URL+"/sandbox/slack/api/"))
+	api := slackapi.New(slacktest.DefaultToken, slackapi.OptionAPIURL(sdktest.ServeUnder(t, "/sandbox/slack", fake)+"/api/"))
 	if _, _, err := api.PostMessage("C1", slackapi.MsgOptionText("x", false)); err != nil {
 		t.Fatal(err)
 	}
@@ -278,18 +274,15 @@ func TestSignedEventsVerifyWithSlackGo(t *testing.T) {
 
 func TestSocketModeOpen(t *testing.T) {
 	fake := slacktest.NewServer()
-	mux := http.NewServeMux()
-	mux.Handle("/sandbox/slack/", http.StripPrefix("/sandbox/slack", fake))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	base := srv.URL + "/sandbox/slack/api/"
+	under := sdktest.ServeUnder(t, "/sandbox/slack", fake)
+	base := under + "/api/"
 	open := func(appToken string) (string, error) {
 		api := slackapi.New(slacktest.DefaultToken, slackapi.OptionAPIURL(base), slackapi.OptionAppLevelToken(appToken))
 		_, u, err := api.StartSocketModeContext(context.Background())
 		return u, err
 	}
 	u, err := open(slacktest.DefaultAppToken)
-	want := "ws://" + strings.TrimPrefix(srv.URL, "http://") + "/sandbox/slack/api/socket-mode?"
+	want := "ws://" + strings.TrimPrefix(under, "http://") + "/api/socket-mode?"
 	if err != nil || !strings.HasPrefix(u, want) {
 		t.Errorf("url %q (%v), want it to start with %q", u, err, want)
 	}

@@ -197,11 +197,7 @@ func TestFailNext(t *testing.T) {
 // host or a root.
 func TestMountedUnderPrefixWithControlEndpoints(t *testing.T) {
 	fake := zendesktest.NewServer()
-	mux := http.NewServeMux()
-	mux.Handle("/sandbox/zendesk/", http.StripPrefix("/sandbox/zendesk", fake))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	c := &client{t: t, base: srv.URL + "/sandbox/zendesk",
+	c := &client{t: t, base: sdktest.ServeUnder(t, "/sandbox/zendesk", fake),
 		auth: "Basic " + base64.StdEncoding.EncodeToString([]byte(zendesktest.DefaultEmail+"/token:"+zendesktest.DefaultToken))}
 	if st, _, b := c.do("POST", "/api/v2/tickets", `{"ticket":{"subject":"s","comment":{"body":"b"}}}`); st != 201 {
 		t.Fatalf("%d %s", st, b)
