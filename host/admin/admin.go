@@ -360,7 +360,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&msg); err != nil {
 		WriteError(w, http.StatusBadRequest, "bad_request",
-			`want {"to": "<wa_id or user_id>", "text": "…" | "template": {"name": "…", "language": "pt_BR", "components": [...]} | "interactive": {…} | "reaction": {"message_id", "emoji"}, "reply_to": "wamid…", "idempotency_key": "…"}: `+err.Error())
+			`want {"to": "<wa_id or user_id>", "text": "…" | "template": {"name": "…", "language": "pt_BR", "components": [...]} | "interactive": {…} | "reaction": {"message_id", "emoji"} | "media": {"type", "id" | "url", "caption", "filename"}, "reply_to": "wamid…", "idempotency_key": "…"}: `+err.Error())
 		return
 	}
 	rec, created, err := a.Ops.SendMessage(r.Context(), msg)

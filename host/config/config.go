@@ -256,14 +256,26 @@ type Trigger struct {
 	Deliver []string          `koanf:"deliver" json:"deliver,omitempty"`
 }
 
-// Reply is an automatic answer: exactly one of Text, Template and
-// Interactive is set.
+// Reply is an automatic answer: exactly one of Text, Template,
+// Interactive and Media is set.
 type Reply struct {
 	Text     string    `koanf:"text" json:"text,omitempty"`
 	Template *Template `koanf:"template" json:"template,omitempty"`
 	// Interactive is a WhatsApp interactive object (reply buttons or a
 	// list), as the Graph API takes it.
 	Interactive map[string]any `koanf:"interactive" json:"interactive,omitempty"`
+	// Media is a file to send: a media id the hub holds (POST
+	// /api/v1/media) or an https link it fetches when the reply goes.
+	Media *ReplyMedia `koanf:"media" json:"media,omitempty"`
+}
+
+// ReplyMedia is a trigger's file: exactly one of ID and URL.
+type ReplyMedia struct {
+	Type     string `koanf:"type" json:"type,omitempty"` // image, audio, video, document, sticker; default from the file
+	ID       string `koanf:"id" json:"id,omitempty"`
+	URL      string `koanf:"url" json:"url,omitempty"`
+	Caption  string `koanf:"caption" json:"caption,omitempty"`
+	Filename string `koanf:"filename" json:"filename,omitempty"`
 }
 
 // Template is a WhatsApp message template; Components are passed to the

@@ -488,16 +488,18 @@ func (v *validator) triggers() {
 		}
 		if r := t.Reply; r != nil {
 			n := 0
-			for _, set := range []bool{r.Text != "", r.Template != nil, len(r.Interactive) > 0} {
+			for _, set := range []bool{r.Text != "", r.Template != nil, len(r.Interactive) > 0, r.Media != nil} {
 				if set {
 					n++
 				}
 			}
 			switch {
 			case n > 1:
-				v.add(key+".reply", "give one of text, template or interactive, not several")
+				v.add(key+".reply", "give one of text, template, interactive or media, not several")
 			case n == 0:
-				v.add(key+".reply", "give text (a message), template ({name, language}) or interactive (reply buttons or a list)")
+				v.add(key+".reply", "give text (a message), template ({name, language}), interactive (reply buttons or a list) or media ({id | url, caption})")
+			case r.Media != nil:
+				v.replyMedia(key+".reply.media", r.Media)
 			case r.Template != nil:
 				if r.Template.Name == "" {
 					v.add(key+".reply.template.name", "required: the approved template's name")
@@ -585,4 +587,23 @@ func listNames(section string, names []string) string {
 		return fmt.Sprintf("no %s are defined; add one under %s:", section, section)
 	}
 	return section + ": " + strings.Join(names, ", ")
+}
+
+// replyMedia checks a trigger's file as far as the configuration shows it;
+// WhatsApp's rules on the file itself apply when the reply is sent.
+func (v *validator) replyMedia(key string, m *ReplyMedia) {
+	switch {
+	case (m.ID == "") == (m.URL == ""):
+		v.add(key, "give id (a file POST /api/v1/media returned) or url (an https link), one of them")
+	case m.URL != "" && !strings.HasPrefix(strings.ToLower(m.URL), "https://"):
+		v.add(key+".url", "must be an https link")
+	}
+	switch m.Type {
+	case "", "image", "audio", "video", "document", "sticker":
+	default:
+		v.add(key+".type", "%q is not a WhatsApp media type (image, audio, video, document, sticker; empty: from the file)", m.Type)
+	}
+	if m.Caption != "" && (m.Type == "audio" || m.Type == "sticker") {
+		v.add(key+".caption", "WhatsApp shows no caption on %s messages", m.Type)
+	}
 }

@@ -664,7 +664,7 @@ type sendForm struct {
 	To, PhoneNumberID, Kind, Text, Template, Language, Components, Nonce, Return string
 }
 
-var outStates = []string{store.OutQueued, store.OutSending, store.OutAccepted, store.OutSent, store.OutDelivered, store.OutRead, store.OutFailed, store.OutUnknown}
+var outStates = []string{store.OutQueued, store.OutUploading, store.OutSending, store.OutAccepted, store.OutSent, store.OutDelivered, store.OutRead, store.OutFailed, store.OutUnknown}
 
 func (c *Console) outbox(w http.ResponseWriter, r *http.Request, s *session) {
 	c.renderOutbox(w, r, s, http.StatusOK, sendForm{Kind: "text", Language: "pt_BR"}, "")

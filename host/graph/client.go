@@ -1,6 +1,7 @@
 // Package graph is a client for the WhatsApp Cloud API's send endpoint,
 // POST /{phone-number-id}/messages: text, reply context, templates,
-// interactive buttons and lists, reactions, and mark-as-read.
+// interactive buttons and lists, reactions, media, and mark-as-read; and
+// of the upload a media message needs first, POST /{phone-number-id}/media.
 //
 // It sends one request per call and never retries: whether and when to
 // retry depends on the outbox, the policy and the rate limits, which live
@@ -37,7 +38,10 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
-	now   func() time.Time
+	// upload is http without its overall timeout: a 100 MB file takes
+	// longer than any message; Upload bounds it by the file's size.
+	upload *http.Client
+	now    func() time.Time
 }
 
 // New returns a client for baseURL (e.g. "https://graph.facebook.com/v23.0",
@@ -45,14 +49,26 @@ type Client struct {
 // hung connection cannot stall a sender forever; callers should still pass
 // a context deadline.
 func New(baseURL, accessToken string, httpClient *http.Client) *Client {
+	var upload *http.Client
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: 30 * time.Second}
+		// Uploads write large bodies: a bigger write buffer than the
+		// transport's 4 KiB means far fewer syscalls per file.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.WriteBufferSize = 256 << 10
+		tr.ResponseHeaderTimeout = 2 * time.Minute
+		upload = &http.Client{Transport: tr}
+	} else {
+		u := *httpClient
+		u.Timeout = 0
+		upload = &u
 	}
 	return &Client{
-		base:  strings.TrimRight(baseURL, "/"),
-		token: accessToken,
-		http:  httpClient,
-		now:   time.Now,
+		base:   strings.TrimRight(baseURL, "/"),
+		token:  accessToken,
+		http:   httpClient,
+		upload: upload,
+		now:    time.Now,
 	}
 }
 
@@ -153,10 +169,15 @@ func (c *Client) markRead(ctx context.Context, phoneNumberID, wamid string, typi
 	return nil
 }
 
-// post sends body and returns a 2xx response's body, or an *Error or a
-// *TransportError.
+// post sends a JSON body to /{phone-number-id}/messages and returns a 2xx
+// response's body, or an *Error or a *TransportError.
 func (c *Client) post(ctx context.Context, op, phoneNumberID string, body []byte) ([]byte, error) {
-	u := c.base + "/" + url.PathEscape(phoneNumberID) + "/messages"
+	return c.do(ctx, c.http, op, phoneNumberID, "messages", "application/json", bytes.NewReader(body), int64(len(body)))
+}
+
+// do sends body (of length bytes; -1: unknown) to /{phone-number-id}/{edge}.
+func (c *Client) do(ctx context.Context, hc *http.Client, op, phoneNumberID, edge, contentType string, body io.Reader, length int64) ([]byte, error) {
+	u := c.base + "/" + url.PathEscape(phoneNumberID) + "/" + edge
 	// The transport reports the write from its own goroutine.
 	var wrote atomic.Bool
 	trace := &httptrace.ClientTrace{
@@ -166,16 +187,20 @@ func (c *Client) post(ctx context.Context, op, phoneNumberID string, body []byte
 			}
 		},
 	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, u, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, u, body)
 	if err != nil {
 		return nil, &ValidationError{c.scrub(err.Error())}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.ContentLength = length
+	if length < 0 {
+		req.ContentLength = -1
+	}
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/json")
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, &TransportError{Op: op, Err: c.scrubErr(err), MaybeSent: wrote.Load()}
 	}

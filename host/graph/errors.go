@@ -40,6 +40,7 @@ const (
 	ErrEcosystemEngagement = 131049 // per-user marketing limit ("healthy ecosystem engagement")
 	ErrMarketingOptOut     = 131050 // the user stopped marketing messages
 	ErrUnsupportedType     = 131051 // message type unknown or unsupported
+	ErrMediaUpload         = 131053 // the media could not be uploaded or used (type, size, codec)
 	ErrPairRateLimit       = 131056 // too many messages to the same recipient in a short period
 	ErrMaintenance         = 131057 // business account in maintenance mode (e.g. throughput upgrade)
 	ErrTemplateParamCount  = 132000 // parameter count does not match the template
@@ -170,7 +171,7 @@ func codeTemporary(code int) (temporary, known bool) {
 		return false, true
 	// The request itself is wrong; the same bytes fail the same way.
 	case ErrInvalidParameter, ErrMissingParameter, ErrInvalidValue,
-		ErrUnsupportedType, ErrRecipientIsSender:
+		ErrUnsupportedType, ErrRecipientIsSender, ErrMediaUpload:
 		return false, true
 	// The recipient cannot or may not get this message: a template is
 	// needed (131047), the user is unreachable (131026), opted out of

@@ -3,11 +3,12 @@ package graph
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 )
 
 // Message is one outbound message. Set the recipient (To or UserID) and
-// exactly one content: Text, Template, Interactive or Reaction.
+// exactly one content: Text, Template, Interactive, Reaction or Media.
 type Message struct {
 	// To is the recipient's phone number with "+" and country code. Without
 	// "+" Meta prepends the business number's own country code, which is
@@ -26,6 +27,7 @@ type Message struct {
 	// passed through unchanged.
 	Interactive json.RawMessage
 	Reaction    *Reaction
+	Media       *Media
 
 	// ReplyTo quotes an earlier message (its wamid) in a reply bubble. Not
 	// allowed with reactions; template replies show no bubble.
@@ -45,6 +47,16 @@ type Template struct {
 	Components []json.RawMessage
 }
 
+// Media is an image, audio, video, document or sticker message: a file
+// uploaded with Upload (ID), or a public link Meta fetches itself.
+type Media struct {
+	Type     string // image, audio, video, document or sticker
+	ID       string
+	Link     string
+	Caption  string // image, video and document only
+	Filename string // document only
+}
+
 // Reaction puts an emoji on an earlier message; an empty Emoji removes it.
 type Reaction struct {
 	MessageID string
@@ -61,6 +73,8 @@ func (m Message) Kind() string {
 		return "interactive"
 	case m.Reaction != nil:
 		return "reaction"
+	case m.Media != nil:
+		return m.Media.Type
 	case m.Text != "":
 		return "text"
 	}
@@ -100,6 +114,18 @@ type wireMessage struct {
 	Template         *wireTemplate   `json:"template,omitempty"`
 	Interactive      json.RawMessage `json:"interactive,omitempty"`
 	Reaction         *wireReaction   `json:"reaction,omitempty"`
+	Image            *wireMedia      `json:"image,omitempty"`
+	Audio            *wireMedia      `json:"audio,omitempty"`
+	Video            *wireMedia      `json:"video,omitempty"`
+	Document         *wireMedia      `json:"document,omitempty"`
+	Sticker          *wireMedia      `json:"sticker,omitempty"`
+}
+
+type wireMedia struct {
+	ID       string `json:"id,omitempty"`
+	Link     string `json:"link,omitempty"`
+	Caption  string `json:"caption,omitempty"`
+	Filename string `json:"filename,omitempty"`
 }
 
 type wireContext struct {
@@ -141,13 +167,13 @@ func (m Message) body() ([]byte, error) {
 		return nil, &ValidationError{"no recipient (To or UserID)"}
 	}
 	kinds := 0
-	for _, set := range []bool{m.Template != nil, m.Interactive != nil, m.Reaction != nil, m.Text != ""} {
+	for _, set := range []bool{m.Template != nil, m.Interactive != nil, m.Reaction != nil, m.Media != nil, m.Text != ""} {
 		if set {
 			kinds++
 		}
 	}
 	if kinds == 0 {
-		return nil, &ValidationError{"no content (Text, Template, Interactive or Reaction)"}
+		return nil, &ValidationError{"no content (Text, Template, Interactive, Reaction or Media)"}
 	}
 	if kinds > 1 {
 		return nil, &ValidationError{"more than one content set; a message has exactly one type"}
@@ -180,6 +206,36 @@ func (m Message) body() ([]byte, error) {
 			return nil, &ValidationError{"a reaction cannot carry reply context"}
 		}
 		w.Reaction = &wireReaction{MessageID: m.Reaction.MessageID, Emoji: m.Reaction.Emoji}
+	case "image", "audio", "video", "document", "sticker":
+		md := m.Media
+		if (md.ID == "") == (md.Link == "") {
+			return nil, &ValidationError{"media needs exactly one of an uploaded id and a link"}
+		}
+		o := &wireMedia{ID: md.ID, Link: md.Link}
+		switch w.Type {
+		case "image", "video":
+			o.Caption = md.Caption
+		case "document":
+			o.Caption, o.Filename = md.Caption, md.Filename
+		default:
+			if md.Caption != "" {
+				return nil, &ValidationError{w.Type + " messages take no caption"}
+			}
+		}
+		switch w.Type {
+		case "image":
+			w.Image = o
+		case "audio":
+			w.Audio = o
+		case "video":
+			w.Video = o
+		case "document":
+			w.Document = o
+		case "sticker":
+			w.Sticker = o
+		}
+	default:
+		return nil, &ValidationError{fmt.Sprintf("unknown message type %q", w.Type)}
 	}
 	if m.ReplyTo != "" {
 		w.Context = &wireContext{MessageID: m.ReplyTo}

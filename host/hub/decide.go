@@ -113,5 +113,9 @@ func triggerReply(ev *sdk.Event, r *config.Reply) (sdk.OutboundMessage, bool) {
 			msg.Text, msg.Interactive = "", b
 		}
 	}
+	if m := r.Media; m != nil {
+		msg.Text = ""
+		msg.Media = &sdk.OutboundMedia{Type: m.Type, ID: m.ID, URL: m.URL, Caption: m.Caption, Filename: m.Filename}
+	}
 	return msg, true
 }

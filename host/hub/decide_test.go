@@ -104,3 +104,12 @@ func TestDecide(t *testing.T) {
 		t.Errorf("consent event ids %q, %q: want one stable id of its own", a.ConsentEvent.ID, b.ConsentEvent.ID)
 	}
 }
+
+func TestTriggerReplyMedia(t *testing.T) {
+	ev := &sdk.Event{ID: "evt_1", Contact: &sdk.Contact{WAID: "5511900000001"}, Business: &sdk.Business{PhoneNumberID: "pn1"}}
+	msg, ok := triggerReply(ev, &config.Reply{Media: &config.ReplyMedia{URL: "https://acme.example/catalogo.pdf", Caption: "nosso catálogo"}})
+	want := sdk.OutboundMedia{URL: "https://acme.example/catalogo.pdf", Caption: "nosso catálogo"}
+	if !ok || msg.Text != "" || msg.Media == nil || *msg.Media != want || msg.IdempotencyKey != "evt_1" || msg.PhoneNumberID != "pn1" {
+		t.Fatalf("reply %+v (media %+v)", msg, msg.Media)
+	}
+}

@@ -87,6 +87,10 @@ func (g *graphClient) MarkReadTyping(ctx context.Context, pn, wamid string) erro
 	return g.c.Load().MarkReadTyping(ctx, pn, wamid)
 }
 
+func (g *graphClient) Upload(ctx context.Context, pn string, f graph.MediaFile) (string, error) {
+	return g.c.Load().Upload(ctx, pn, f)
+}
+
 // Options are what tests and the CLI may set beyond the configuration.
 type Options struct {
 	Logger *slog.Logger
@@ -162,9 +166,17 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 	wa := cfg.WhatsApp
 	h.graph = &graphClient{}
 	h.graph.c.Store(graph.New(wa.APIURL, wa.AccessToken.Reveal(), nil))
+	// The media store before the sender: media messages read their files
+	// from it.
+	if h.media, err = h.newMedia(); err != nil {
+		st.Close()
+		lock.Release()
+		return nil, err
+	}
 	h.sender = outbound.New(outbound.Options{
 		Store: st,
 		Graph: h.graph,
+		Media: h.media,
 		Policy: outbound.Policy{
 			Templates:           st,
 			BlockedCountryCodes: wa.BlockedCountryCodes,
@@ -180,11 +192,6 @@ func New(cfg *config.Config, opt Options) (*Hub, error) {
 		Leader:            h.leader(),
 		LeaderChanged:     h.leaderChanged(),
 	})
-	if h.media, err = h.newMedia(); err != nil {
-		st.Close()
-		lock.Release()
-		return nil, err
-	}
 	h.sup = supervisor.New(supervisor.Options{
 		Executable: opt.Executable,
 		Logger:     h.log.With("component", "plugins"),

@@ -84,13 +84,18 @@ func normalizeRecipient(to string) string {
 // business number to send from.
 func (p *Policy) check(ctx context.Context, known func(context.Context, string) (bool, error), msg *sdk.OutboundMessage, r store.Recipient, now time.Time) (string, error) {
 	kinds := 0
-	for _, set := range []bool{msg.Text != "", msg.Template != nil, len(msg.Interactive) > 0, msg.Reaction != nil} {
+	for _, set := range []bool{msg.Text != "", msg.Template != nil, len(msg.Interactive) > 0, msg.Reaction != nil, msg.Media != nil} {
 		if set {
 			kinds++
 		}
 	}
 	if kinds != 1 {
-		return "", &InvalidError{`a message needs exactly one of "text", "template", "interactive" or "reaction"`}
+		return "", &InvalidError{`a message needs exactly one of "text", "template", "interactive", "reaction" or "media"`}
+	}
+	if msg.Media != nil {
+		if err := checkMediaShape(msg.Media); err != nil {
+			return "", err
+		}
 	}
 	if msg.Template != nil && (msg.Template.Name == "" || msg.Template.Language == "") {
 		return "", &InvalidError{`template: "name" and "language" are required`}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ type Store interface {
 	DueOutbound(ctx context.Context, now time.Time, limit int, busy map[string]bool) ([]store.OutboundRecord, error)
 	NextOutboundDue(ctx context.Context) (time.Time, bool, error)
 	MarkSending(ctx context.Context, id string, fence ...store.Lease) (bool, error)
+	MarkUploading(ctx context.Context, id string, fence ...store.Lease) (bool, error)
+	RecordUpload(ctx context.Context, id string, u store.GraphUpload) (bool, error)
 	DeferOutbound(ctx context.Context, id, recipient string, at time.Time, code, reason string) error
 	FailOutbound(ctx context.Context, id, code, reason string) error
 	UnconfirmedOutbound(ctx context.Context, id, reason string) error
@@ -68,13 +71,22 @@ type Options struct {
 	// Nil: this hub sends.
 	Leader        func() (store.Lease, time.Time, bool)
 	LeaderChanged func() <-chan struct{}
+	// Media holds the files media messages send; nil: media messages are
+	// refused. The Graph must then also be an Uploader.
+	Media MediaSource
+	// URLClient fetches media "url" links (default: one that connects
+	// only to public addresses); URLTimeout bounds one fetch (default 2
+	// minutes).
+	URLClient  *http.Client
+	URLTimeout time.Duration
 }
 
 // Sender sends the outbox.
 type Sender struct {
-	opt  Options
-	log  *slog.Logger
-	wake chan struct{}
+	opt       Options
+	log       *slog.Logger
+	wake      chan struct{}
+	urlClient *http.Client
 
 	mu      sync.Mutex
 	numbers map[string]*rate.Limiter
@@ -157,8 +169,11 @@ func New(opt Options) *Sender {
 	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 10
 	}
+	if opt.URLTimeout <= 0 {
+		opt.URLTimeout = 2 * time.Minute
+	}
 	s := &Sender{
-		opt: opt, log: opt.Logger, wake: make(chan struct{}, 1),
+		opt: opt, log: opt.Logger, wake: make(chan struct{}, 1), urlClient: opt.URLClient,
 		numbers: map[string]*rate.Limiter{}, wire: map[string]*window{}, pairs: map[string]*rate.Limiter{}, busy: map[string]bool{}, marked: map[string]string{},
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wahub_outbound_messages_total",
@@ -168,6 +183,9 @@ func New(opt Options) *Sender {
 			Name: "wahub_outbound_ratelimit_wait_seconds_total",
 			Help: "Time sending waited for a rate limit: the business number's throughput or a recipient's pair limit.",
 		}, []string{"limit"}),
+	}
+	if s.urlClient == nil {
+		s.urlClient = publicClient()
 	}
 	if opt.Registry != nil {
 		opt.Registry.MustRegister(s.messages, s.waited)
@@ -199,6 +217,11 @@ func (s *Sender) Submit(ctx context.Context, source string, msg sdk.OutboundMess
 		return store.OutboundRecord{}, false, err
 	}
 	pn, err := s.opt.Policy.check(ctx, s.knownNumber, &msg, r, s.opt.Clock.Now())
+	if err == nil && msg.Media != nil {
+		// After the policy: a customer outside the window is told so
+		// without a file being fetched or read.
+		err = s.prepareMedia(ctx, &msg)
+	}
 	if err != nil {
 		var ref *sdk.RefusedError
 		if errors.As(err, &ref) {
@@ -436,6 +459,16 @@ func (s *Sender) send(ctx context.Context, m store.OutboundRecord, fence []store
 	if !s.leading(fence) {
 		return // no longer this hub's outbox; it stays queued for the leader
 	}
+	if msg.Media != nil {
+		// The file first, its Graph id recorded; the message is queued
+		// again with it and marked sending below, like any message.
+		if !s.upload(ctx, &m, fence) {
+			return
+		}
+		if !s.leading(fence) {
+			return // the upload outlasted this hub's lead: queued, upload recorded, for the leader
+		}
+	}
 	ok, err := st.MarkSending(ctx, m.ID, fence...)
 	if errors.Is(err, store.ErrLeaseLost) {
 		return // another hub sends the outbox now; the message stays queued for it
@@ -573,7 +606,7 @@ func (s *Sender) backoff(n int, code string, retryAfter time.Duration) time.Dura
 
 func graphMessage(m store.OutboundRecord, r store.Recipient) graph.Message {
 	req := m.Request
-	gm := graph.Message{Text: req.Text, Interactive: req.Interactive, ReplyTo: req.ReplyTo, CallbackData: m.ID}
+	gm := graph.Message{Text: req.Text, Interactive: req.Interactive, ReplyTo: req.ReplyTo, CallbackData: m.ID, Media: graphMedia(m)}
 	if r := req.Reaction; r != nil {
 		gm.Reaction = &graph.Reaction{MessageID: r.MessageID, Emoji: r.Emoji}
 	}
@@ -613,6 +646,12 @@ func sentEvent(m store.OutboundRecord, r store.Recipient, wamid string, now time
 		msg.Type = "interactive"
 	case req.Reaction != nil:
 		msg.Type, msg.Reaction = "reaction", &sdk.Reaction{MessageID: req.Reaction.MessageID, Emoji: req.Reaction.Emoji}
+	case req.Media != nil:
+		msg.Type = req.Media.Type
+		msg.Media = &sdk.Media{ID: req.Media.ID, Caption: req.Media.Caption, Filename: req.Media.Filename, State: sdk.MediaAvailable}
+		if u := m.Upload; u != nil {
+			msg.Media.MimeType, msg.Media.Size = u.MimeType, u.Size
+		}
 	}
 	if req.ReplyTo != "" {
 		msg.Context = &sdk.Context{ID: req.ReplyTo}

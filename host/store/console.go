@@ -333,7 +333,7 @@ func (s *Store) Series(ctx context.Context, since time.Time, step time.Duration)
 func (s *Store) StuckOutbound(ctx context.Context, age time.Duration) (stuck, unknown int64, err error) {
 	cut := s.now().Add(-age).UnixMilli()
 	err = s.reader.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM outbox INDEXED BY outbox_due WHERE state IN ('queued', 'sending') AND next_at < ?),
+		(SELECT COUNT(*) FROM outbox INDEXED BY outbox_due WHERE state IN ('queued', 'uploading', 'sending') AND next_at < ?),
 		(SELECT COUNT(*) FROM outbox INDEXED BY outbox_due WHERE state = 'unknown')`, cut).Scan(&stuck, &unknown)
 	if err != nil {
 		err = fmt.Errorf("store: stuck outbound: %w", err)

@@ -21,7 +21,7 @@ var copyTables = []struct {
 	{"delivery_attempts", "id, delivery_id, attempt, at, duration_ms, outcome, error, retry_after_ms", "id"},
 	{"connector_state", "name, paused, updated_at", ""},
 	{"kv", "namespace, key, value, updated_at", ""},
-	{"outbox", "id, idempotency_key, source, recipient, phone_number_id, request, state, wamid, error_code, error, attempts, next_at, created_at, updated_at", ""},
+	{"outbox", "id, idempotency_key, source, recipient, phone_number_id, request, state, wamid, error_code, error, attempts, next_at, created_at, updated_at, media_upload", ""},
 	{"outbox_history", "id, outbox_id, state, at, error_code, error", "id"},
 	{"conversations", "id, contact_key, team, last_active, updated_at", ""},
 	{"outbox_early_statuses", "wamid, state, at, error_code, error", ""},

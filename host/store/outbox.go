@@ -35,7 +35,7 @@ const (
 // outRank orders the states; failed is final.
 func outRank(state string) int {
 	switch state {
-	case OutQueued:
+	case OutQueued, OutUploading:
 		return 0
 	case OutSending, OutUnknown:
 		return 1
@@ -69,6 +69,8 @@ type OutboundRecord struct {
 	CreatedAt      time.Time           `json:"created_at"`
 	UpdatedAt      time.Time           `json:"updated_at"`
 	History        []OutboundStep      `json:"history,omitempty"`
+	// Upload is a media message's file as uploaded to Graph, once it is.
+	Upload *GraphUpload `json:"upload,omitempty"`
 }
 
 // OutboundStep is one state a message went through.
@@ -151,10 +153,11 @@ func (s *Store) Outbound(ctx context.Context, id string) (OutboundRecord, error)
 		created, updated int64
 	)
 	var key sql.NullString
+	var upload string
 	err := s.reader.QueryRowContext(ctx, `SELECT id, state, source, recipient, phone_number_id, wamid, error_code, error, attempts,
-		idempotency_key, request, created_at, updated_at
+		idempotency_key, request, created_at, updated_at, media_upload
 		FROM outbox WHERE id = ?`, id).Scan(&r.ID, &r.State, &r.Source, &r.To, &r.PhoneNumberID, &wamid, &r.ErrorCode, &r.Error,
-		&r.Attempts, &key, &req, &created, &updated)
+		&r.Attempts, &key, &req, &created, &updated, &upload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -167,6 +170,9 @@ func (s *Store) Outbound(ctx context.Context, id string) (OutboundRecord, error)
 		return r, fmt.Errorf("store: outbound %s: %w", id, err)
 	}
 	r.IdempotencyKey = r.Request.IdempotencyKey
+	if r.Upload, err = decodeUpload(id, upload); err != nil {
+		return r, err
+	}
 	rows, err := s.reader.QueryContext(ctx, `SELECT state, at, error_code, error FROM outbox_history WHERE outbox_id = ? ORDER BY id`, id)
 	if err != nil {
 		return r, fmt.Errorf("store: outbound %s: %w", id, err)

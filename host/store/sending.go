@@ -25,7 +25,7 @@ func addHistory(tx *txn, id, state string, at int64, code, msg string) error {
 // oldest first, at most one per recipient (a recipient's messages go in
 // order, one at a time), leaving out the recipients in busy.
 func (s *Store) DueOutbound(ctx context.Context, now time.Time, limit int, busy map[string]bool) ([]OutboundRecord, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT id, source, recipient, phone_number_id, request, attempts, created_at
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, source, recipient, phone_number_id, request, attempts, created_at, media_upload
 		FROM outbox WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, rowid LIMIT ?`, now.UnixMilli(), limit*4)
 	if err != nil {
 		return nil, fmt.Errorf("store: due messages: %w", err)
@@ -35,9 +35,9 @@ func (s *Store) DueOutbound(ctx context.Context, now time.Time, limit int, busy 
 	var out []OutboundRecord
 	for rows.Next() && len(out) < limit {
 		var r OutboundRecord
-		var req string
+		var req, upload string
 		var created int64
-		if err := rows.Scan(&r.ID, &r.Source, &r.To, &r.PhoneNumberID, &req, &r.Attempts, &created); err != nil {
+		if err := rows.Scan(&r.ID, &r.Source, &r.To, &r.PhoneNumberID, &req, &r.Attempts, &created, &upload); err != nil {
 			return nil, err
 		}
 		if seen[r.To] || busy[r.To] {
@@ -47,6 +47,9 @@ func (s *Store) DueOutbound(ctx context.Context, now time.Time, limit int, busy 
 		seen[r.To] = true
 		if err := json.Unmarshal([]byte(req), &r.Request); err != nil {
 			return nil, fmt.Errorf("store: message %s: %w", r.ID, err)
+		}
+		if r.Upload, err = decodeUpload(r.ID, upload); err != nil {
+			return nil, err
 		}
 		r.State, r.CreatedAt = OutQueued, time.UnixMilli(created).UTC()
 		out = append(out, r)
@@ -95,7 +98,7 @@ func (s *Store) DeferOutbound(ctx context.Context, id, recipient string, at time
 	return s.write(ctx, func(tx *txn) error {
 		now := s.now().UnixMilli()
 		if _, err := tx.Exec(`UPDATE outbox SET state = 'queued', next_at = ?, error_code = ?, error = ?, updated_at = ?
-			WHERE id = ? AND state IN ('queued', 'sending')`, at.UnixMilli(), code, reason, now, id); err != nil {
+			WHERE id = ? AND state IN ('queued', 'sending', 'uploading')`, at.UnixMilli(), code, reason, now, id); err != nil {
 			return err
 		}
 		if code != "" {
@@ -132,11 +135,15 @@ func (s *Store) setOutcome(ctx context.Context, id, state, code, reason string) 
 }
 
 // RecoverSending runs at start: messages left in sending by a hub that
-// stopped mid-request become unknown. It returns how many.
+// stopped mid-request become unknown. It returns how many. Media messages
+// left uploading go back to the queue (nothing reached the customer).
 func (s *Store) RecoverSending(ctx context.Context) (int, error) {
 	n := 0
 	err := s.write(ctx, func(tx *txn) error {
 		now := s.now().UnixMilli()
+		if err := recoverUploading(tx, now); err != nil {
+			return err
+		}
 		rows, err := tx.Query(`SELECT id FROM outbox WHERE state = 'sending'`)
 		if err != nil {
 			return err

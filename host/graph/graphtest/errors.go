@@ -75,6 +75,7 @@ var canned = map[int]cannedError{
 	graph.ErrMarketingOptOut: {400, "(#131050) Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.",
 		"The user has stopped marketing messages.", false},
 	graph.ErrUnsupportedType: {400, "(#131051) Unsupported message type", "Message type is not currently supported.", false},
+	graph.ErrMediaUpload:     {400, "(#131053) Media upload error", "Unable to upload the media used in the message.", false},
 	graph.ErrPairRateLimit: {400, "(#131056) (Business Account, Consumer Account) pair rate limit hit",
 		"Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.", true},
 	graph.ErrMaintenance:         {503, "(#131057) Account in maintenance mode", "Business Account is in maintenance mode.", true},

@@ -157,6 +157,7 @@ type Server struct {
 	reads         []Read
 	catalog       []Template
 	listings      int
+	up            *uploads // media uploads (upload.go)
 
 	mediaOnce sync.Once
 	media     *mediaState // media.go
@@ -206,19 +207,24 @@ type Request struct {
 
 // Sent is one message the fake accepted.
 type Sent struct {
-	PhoneNumberID string          `json:"phone_number_id"`
-	To            string          `json:"to"`                // as sent: "to" or "recipient"
-	WAID          string          `json:"wa_id,omitempty"`   // for phone numbers
-	UserID        string          `json:"user_id,omitempty"` // for BSUIDs
-	Kind          string          `json:"kind"`
-	Text          string          `json:"text,omitempty"`
-	Template      string          `json:"template,omitempty"`
-	Language      string          `json:"language,omitempty"`
-	ReplyTo       string          `json:"reply_to,omitempty"`
-	CallbackData  string          `json:"callback_data,omitempty"`
-	WAMID         string          `json:"wamid"`
-	Time          time.Time       `json:"time"`
-	Body          json.RawMessage `json:"body"`
+	PhoneNumberID string `json:"phone_number_id"`
+	To            string `json:"to"`                // as sent: "to" or "recipient"
+	WAID          string `json:"wa_id,omitempty"`   // for phone numbers
+	UserID        string `json:"user_id,omitempty"` // for BSUIDs
+	Kind          string `json:"kind"`
+	Text          string `json:"text,omitempty"`
+	Template      string `json:"template,omitempty"`
+	Language      string `json:"language,omitempty"`
+	ReplyTo       string `json:"reply_to,omitempty"`
+	CallbackData  string `json:"callback_data,omitempty"`
+	// A media message's file: the uploaded id (see Uploads) or the link.
+	MediaID  string          `json:"media_id,omitempty"`
+	Link     string          `json:"link,omitempty"`
+	Caption  string          `json:"caption,omitempty"`
+	Filename string          `json:"filename,omitempty"`
+	WAMID    string          `json:"wamid"`
+	Time     time.Time       `json:"time"`
+	Body     json.RawMessage `json:"body"`
 }
 
 // Read is one mark-as-read request the fake accepted.
@@ -352,6 +358,7 @@ func (s *Server) Reset() {
 	s.throughput = map[string]*bucket{}
 	s.pairs = map[string]*bucket{}
 	s.rates = map[string]*rateWindow{}
+	s.up = nil
 }
 
 // Close stops automatic statuses, releases held requests and waits for
@@ -400,6 +407,7 @@ func (s *Server) Snapshot() any {
 		MarkedRead:    len(s.reads),
 		MaxRate:       rates,
 		ClosedWindows: windows,
+		Uploads:       s.uploadSnapshot(keep),
 		Media:         s.MediaFiles(),
 	}
 }
@@ -414,11 +422,15 @@ type snapshot struct {
 	MarkedRead    int            `json:"marked_read"`
 	MaxRate       map[string]int `json:"max_rate_per_second"`
 	ClosedWindows []string       `json:"closed_windows"`
+	Uploads       []Upload       `json:"uploads"` // the latest media files uploaded for sending
 	Media         []MediaFile    `json:"media,omitempty"`
 }
 
 // ServeHTTP answers one Graph request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveUpload(w, r) { // streams its body: never read whole
+		return
+	}
 	if s.serveMedia(w, r) {
 		return
 	}
@@ -547,6 +559,9 @@ func (s *Server) accept(req *Request, p parsed) (Sent, int, *ErrorResponse) {
 			return Sent{}, 0, e
 		}
 	}
+	if e := s.checkMediaMessage(p); e != nil {
+		return Sent{}, 0, e
+	}
 	asyncErr := 0
 	switch {
 	case s.closedWindows[p.key] && p.kind != "template":
@@ -602,6 +617,10 @@ func (s *Server) accept(req *Request, p parsed) (Sent, int, *ErrorResponse) {
 		Language:      p.language,
 		ReplyTo:       p.replyTo,
 		CallbackData:  p.callbackData,
+		MediaID:       p.mediaID,
+		Link:          p.link,
+		Caption:       p.caption,
+		Filename:      p.filename,
 		WAMID:         newWAMID(s.prefix, s.seq, p.waID+p.userID),
 		Time:          now,
 		Body:          json.RawMessage(req.Body),

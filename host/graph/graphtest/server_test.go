@@ -146,7 +146,7 @@ func TestPathsAndNumbers(t *testing.T) {
 		{"POST", "/sandbox/whatsapp/" + pnid + "/messages", 200, 0, 0},
 		{"POST", "/sandbox/whatsapp/v23.0/42/messages", 400, 100, 33},
 		{"GET", "/sandbox/whatsapp/v23.0/" + pnid + "/messages", 400, 100, 33},
-		{"POST", "/sandbox/whatsapp/v23.0/" + pnid + "/media", 400, 100, 33},
+		{"POST", "/sandbox/whatsapp/v23.0/" + pnid + "/photos", 400, 100, 33},
 		{"POST", "/sandbox/whatsapp/", 400, 100, 33},
 	} {
 		a := do(t, mux, tt.method, tt.path, "", text("+16505551234", "hi"))

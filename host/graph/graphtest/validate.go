@@ -25,6 +25,8 @@ type parsed struct {
 	template, language string
 	replyTo            string
 	callbackData       string
+
+	mediaID, link, caption, filename string // media messages
 }
 
 // Kinds the Cloud API sends; anything else in "type" is refused.
@@ -210,12 +212,21 @@ func validate(body []byte) (parsed, *ErrorResponse) {
 		}
 	case "image", "audio", "video", "document", "sticker":
 		var m struct {
-			ID   string `json:"id"`
-			Link string `json:"link"`
+			ID       string `json:"id"`
+			Link     string `json:"link"`
+			Caption  string `json:"caption"`
+			Filename string `json:"filename"`
 		}
 		if json.Unmarshal(obj, &m) != nil || (m.ID == "" && m.Link == "") {
 			return p, required(kind + "['id'] or " + kind + "['link']")
 		}
+		if m.ID != "" && m.Link != "" {
+			return p, invalid("Param " + kind + " takes either id or link, not both.")
+		}
+		if utf8.RuneCountInString(m.Caption) > 1024 {
+			return p, invalid("Media caption is longer than 1024 characters.")
+		}
+		p.mediaID, p.link, p.caption, p.filename = m.ID, m.Link, m.Caption, m.Filename
 	case "location":
 		var l struct {
 			Lat *float64 `json:"latitude"`

@@ -53,6 +53,7 @@ func Run(t *testing.T, b Backend) {
 		{"SetConsentAndTeam", testSetConsentAndTeam},
 		{"ConsentFollowsWhenItWasStated", testConsentFollowsWhenItWasStated},
 		{"PruneKeepsWhatIsNotSettled", testPruneKeepsWhatIsNotSettled},
+		{"MediaUploadStates", testMediaUploadStates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

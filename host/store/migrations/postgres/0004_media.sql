@@ -46,3 +46,10 @@ CREATE TABLE media_chunks (
     data   BYTEA   NOT NULL,
     PRIMARY KEY (sha256, n)
 );
+
+-- ---- media-out (outbound media messages; keep this section at the end) ----
+-- The file of a media message as uploaded to Graph (JSON: graph_id, sha256,
+-- mime_type, size, at), recorded before the message is sent: a retry or a
+-- restart sends that id instead of uploading the file again. '' until the
+-- upload is done, and for messages without media.
+ALTER TABLE outbox ADD COLUMN media_upload TEXT NOT NULL DEFAULT '';

@@ -35,3 +35,10 @@ CREATE TABLE media_events (
     PRIMARY KEY (media_id, seq)
 );
 CREATE INDEX media_events_seq ON media_events (seq);
+
+-- ---- media-out (outbound media messages; keep this section at the end) ----
+-- The file of a media message as uploaded to Graph (JSON: graph_id, sha256,
+-- mime_type, size, at), recorded before the message is sent: a retry or a
+-- restart sends that id instead of uploading the file again. '' until the
+-- upload is done, and for messages without media.
+ALTER TABLE outbox ADD COLUMN media_upload TEXT NOT NULL DEFAULT '';
