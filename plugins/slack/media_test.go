@@ -524,3 +524,24 @@ func TestOwnFileShareIsNotSent(t *testing.T) {
 		t.Errorf("the bot's own share was sent back: %+v", e.host.Sent())
 	}
 }
+
+func TestOutboundSeveralFiles(t *testing.T) {
+	e, root := threadEnv(t)
+	img := e.fake.AddFile("foto.png", "image/png", "U0AGENT", jpeg)
+	doc := e.fake.AddFile("nota.pdf", "application/pdf", "U0AGENT", pdf)
+	e.hook(e.fileReply("EvF1", root.TS, "Seguem", e.fake.FileObject(e.apiBase(), img.ID, false), e.fake.FileObject(e.apiBase(), doc.ID, false)), 0)
+	e.waitJobs()
+	sent, ups := e.host.Sent(), e.host.Uploads()
+	if len(sent) != 2 || len(ups) != 2 {
+		t.Fatalf("sent %+v, stored %+v", sent, ups)
+	}
+	want := []sdk.OutboundMedia{{ID: ups[0].ID, Caption: "Seguem"}, {ID: ups[1].ID, Filename: "nota.pdf"}}
+	for i, m := range sent {
+		if m.Media == nil || *m.Media != want[i] || m.IdempotencyKey != "EvF1:"+[]string{img.ID, doc.ID}[i] {
+			t.Errorf("message %d: %+v (media %+v), want %+v", i, m, m.Media, want[i])
+		}
+	}
+	if ups[0].SHA256 != sum(jpeg) || ups[1].SHA256 != sum(pdf) {
+		t.Error("stored bytes differ from the agent's files")
+	}
+}

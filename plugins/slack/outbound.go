@@ -197,9 +197,11 @@ func (r *run) runJob(ctx context.Context, eventID string) {
 		}
 		save()
 	}
-	_ = r.kv.Delete(ctx, key)
+	// Done first: a Slack retry arriving between the two finds the event
+	// handled rather than a claim free to take.
 	done, _ := json.Marshal(hookState{Done: true, At: r.c.now().Unix()})
 	_ = r.kv.Put(ctx, hookKey(eventID), done)
+	_ = r.kv.Delete(ctx, key)
 }
 
 // takesCaption: WhatsApp shows a caption under images, videos and
