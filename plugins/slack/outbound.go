@@ -364,6 +364,8 @@ func (r *run) resolveFile(ctx context.Context, f *jobFile) error {
 		return &permanentErr{why: "the file was deleted in Slack"}
 	case info.Mode == "hidden_by_limit":
 		return &permanentErr{why: "the workspace's plan hides this file (over its storage limit)"}
+	case info.IsExternal || info.Mode == "external":
+		return &permanentErr{why: "the file is a link to another service (" + info.ExternalType + "), not a file in Slack; upload the file itself"}
 	case info.URLPrivateDownload == "":
 		return fmt.Errorf("files.info gave no url_private_download for %s yet", f.ID)
 	}
