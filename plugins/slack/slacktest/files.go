@@ -323,7 +323,8 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, ticket stri
 		}
 	}
 	h := sha256.New()
-	kept := &capped{max: MaxKeptBytes}
+	// A file announced as larger than is kept is not buffered at all.
+	kept := &capped{max: MaxKeptBytes, over: f.Length > MaxKeptBytes}
 	n, err := io.Copy(io.MultiWriter(h, kept), src)
 	if err != nil {
 		s.mu.Lock()
