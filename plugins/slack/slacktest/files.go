@@ -1,6 +1,7 @@
 package slacktest
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Files, as Slack's current API moves them (see shared/reference/apis.md
@@ -83,6 +85,60 @@ type fileState struct {
 	reqBase string
 	// uploadFail are scripted answers of the upload URL (SetUploadFailures).
 	uploadFail []int
+	// holds stall the next request of a kind ("upload", or a method's
+	// answer) until released: for crash tests.
+	holds map[string]*Hold
+}
+
+// Hold stalls one request until Release (or until its client goes away).
+type Hold struct {
+	reached  chan struct{}
+	released chan struct{}
+	once     sync.Once
+}
+
+// Reached is closed once the held request arrived.
+func (h *Hold) Reached() <-chan struct{} { return h.reached }
+
+// Release lets the held request go on.
+func (h *Hold) Release() { h.once.Do(func() { close(h.released) }) }
+
+func (h *Hold) wait(ctx context.Context) {
+	if h == nil {
+		return
+	}
+	close(h.reached)
+	select {
+	case <-h.released:
+	case <-ctx.Done():
+	}
+}
+
+// HoldUpload stalls the next POST to an upload URL before it reads any
+// byte: a client that dies meanwhile has uploaded nothing.
+func (s *Server) HoldUpload() *Hold { return s.hold("upload") }
+
+// HoldAnswer lets the next call of method take effect (a file shared, a
+// message posted) and stalls its answer: to the caller, what dying just
+// after Slack acted looks like.
+func (s *Server) HoldAnswer(method string) *Hold { return s.hold(method) }
+
+func (s *Server) hold(kind string) *Hold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holds == nil {
+		s.holds = map[string]*Hold{}
+	}
+	h := &Hold{reached: make(chan struct{}), released: make(chan struct{})}
+	s.holds[kind] = h
+	return h
+}
+
+// takeHold returns (and forgets) the hold of kind; s.mu is held.
+func (s *Server) takeHold(kind string) *Hold {
+	h := s.holds[kind]
+	delete(s.holds, kind)
+	return h
 }
 
 // SetUploadFailures makes the next n POSTs to an upload URL answer HTTP
@@ -298,7 +354,12 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, ticket stri
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
+	hold := s.takeHold("upload")
 	s.mu.Unlock()
+	hold.wait(r.Context())
+	if r.Context().Err() != nil {
+		return // the client went away while held
+	}
 
 	var src io.Reader = r.Body
 	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && strings.HasPrefix(mt, "multipart/") {

@@ -414,7 +414,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		call.Error = e
 	}
 	s.calls.Add(call)
+	hold := s.takeHold(method)
 	s.mu.Unlock()
+	hold.wait(r.Context())
 
 	for k, v := range header {
 		w.Header()[k] = v
