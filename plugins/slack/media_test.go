@@ -316,6 +316,8 @@ func TestOutboundFiles(t *testing.T) {
 			[]sdk.OutboundMessage{{Text: "Ouça"}, {Media: &sdk.OutboundMedia{}}}},
 		{"file not ready when the event came", "foto.jpg", "image/jpeg", jpeg, "", true,
 			[]sdk.OutboundMessage{{Media: &sdk.OutboundMedia{}}}},
+		{"audio not ready: its type is asked before the caption is placed", "explicacao.ogg", "audio/ogg", voice, "Ouça", true,
+			[]sdk.OutboundMessage{{Text: "Ouça"}, {Media: &sdk.OutboundMedia{}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -169,6 +169,14 @@ func (r *run) runJob(ctx context.Context, eventID string) {
 	// The text rides as the first file's caption where WhatsApp shows
 	// one (image, video, document); otherwise it goes first, on its own.
 	captioned := -1
+	if len(jb.Files) > 0 {
+		// A stub says nothing of its type, which decides the caption; a
+		// failure here is met again, and told, by sendFile.
+		f0 := &jb.Files[0]
+		if !f0.Done && (f0.URL == "" || f0.Access != "") && r.resolveFile(ctx, f0) == nil {
+			save()
+		}
+	}
 	if jb.Text != "" && !jb.TextDone {
 		if len(jb.Files) > 0 && !jb.Files[0].Done && takesCaption(sdk.MediaTypeFor(jb.Files[0].Mimetype)) {
 			captioned = 0
