@@ -81,8 +81,12 @@ func (s *Sandbox) ConsoleView() console.SandboxView {
 	channels := map[string]*console.SandboxChannel{}
 	threads := map[string]*console.SandboxThread{}
 	var msgs []slacktest.Message
+	files := map[string]slacktest.File{}
 	if sl := s.slack(); sl != nil {
 		msgs = sl.Messages()
+		for _, f := range sl.Files() {
+			files[f.ID] = f
+		}
 	}
 	for _, m := range msgs {
 		if m.ThreadTS != "" && m.ThreadTS != m.TS {
@@ -93,7 +97,7 @@ func (s *Sandbox) ConsoleView() console.SandboxView {
 			ch = &console.SandboxChannel{Channel: m.Channel}
 			channels[m.Channel] = ch
 		}
-		ch.Threads = append(ch.Threads, console.SandboxThread{TS: m.TS, Root: slackMessage(m)})
+		ch.Threads = append(ch.Threads, console.SandboxThread{TS: m.TS, Root: slackMessage(m, files)})
 	}
 	for _, ch := range channels {
 		for i := range ch.Threads {
@@ -105,7 +109,7 @@ func (s *Sandbox) ConsoleView() console.SandboxView {
 			continue
 		}
 		if t := threads[m.Channel+"/"+m.ThreadTS]; t != nil {
-			t.Replies = append(t.Replies, slackMessage(m))
+			t.Replies = append(t.Replies, slackMessage(m, files))
 		}
 	}
 	names := make([]string, 0, len(channels))
@@ -145,7 +149,15 @@ func (s *Sandbox) ConsoleView() console.SandboxView {
 	return v
 }
 
-func slackMessage(m slacktest.Message) console.SandboxMessage {
+func slackMessage(m slacktest.Message, files map[string]slacktest.File) console.SandboxMessage {
+	text := m.Text
+	for _, id := range m.Files {
+		// A file the bot shared: what it is and its digest, to compare
+		// with what the customer sent.
+		f := files[id]
+		line := fmt.Sprintf("[file %s, %s, %d bytes, sha256 %.12s…]", f.Name, f.Mimetype, f.Size, f.SHA256)
+		text = strings.TrimSpace(text + "\n" + line)
+	}
 	from := m.User
 	if m.BotID != "" || from == "" {
 		from = "wahub"
@@ -154,7 +166,7 @@ func slackMessage(m slacktest.Message) console.SandboxMessage {
 	if f, err := strconv.ParseFloat(m.TS, 64); err == nil {
 		at = time.UnixMicro(int64(f * 1e6))
 	}
-	return console.SandboxMessage{From: from, Text: m.Text, At: at}
+	return console.SandboxMessage{From: from, Text: text, At: at}
 }
 
 // records turns a CRM fake's snapshot into records: every list of

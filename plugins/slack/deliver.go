@@ -238,10 +238,18 @@ func (r *run) inbound(ctx context.Context, ev *sdk.Event) sdk.Result {
 			r.c.log.Warn("slack: root posted but its claim was lost; the conversation may get a second root", "key", key, "err", err)
 		}
 		r.remember(ctx, threadKey(ch, ts), r.info(ev, conv, team))
-		r.remember(ctx, evtKey(ev.ID), msgRef{Channel: ch, TS: ts})
 		r.rememberWAMID(ctx, ev, msgRef{Channel: ch, TS: ts})
 		r.remember(ctx, lastKey(conv), threadRef{Channel: ch, TS: ts})
+		if hasFile(ev) {
+			// The root shows the message; the file goes in its thread. A
+			// redelivery finds the root and goes on with the file only.
+			return r.fileReply(ctx, ev, ch, ts, conv, team, true)
+		}
+		r.remember(ctx, evtKey(ev.ID), msgRef{Channel: ch, TS: ts})
 		return sdk.DeliveredResult(ev.ID)
+	}
+	if hasFile(ev) {
+		return r.fileReply(ctx, ev, channel, rootTS, conv, team, false)
 	}
 
 	ch, ts, err := r.post(ctx, channel, chKey, rootTS, r.s.replyPost(ev))
@@ -250,6 +258,61 @@ func (r *run) inbound(ctx context.Context, ev *sdk.Event) sdk.Result {
 	}
 	r.remember(ctx, evtKey(ev.ID), msgRef{Channel: ch, ThreadTS: rootTS, TS: ts})
 	r.rememberWAMID(ctx, ev, msgRef{Channel: ch, ThreadTS: rootTS, TS: ts})
+	return r.refreshThread(ctx, ev, ch, rootTS, conv, team)
+}
+
+// fileReply shares the customer's file in the thread rootTS: the file
+// itself with who sent it and the caption. A file the hub cannot have is
+// told in the thread instead, and the event is delivered all the same.
+func (r *run) fileReply(ctx context.Context, ev *sdk.Event, channel, rootTS, conv, team string, inRoot bool) sdk.Result {
+	// An earlier attempt at ev may have posted the root and stopped
+	// before the file.
+	inRoot = inRoot || r.rootIsEvent(ctx, ev, channel, rootTS)
+	ts, err := r.shareFile(ctx, ev, channel, rootTS, inRoot)
+	var gone *errUnavailable
+	switch {
+	case errors.As(err, &gone):
+		var p post
+		if inRoot {
+			p = r.s.unavailableNote(ev, gone.reason)
+		} else {
+			// The message itself, with the file marked as lost.
+			lost := *ev
+			msg := *ev.Message
+			media := *msg.Media
+			media.State, media.Reason = sdk.MediaUnavailable, gone.reason
+			msg.Media, lost.Message = &media, &msg
+			p = r.s.replyPost(&lost)
+		}
+		ch, nts, err := r.post(ctx, channel, "", rootTS, p)
+		if err != nil {
+			return result(ev.ID, err)
+		}
+		ts, channel = nts, ch
+	case err != nil:
+		return result(ev.ID, err)
+	}
+	ref := msgRef{Channel: channel, ThreadTS: rootTS, TS: ts}
+	r.remember(ctx, evtKey(ev.ID), ref)
+	if !inRoot && ts != "" {
+		r.rememberWAMID(ctx, ev, ref)
+	}
+	_ = r.kv.Delete(ctx, fileKey(ev.ID))
+	return r.refreshThread(ctx, ev, channel, rootTS, conv, team)
+}
+
+// rootIsEvent reports whether the root of the thread shows ev: the root
+// was posted by an earlier attempt at ev, which then stopped before its
+// file.
+func (r *run) rootIsEvent(ctx context.Context, ev *sdk.Event, channel, rootTS string) bool {
+	var cm customerMsg
+	found, _ := r.getJSON(ctx, slackMsgKey(channel, rootTS), &cm)
+	return found && ev.Message != nil && cm.WAMID == ev.Message.ID
+}
+
+// refreshThread keeps the thread's record of the customer current after
+// a reply was posted in it.
+func (r *run) refreshThread(ctx context.Context, ev *sdk.Event, ch, rootTS, conv, team string) sdk.Result {
 	r.remember(ctx, lastKey(conv), threadRef{Channel: ch, TS: rootTS})
 	// The customer's identity can change (a user_id appears, a number
 	// changes); keep the thread's copy current so that replies reach them.

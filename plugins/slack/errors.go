@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -102,7 +103,10 @@ func (s *settings) describe(err error, method, channel, chKey string) *apiError 
 		if errors.As(err, &se) && se.Needed != "" {
 			needed = se.Needed
 		}
-		return fail("Slack %s: missing_scope: add the bot scope %s under OAuth & Permissions → Bot Token Scopes and reinstall the app (or set %s: off to stop status reactions)", method, needed, cfgKey("statuses"))
+		if strings.HasPrefix(method, "reactions.") {
+			return fail("Slack %s: missing_scope: add the bot scope %s under OAuth & Permissions → Bot Token Scopes and reinstall the app (or set %s: off to stop status reactions)", method, needed, cfgKey("statuses"))
+		}
+		return fail("Slack %s: missing_scope: add the bot scope %s under OAuth & Permissions → Bot Token Scopes and reinstall the app", method, needed)
 	case "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org":
 		return retry(0, "Slack %s: %s", method, code)
 	default:

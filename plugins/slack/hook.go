@@ -120,6 +120,13 @@ func (c *connector) handleEvent(ctx context.Context, s *settings, env *envelope,
 	case m.ThreadTS == "" || m.ThreadTS == m.TS:
 		return ok
 	}
+	for _, a := range env.Authorizations {
+		if a.IsBot && a.UserID == m.User {
+			// A customer's file the bot shared (file_share, with the
+			// bot's user and no bot_id): sending it back would loop.
+			return ok
+		}
+	}
 	r := &run{c: c, s: s, kv: s.host.KV()}
 	var info convInfo
 	found, err := r.getJSON(ctx, threadKey(m.Channel, m.ThreadTS), &info)
@@ -154,15 +161,17 @@ func (c *connector) handleEvent(ctx context.Context, s *settings, env *envelope,
 		}
 	}
 
+	if len(m.Files) > 0 {
+		// Files take longer than Slack waits: recorded, then sent in the
+		// background (outbound.go), which marks the hook key done.
+		if !c.queueFiles(ctx, r, env, info) {
+			_ = r.kv.Delete(ctx, key)
+			return text(http.StatusServiceUnavailable, "could not record the attachments, retry later")
+		}
+		return ok
+	}
 	body := toWhatsApp(m.Text)
 	thread := msgRef{Channel: m.Channel, ThreadTS: m.ThreadTS}
-	if len(m.Files) > 0 {
-		why := "only the text was sent"
-		if body == "" {
-			why = "nothing was sent"
-		}
-		r.postBack(ctx, thread, ":warning: Attachments are not forwarded to WhatsApp; "+why+".")
-	}
 	if body == "" {
 		finish()
 		return ok

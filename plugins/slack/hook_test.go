@@ -2,7 +2,6 @@ package slack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"reflect"
@@ -210,22 +209,6 @@ func TestHookClaimInProgress(t *testing.T) {
 	e.host.KV().Put(context.Background(), hookKey("EvP"), []byte(`{"at":`+itoa(fixedNow.Add(-2*claimLease).Unix())+`}`))
 	if resp := e.hook(body, 2); resp.Status != 200 || len(e.host.Sent()) != 1 {
 		t.Fatalf("status %d, sent %d", resp.Status, len(e.host.Sent()))
-	}
-}
-
-func TestHookAttachments(t *testing.T) {
-	e, root := threadEnv(t)
-	file := []byte(`{"id":"F1","name":"nota.pdf"}`)
-	withText := slacktest.EventCallback("EvF1", fixedNow, slacktest.MessageEvent{User: "U1", SubType: "file_share", Text: "segue a nota", TS: "1795521601.000001", ThreadTS: root.TS, Channel: defaultChan, Files: []json.RawMessage{file}})
-	onlyFile := slacktest.EventCallback("EvF2", fixedNow, slacktest.MessageEvent{User: "U1", SubType: "file_share", TS: "1795521602.000001", ThreadTS: root.TS, Channel: defaultChan, Files: []json.RawMessage{file}})
-	e.hook(withText, 0)
-	e.hook(onlyFile, 0)
-	if sent := e.host.Sent(); len(sent) != 1 || sent[0].Text != "segue a nota" {
-		t.Errorf("sent %+v, want the text only", sent)
-	}
-	replies := e.fake.Replies(defaultChan, root.TS)
-	if len(replies) != 2 || !strings.Contains(replies[0].Text, "only the text was sent") || !strings.Contains(replies[1].Text, "nothing was sent") {
-		t.Errorf("notices %+v", replies)
 	}
 }
 

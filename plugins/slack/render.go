@@ -230,8 +230,17 @@ func renderMessage(ev *sdk.Event, links bool) post {
 			body += " (" + strings.Join(details, ", ") + ")"
 		}
 		caption()
-		if m.Media.ID != "" {
-			notes = append(notes, "media id `"+esc(m.Media.ID)+"`, kept at WhatsApp")
+		switch {
+		case m.Media.State == sdk.MediaUnavailable || m.Media.ID == "":
+			why := m.Media.Reason
+			if why == "" {
+				why = "WhatsApp did not give the file"
+			}
+			body += "\n:warning: _The " + kindOf(m) + " could not be retrieved: " + esc(why) + "_"
+			plain += " (the " + kindOf(m) + " could not be retrieved)"
+		case !links:
+			// The root: the file itself follows in the thread.
+			notes = append(notes, ":thread: the "+kindOf(m)+" is in the thread")
 		}
 	case m.Location != nil:
 		l := m.Location

@@ -3,7 +3,7 @@
 //
 // Configuration (connectors.<name>.config):
 //
-//	token: xoxb-...              # required; the app's bot token (scopes chat:write, reactions:write)
+//	token: xoxb-...              # required; the app's bot token (scopes chat:write, reactions:write, files:write, files:read)
 //	signing_secret: ...          # required (unless socket_mode); verifies POST /hooks/<name>
 //	channel: C0SUPPORT           # the default channel (an ID; the bot must be a member)
 //	channels:                    # optional; team → channel, for events routed to that team
@@ -34,9 +34,24 @@
 // message of a conversation in a channel posts a root message: the
 // customer's name and number, the team and the rule that routed it, and
 // the message itself; later messages of that conversation are replies in
-// its thread. Media (kept at WhatsApp; its id is shown), locations,
-// contact cards, reactions, button clicks, orders and unsupported
-// messages are rendered with Block Kit, with a plain-text fallback.
+// its thread. Locations, contact cards, reactions, button clicks, orders
+// and unsupported messages are rendered with Block Kit, with a plain-text
+// fallback.
+//
+// A customer's file (image, voice note or audio, video, document,
+// sticker) is uploaded into the thread from the hub's media store
+// (Host.OpenMedia, streamed): files.getUploadURLExternal, the bytes to
+// its upload_url, then files.completeUploadExternal with channel_id and
+// thread_ts, whose initial_comment says who sent what ("sent a voice
+// note") with the caption. Slack shows images inline and plays audio.
+// As the first message of a conversation, the root says what it is and
+// the file follows in its thread. A file the hub could not get (the
+// event's media is unavailable, or OpenMedia says so) is posted as the
+// message with "The image could not be retrieved: <reason>", and the
+// event is delivered. A redelivered event shares nothing twice: the
+// upload's progress is kept (file:<event id>), and after a crash between
+// the upload and its completion files.info tells whether the share
+// happened. Scope files:write (files.info also needs files:read).
 // contact.changed and optin.* events are noted in the conversation's
 // thread when it has one. Messages the hub sent for someone else (a
 // trigger's reply, the admin API) appear in the thread too, marked with
@@ -53,7 +68,23 @@
 // within 5 minutes, or they are answered 401. A reply that starts with
 // "note:" (any case) stays in Slack. When the hub refuses a
 // reply (opted out, 24-hour window closed, blocked country) the reason is
-// posted in the thread. Attachments are not forwarded; the agent is told.
+// posted in the thread.
+//
+// An agent's files (a message with files[], subtype file_share) go to
+// the customer as WhatsApp media: each is downloaded from its
+// url_private_download with the bot token (files.info first when Slack
+// sent a stub, file_access: check_file_info), stored with Host.PutMedia
+// and sent with Host.SendMessage (type from its MIME type; the text as
+// the first file's caption where WhatsApp shows one — image, video,
+// document — else sent first on its own; a document keeps its file
+// name), with the idempotency key <event_id>:<file id>. Moving files
+// takes longer than Slack waits for an answer, so the message is first
+// recorded (job:<event id>) and handled in the background; a job a
+// crash interrupted resumes when the connector next starts. A file the
+// hub or WhatsApp refuses (too large, a type WhatsApp does not send,
+// the 24-hour window closed) or that Slack no longer has is explained in
+// the thread, saying that nothing of it reached the customer (the text
+// is still sent alone when only the file was refused). Scope files:read.
 //
 // Over Socket Mode the same events arrive on the WebSocket and are
 // handled the same way; one is acknowledged once handled, so that Slack
@@ -83,6 +114,8 @@
 //	out:<outbox id>                   the agent's Slack message behind a reply the hub queued
 //	wamid:<wamid>                     the Slack message that shows an outbound WhatsApp message
 //	hook:<slack event_id>             a Slack event being handled or handled
+//	file:<event id>                   a customer's file being uploaded: Slack's file id, whether the bytes arrived
+//	job:<slack event_id>              an agent's message with files, until every file was sent or explained
 package slack
 
 import (
@@ -152,6 +185,9 @@ func (i *instance) Close() error {
 	if i.stopSocket != nil {
 		i.stopSocket()
 	}
+	if i.s.jobs != nil {
+		i.s.jobs.stop()
+	}
 	return nil
 }
 
@@ -171,8 +207,13 @@ type settings struct {
 	socketMode bool
 	appToken   string
 
-	api  *slackapi.Client
-	host sdk.Host
+	api *slackapi.Client
+	// files moves files to and from Slack (media.go): no whole-request
+	// timeout.
+	files *slackapi.Client
+	host  sdk.Host
+	// jobs runs agents' attachments on to WhatsApp (outbound.go).
+	jobs *jobs
 }
 
 // config is connectors.<name>.config as users write it.
@@ -209,7 +250,11 @@ func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 		// the hub, which owns the schedule and honours Retry-After.
 		slackapi.OptionHTTPClient(&http.Client{Timeout: s.timeout}),
 	)
+	s.files = newFilesClient(s)
+	s.jobs = newJobs()
 	i := &instance{c: c, s: s}
+	// Agents' attachments a stopped process left unsent.
+	s.jobs.wg.Go(func() { s.jobs.resume(&run{c: c, s: s, kv: host.KV()}) })
 	if s.socketMode {
 		i.stopSocket = c.startSocket(s)
 	}

@@ -71,6 +71,8 @@ type Message struct {
 	Form      map[string]string `json:"form,omitempty"`
 	Reactions []string          `json:"reactions,omitempty"`
 	Edited    bool              `json:"edited,omitempty"`
+	// Files are the ids of the files the message shares (files.go).
+	Files []string `json:"files,omitempty"`
 }
 
 // Reaction is one reactions.add the fake accepted.
@@ -131,6 +133,7 @@ type Server struct {
 	buckets    map[string]*bucket // channel → chat.postMessage allowance
 
 	socketState
+	fileState
 }
 
 // scriptedLimit is a 429 RateLimitNext queued for a method.
@@ -333,6 +336,7 @@ func (s *Server) Snapshot() any {
 		"reactions":  s.Reactions(),
 		"ephemerals": s.Ephemerals(),
 		"envelopes":  s.Envelopes(),
+		"files":      s.filesSnapshot(),
 		"calls":      counts,
 	}
 }
@@ -360,6 +364,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if method == "socket-mode" {
 		s.serveSocket(w, r)
+		return
+	}
+	if s.serveFiles(w, r) {
 		return
 	}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
@@ -392,6 +399,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
+	s.reqBase = baseURL(r)
 	call := Call{Method: method, Channel: form.Get("channel"), At: s.now()}
 	var status int
 	var body map[string]any
@@ -406,7 +414,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		call.Error = e
 	}
 	s.calls.Add(call)
+	hold := s.takeHold(method)
 	s.mu.Unlock()
+	hold.wait(r.Context())
 
 	for k, v := range header {
 		w.Header()[k] = v
@@ -474,9 +484,12 @@ func (s *Server) answer(method string, form url.Values, authz string) (int, map[
 	return http.StatusOK, fields, nil
 }
 
+// scopes names the bot scope a method needs, where it is not chat:write.
+var scopes = map[string]string{"reactions.add": "reactions:write"}
+
 func scopeFor(method string) string {
-	if method == "reactions.add" {
-		return "reactions:write"
+	if sc, ok := scopes[method]; ok {
+		return sc
 	}
 	return "chat:write"
 }
@@ -728,6 +741,7 @@ func (s *Server) store(m *Message) {
 func copyMessage(m *Message) Message {
 	c := *m
 	c.Reactions = append([]string(nil), m.Reactions...)
+	c.Files = append([]string(nil), m.Files...)
 	if m.Form != nil {
 		c.Form = map[string]string{}
 		for k, v := range m.Form {
