@@ -196,7 +196,10 @@ type settings struct {
 	timeout       time.Duration
 	now           func() time.Time // the connector's clock, for HTTP-date Retry-Afters
 	client        *http.Client
-	host          sdk.Host
+	// files downloads attachments: it follows content_url's redirect to
+	// the signed URL, without the credentials (fileRedirect).
+	files *http.Client
+	host  sdk.Host
 }
 
 // config is connectors.<name>.config as users write it.
@@ -221,6 +224,7 @@ func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 	// A redirect means a wrong api_url (http to https, a renamed
 	// subdomain); following it would turn a PUT into a GET.
 	s.client = sdkhttp.NewClient(maxConcurrent, nil)
+	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: s.fileRedirect}
 	s.host, s.now = host, c.now
 	if len(s.webhookSecret) == 0 {
 		c.log.Warn("zendesk: webhook_secret is not set: agents' replies from Zendesk will be refused until it is", "connector", cfg.Name)

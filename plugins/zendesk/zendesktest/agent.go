@@ -37,8 +37,9 @@ type Comment struct {
 	Body     string `json:"body"`
 	// Public comments are the conversation with the requester; the others
 	// are internal notes.
-	Public    bool      `json:"public"`
-	CreatedAt time.Time `json:"created_at"`
+	Public      bool         `json:"public"`
+	CreatedAt   time.Time    `json:"created_at"`
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // Ticket is a ticket with its comments.
@@ -112,7 +113,7 @@ func (s *Server) ticketCopy(t *ticket) Ticket {
 		out.Requester = u.Name
 	}
 	for _, c := range t.Comments {
-		cc := Comment{ID: c.ID, AuthorID: c.AuthorID, Body: c.Body, Public: c.Public, CreatedAt: c.CreatedAt}
+		cc := Comment{ID: c.ID, AuthorID: c.AuthorID, Body: c.Body, Public: c.Public, CreatedAt: c.CreatedAt, Attachments: s.commentAttachments(c.ID)}
 		if u := s.users[c.AuthorID]; u != nil {
 			cc.Author = u.Name
 		}
@@ -159,6 +160,8 @@ func (s *Server) AddUser(name, phone string) int64 {
 
 // ErrNoTicket is returned for a ticket id the fake does not hold.
 var ErrNoTicket = errors.New("zendesktest: no such ticket")
+
+var errClosed = errors.New("zendesktest: Status closed prevents ticket update")
 
 // SetStatus changes a ticket's status as an agent would (any of new,
 // open, pending, hold, solved, closed), at the fake's clock.
@@ -219,7 +222,7 @@ func (s *Server) AgentComment(ticketID int64, body string, public bool) (int64, 
 	}
 	if t.Status == "closed" {
 		s.mu.Unlock()
-		return 0, errors.New("zendesktest: Status closed prevents ticket update")
+		return 0, errClosed
 	}
 	c := s.addComment(t, AgentID, body, public, s.clock.Now().UTC())
 	target := s.hookTarget
