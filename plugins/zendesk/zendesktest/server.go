@@ -243,12 +243,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, ".json")
 	limit := int64(maxBody)
 	if path == "/api/v2/uploads" {
-		limit = MaxUploadBytes
+		limit = s.uploadLimit()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": "RequestEntityTooLarge",
-			"description": "The request is larger than " + strconv.FormatInt(limit>>20, 10) + " MB"})
+			"description": "The file is larger than " + strconv.FormatInt(limit, 10) + " bytes, the most an upload may be"})
 		return
 	}
 	if strings.HasPrefix(path, "/_fake/") {

@@ -92,13 +92,14 @@ type files struct {
 	fileHost  string // where content_url redirects; "" = base
 	signKey   []byte
 	downloads []Download
+	limit     int64 // the largest upload; MaxUploadBytes unless WithUploadLimit
 }
 
 func (s *Server) fs() *files {
 	if s.files == nil {
 		key := make([]byte, 16)
 		_, _ = rand.Read(key)
-		s.files = &files{uploads: map[string]*upload{}, byToken: map[string]*attachment{}, byComment: map[int64][]*attachment{}, nextID: 36000, signKey: key}
+		s.files = &files{uploads: map[string]*upload{}, byToken: map[string]*attachment{}, byComment: map[int64][]*attachment{}, nextID: 36000, signKey: key, limit: MaxUploadBytes}
 	}
 	return s.files
 }
@@ -109,6 +110,16 @@ func (s *Server) fs() *files {
 // the account's host.
 func WithFileHost(base string) Option {
 	return func(s *Server) { s.fs().fileHost = strings.TrimSuffix(base, "/") }
+}
+
+// WithUploadLimit lowers the largest upload the fake takes, so that tests
+// meet the 413 without sending 50 MB.
+func WithUploadLimit(n int64) Option { return func(s *Server) { s.fs().limit = n } }
+
+func (s *Server) uploadLimit() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fs().limit
 }
 
 // SetFileHost is WithFileHost after NewServer.
