@@ -211,7 +211,9 @@ type settings struct {
 	reopenWithin time.Duration
 	timeout      time.Duration
 	client       *http.Client
-	host         sdk.Host
+	// files downloads agents' attachments (fileRedirect).
+	files *http.Client
+	host  sdk.Host
 
 	// pausedUntil is when Freshdesk's rate limit lets calls through
 	// again (Unix nanoseconds); until then calls fail at once rather than
@@ -242,6 +244,7 @@ func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 	// A redirect means a wrong domain or api_url (Freshdesk sends the
 	// browser to a login page): it is reported, not followed.
 	s.client = sdkhttp.NewClient(maxConcurrent, nil)
+	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: s.fileRedirect}
 	s.host = host
 	return &instance{c: c, s: s}, nil
 }
