@@ -43,11 +43,11 @@ type (
 		ClosedAt   *time.Time `json:"closed_at"`
 	}
 	conversation struct {
-		ID        int64     `json:"id"`
-		Body      string    `json:"body"`
-		BodyText  string    `json:"body_text"`
-		Incoming  bool      `json:"incoming"`
-		Private   bool      `json:"private"`
+		ID          int64          `json:"id"`
+		Body        string         `json:"body"`
+		BodyText    string         `json:"body_text"`
+		Incoming    bool           `json:"incoming"`
+		Private     bool           `json:"private"`
 		Source      int            `json:"source"`
 		UserID      int64          `json:"user_id"`
 		CreatedAt   time.Time      `json:"created_at"`
