@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wahub/wahub/plugins/zendesk/zendesktest"
@@ -94,10 +95,9 @@ func TestInboundMediaRedeliveryUploadsOnce(t *testing.T) {
 			e.host.AddMedia(sdk.MediaInfo{ID: "m1", MimeType: "image/png"}, data)
 			ev := mediaEvent("evt_img", "conv_a", "image", &sdk.Media{ID: "m1", MimeType: "image/png", Caption: "a foto"})
 			if tc.lose {
-				lost := false
+				var lost atomic.Bool
 				e.setIntercept(func(r *http.Request) *injected {
-					if r.Method == http.MethodPut && !lost {
-						lost = true
+					if r.Method == http.MethodPut && lost.CompareAndSwap(false, true) {
 						return &injected{lose: true}
 					}
 					return nil

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -75,6 +74,7 @@ type fileStore struct {
 	byID  map[int64]*storedFile
 	key   []byte
 	base  string // the fake's address, as the last request reached it
+	host  string // where attachment_urls point; "" = base
 	limit int64
 }
 
@@ -91,6 +91,16 @@ func (s *Server) fs() *fileStore {
 // without sending 20 MB.
 func WithAttachmentLimit(n int64) Option { return func(s *Server) { s.fs().limit = n } }
 
+// SetFileHost makes attachment_urls point at base: a second listener of
+// the same Server, standing for Freshdesk's file store on another domain
+// (Amazon S3), so that tests can check the API key stays on the account's
+// host.
+func (s *Server) SetFileHost(base string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fs().host = strings.TrimSuffix(base, "/")
+}
+
 func isMultipart(r *http.Request) bool {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return mt == "multipart/form-data"
@@ -101,7 +111,8 @@ const maxMultipart = 64 << 20
 
 // decodeMultipart reads a multipart/form-data body into the same shape
 // decodeBody gives a JSON one: numbers as json.Number, "true"/"false" as
-// booleans, "name[]" parts as an array, files under "attachments".
+// booleans (formString, cast by the field's type), "name[]" parts as an
+// array, files under "attachments".
 func decodeMultipart(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]any, bool) {
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -153,7 +164,7 @@ func decodeMultipart(w http.ResponseWriter, r *http.Request, allowed ...string) 
 			body[key] = append(files, upFile{name: p.FileName(), contentType: ct, data: data})
 			continue
 		}
-		v := formValue(string(data))
+		v := formString(data)
 		if isArray {
 			list, _ := body[key].([]any)
 			body[key] = append(list, string(data))
@@ -169,19 +180,9 @@ func decodeMultipart(w http.ResponseWriter, r *http.Request, allowed ...string) 
 	return body, true
 }
 
-// formValue is a form field as Freshdesk casts it.
-func formValue(v string) any {
-	switch v {
-	case "true":
-		return true
-	case "false":
-		return false
-	}
-	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return json.Number(v)
-	}
-	return v
-}
+// formString is a multipart field's value: a string on the wire that
+// Freshdesk casts to the type the field has (str, integer, boolean).
+type formString string
 
 // attachFiles stores the files of a request body; over the limit is the
 // validation error Freshdesk answers. Called with s.mu held.
@@ -219,7 +220,11 @@ func (s *Server) storeFile(name, contentType string, data []byte, now time.Time)
 func (s *Server) signedURL(id int64, now time.Time) string {
 	fs := s.fs()
 	exp := strconv.FormatInt(now.Add(AttachmentURLTTL).Unix(), 10)
-	return fs.base + "/_files/" + strconv.FormatInt(id, 10) + "?" + url.Values{"X-Amz-Expires": {exp}, "X-Amz-Signature": {fs.sign(id, exp)}}.Encode()
+	host := fs.host
+	if host == "" {
+		host = fs.base
+	}
+	return host + "/_files/" + strconv.FormatInt(id, 10) + "?" + url.Values{"X-Amz-Expires": {exp}, "X-Amz-Signature": {fs.sign(id, exp)}}.Encode()
 }
 
 func (fs *fileStore) sign(id int64, exp string) string {

@@ -457,6 +457,9 @@ func str(body map[string]any, k string) (string, bool, *fieldError) {
 	if !ok || v == nil {
 		return "", false, nil
 	}
+	if f, ok := v.(formString); ok {
+		return string(f), true, nil
+	}
 	s, isStr := v.(string)
 	if !isStr {
 		return "", true, &fieldError{Field: k, Message: "Value set is of type " + jsonType(v) + ".It should be a/an String", Code: "datatype_mismatch"}
@@ -468,6 +471,11 @@ func integer(body map[string]any, k string) (int64, bool, *fieldError) {
 	v, ok := body[k]
 	if !ok || v == nil {
 		return 0, false, nil
+	}
+	if f, ok := v.(formString); ok {
+		if i, err := strconv.ParseInt(string(f), 10, 64); err == nil {
+			return i, true, nil
+		}
 	}
 	n, isNum := v.(json.Number)
 	if isNum {
@@ -482,6 +490,9 @@ func boolean(body map[string]any, k string) (bool, bool, *fieldError) {
 	v, ok := body[k]
 	if !ok || v == nil {
 		return false, false, nil
+	}
+	if f, ok := v.(formString); ok && (f == "true" || f == "false") {
+		return f == "true", true, nil
 	}
 	b, isBool := v.(bool)
 	if !isBool {
@@ -513,7 +524,7 @@ func stringList(body map[string]any, k string) ([]string, bool, *fieldError) {
 
 func jsonType(v any) string {
 	switch v.(type) {
-	case string:
+	case string, formString:
 		return "String"
 	case json.Number:
 		return "Integer"
