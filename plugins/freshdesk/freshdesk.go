@@ -107,7 +107,14 @@
 // webhook delivered twice sends once, and two equal replies ("ok") are two
 // messages. The text sent is always the reply's body_text as the API
 // returns it, never the webhook body's; when the conversations cannot be
-// read the answer is 503 and Freshdesk retries. When the hub refuses the message (opted out, the
+// read the answer is 503 and Freshdesk retries. Each attachment of the
+// reply becomes a WhatsApp media message of its own after the text: its
+// attachment_url (a pre-signed link on Freshdesk's file store, which gets
+// no API key) is downloaded, stored in the hub (Host.PutMedia) and sent
+// with "<reply key>/att:<attachment id>" as idempotency key; reply:<that
+// key> records it, so a repeated webhook neither stores nor sends a file
+// twice, and what is refused (too large, a type WhatsApp does not send, a
+// link that expired) is named in the private note. When the hub refuses the message (opted out, the
 // 24-hour window closed, ...), a private note on the ticket tells the
 // agent why it was not delivered. The answer is 200 unless the hub or
 // Freshdesk is unavailable (503: Freshdesk's retry is then safe).
