@@ -320,7 +320,7 @@ func (s *Server) WebhookRequest(target string, ticketID, commentID int64) (*http
 // serveControl answers the fake's own endpoints, which play the agent in
 // the sandbox:
 //
-//	POST /_fake/agent_comments {"ticket_id": 1, "body": "...", "public": true}
+//	POST /_fake/agent_comments {"ticket_id": 1, "body": "...", "public": true, "files": [{"name", "content_type", "data" (base64)}]}
 //	POST /_fake/tickets/{id}/status {"status": "solved"}
 //	GET  /_fake/snapshot
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, path string, body []byte) {
@@ -332,12 +332,23 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, path strin
 			TicketID int64  `json:"ticket_id"`
 			Body     string `json:"body"`
 			Public   *bool  `json:"public"`
+			// Files are attachments: {"name", "content_type", "data"
+			// (base64)}.
+			Files []struct {
+				Name        string `json:"name"`
+				ContentType string `json:"content_type"`
+				Data        []byte `json:"data"`
+			} `json:"files"`
 		}
-		if err := json.Unmarshal(body, &in); err != nil || in.TicketID == 0 || in.Body == "" {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": `want {"ticket_id": <id>, "body": "...", "public": true}`})
+		if err := json.Unmarshal(body, &in); err != nil || in.TicketID == 0 || (in.Body == "" && len(in.Files) == 0) {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": `want {"ticket_id": <id>, "body": "...", "public": true, "files": [{"name": "a.png", "content_type": "image/png", "data": "<base64>"}]}`})
 			return
 		}
-		id, err := s.AgentComment(in.TicketID, in.Body, in.Public == nil || *in.Public)
+		var files []File
+		for _, f := range in.Files {
+			files = append(files, File{Name: f.Name, ContentType: f.ContentType, Data: f.Data})
+		}
+		id, err := s.AgentCommentFiles(in.TicketID, in.Body, in.Public == nil || *in.Public, files...)
 		if err != nil {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": err.Error()})
 			return
