@@ -214,23 +214,7 @@ func (s *Server) DeleteTicket(ticketID int64) {
 // a webhook target set, a public comment fires the webhook, as the
 // documented trigger does; the delivery is recorded in Webhooks.
 func (s *Server) AgentComment(ticketID int64, body string, public bool) (int64, error) {
-	s.mu.Lock()
-	t := s.tickets[ticketID]
-	if t == nil {
-		s.mu.Unlock()
-		return 0, ErrNoTicket
-	}
-	if t.Status == "closed" {
-		s.mu.Unlock()
-		return 0, errClosed
-	}
-	c := s.addComment(t, AgentID, body, public, s.clock.Now().UTC())
-	target := s.hookTarget
-	s.mu.Unlock()
-	if public && target != "" {
-		s.fireWebhook(target, ticketID, c.ID)
-	}
-	return c.ID, nil
+	return s.AgentCommentFiles(ticketID, body, public)
 }
 
 // SetWebhookTarget makes public agent comments POST the signed webhook to
