@@ -1,6 +1,7 @@
 package freshdesk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,14 +43,22 @@ type (
 		ClosedAt   *time.Time `json:"closed_at"`
 	}
 	conversation struct {
-		ID        int64     `json:"id"`
-		Body      string    `json:"body"`
-		BodyText  string    `json:"body_text"`
-		Incoming  bool      `json:"incoming"`
-		Private   bool      `json:"private"`
-		Source    int       `json:"source"`
-		UserID    int64     `json:"user_id"`
-		CreatedAt time.Time `json:"created_at"`
+		ID          int64          `json:"id"`
+		Body        string         `json:"body"`
+		BodyText    string         `json:"body_text"`
+		Incoming    bool           `json:"incoming"`
+		Private     bool           `json:"private"`
+		Source      int            `json:"source"`
+		UserID      int64          `json:"user_id"`
+		CreatedAt   time.Time      `json:"created_at"`
+		Attachments []fdAttachment `json:"attachments"`
+	}
+	fdAttachment struct {
+		ID            int64  `json:"id"`
+		Name          string `json:"name"`
+		ContentType   string `json:"content_type"`
+		Size          int64  `json:"size"`
+		AttachmentURL string `json:"attachment_url"`
 	}
 )
 
@@ -127,6 +136,22 @@ func resultFor(eventID string, err error) sdk.Result {
 // out. path starts with /api/v2/.
 func (c *connector) call(ctx context.Context, s *settings, method, path string, query url.Values, in, out any) error {
 	op := method + " " + path
+	var body io.Reader
+	contentType := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return &apiError{op: op, status: -1, text: fmt.Sprintf("%s: encode request: %v", op, err)}
+		}
+		body, contentType = bytes.NewReader(b), "application/json"
+	}
+	return c.send(ctx, s, method, path, query, body, contentType, s.timeout, out)
+}
+
+// send makes one API call with body (of contentType) and decodes a 2xx
+// answer into out.
+func (c *connector) send(ctx context.Context, s *settings, method, path string, query url.Values, body io.Reader, contentType string, timeout time.Duration, out any) error {
+	op := method + " " + path
 	now := c.now()
 	if until := s.pausedUntil.Load(); until > now.UnixNano() {
 		wait := time.Duration(until - now.UnixNano()).Round(time.Second)
@@ -137,16 +162,21 @@ func (c *connector) call(ctx context.Context, s *settings, method, path string, 
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := sdkhttp.NewJSONRequest(rctx, method, u, in, "wahub-freshdesk/"+Version)
+	req, err := http.NewRequestWithContext(rctx, method, u, body)
 	if err != nil {
-		return &apiError{op: op, status: -1, text: fmt.Sprintf("%s: %v", op, err)}
+		return &apiError{op: op, status: -1, text: fmt.Sprintf("%s: build request: %v", op, err)}
 	}
 	req.SetBasicAuth(s.apiKey, "X")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "wahub-freshdesk/"+Version)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return &apiError{op: op, text: sdkhttp.DoError(ctx, op+" "+s.base, s.timeout, err).Error()}
+		return &apiError{op: op, text: sdkhttp.DoError(ctx, op+" "+s.base, timeout, err).Error()}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -303,9 +333,15 @@ func (c *connector) recentTickets(ctx context.Context, s *settings, requester in
 	return out, err
 }
 
-func (c *connector) createTicket(ctx context.Context, s *settings, body map[string]any) (ticket, error) {
+// createTicket opens a ticket; with a file, as multipart/form-data.
+func (c *connector) createTicket(ctx context.Context, s *settings, body map[string]any, file *inboundFile) (ticket, error) {
 	var out ticket
-	err := c.call(ctx, s, http.MethodPost, "/api/v2/tickets", nil, body, &out)
+	var err error
+	if file != nil {
+		err = c.callMultipart(ctx, s, "/api/v2/tickets", body, file, &out)
+	} else {
+		err = c.call(ctx, s, http.MethodPost, "/api/v2/tickets", nil, body, &out)
+	}
 	return out, err
 }
 
@@ -315,9 +351,16 @@ func (c *connector) updateTicket(ctx context.Context, s *settings, id int64, bod
 	return out, err
 }
 
-func (c *connector) addNote(ctx context.Context, s *settings, id int64, body map[string]any) (conversation, error) {
+// addNote adds a note to a ticket; with a file, as multipart/form-data.
+func (c *connector) addNote(ctx context.Context, s *settings, id int64, body map[string]any, file *inboundFile) (conversation, error) {
 	var out conversation
-	err := c.call(ctx, s, http.MethodPost, "/api/v2/tickets/"+strconv.FormatInt(id, 10)+"/notes", nil, body, &out)
+	path := "/api/v2/tickets/" + strconv.FormatInt(id, 10) + "/notes"
+	var err error
+	if file != nil {
+		err = c.callMultipart(ctx, s, path, body, file, &out)
+	} else {
+		err = c.call(ctx, s, http.MethodPost, path, nil, body, &out)
+	}
 	return out, err
 }
 

@@ -182,6 +182,13 @@ func (c *connector) inbound(ctx context.Context, s *settings, ev *sdk.Event) sdk
 		}
 	}
 
+	file, note, err := c.inboundMedia(ctx, s, ev)
+	if err != nil {
+		return sdk.RetryResult(ev.ID, 0, err)
+	}
+	defer file.close()
+	msg.html += note
+
 	if st.TicketID != 0 {
 		t, err := c.getTicket(ctx, s, st.TicketID, false)
 		switch {
@@ -204,9 +211,12 @@ func (c *connector) inbound(ctx context.Context, s *settings, ev *sdk.Event) sdk
 			}
 		}
 		if st.TicketID != 0 {
-			note, err := c.addNote(ctx, s, t.ID, map[string]any{
-				"body": msg.html, "private": false, "incoming": true, "user_id": t.RequesterID,
-			})
+			body := map[string]any{"body": msg.html, "private": false, "incoming": true, "user_id": t.RequesterID}
+			note, err := c.addNote(ctx, s, t.ID, body, file)
+			if file != nil && fileRefused(err) {
+				body["body"] = msg.html + refusedNote(mediaKind(ev.Message), err, file.id)
+				note, err = c.addNote(ctx, s, t.ID, body, nil)
+			}
 			if isStatus(err, http.StatusNotFound) {
 				// Deleted since the look-up: the next attempt opens a
 				// new ticket.
@@ -222,7 +232,7 @@ func (c *connector) inbound(ctx context.Context, s *settings, ev *sdk.Event) sdk
 			return sdk.DeliveredResult(ev.ID)
 		}
 	}
-	return c.openTicket(ctx, s, ev, conv, st, msg)
+	return c.openTicket(ctx, s, ev, conv, st, msg, file)
 }
 
 // shouldReopen decides between reopening a resolved or closed ticket and
@@ -282,7 +292,7 @@ func (c *connector) linkTicket(ctx context.Context, kv sdk.KV, st *stored, conv 
 
 // openTicket creates the conversation's ticket with ev as its first
 // message.
-func (c *connector) openTicket(ctx context.Context, s *settings, ev *sdk.Event, conv string, st *stored, msg rendered) sdk.Result {
+func (c *connector) openTicket(ctx context.Context, s *settings, ev *sdk.Event, conv string, st *stored, msg rendered, file *inboundFile) sdk.Result {
 	kv := s.host.KV()
 	var t ticket
 	for attempt := 1; ; attempt++ {
@@ -295,9 +305,15 @@ func (c *connector) openTicket(ctx context.Context, s *settings, ev *sdk.Event, 
 		if err := st.save(ctx, kv); err != nil {
 			return sdk.RetryResult(ev.ID, 0, err)
 		}
-		t, err = c.createTicket(ctx, s, c.ticketBody(s, ev, msg, contactID, st.Creating.Tag))
+		t, err = c.createTicket(ctx, s, c.ticketBody(s, ev, msg, contactID, st.Creating.Tag), file)
 		if err == nil {
 			break
+		}
+		if file != nil && fileRefused(err) {
+			// Not created: the ticket goes without the file, saying so.
+			msg.html += refusedNote(mediaKind(ev.Message), err, file.id)
+			file = nil
+			continue
 		}
 		ae, answered := asAPIError(err)
 		if answered && ae.status >= 400 && ae.status < 500 && ae.status != http.StatusRequestTimeout {
@@ -489,7 +505,7 @@ func (c *connector) privateNote(ctx context.Context, s *settings, ev *sdk.Event,
 	if st.TicketID == 0 {
 		return sdk.SkippedResult(ev.ID, "the conversation has no ticket yet")
 	}
-	note, err := c.addNote(ctx, s, st.TicketID, map[string]any{"body": body, "private": true})
+	note, err := c.addNote(ctx, s, st.TicketID, map[string]any{"body": body, "private": true}, nil)
 	if isStatus(err, http.StatusNotFound) {
 		return sdk.SkippedResult(ev.ID, fmt.Sprintf("ticket %d was deleted", st.TicketID))
 	}

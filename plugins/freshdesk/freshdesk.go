@@ -107,7 +107,14 @@
 // webhook delivered twice sends once, and two equal replies ("ok") are two
 // messages. The text sent is always the reply's body_text as the API
 // returns it, never the webhook body's; when the conversations cannot be
-// read the answer is 503 and Freshdesk retries. When the hub refuses the message (opted out, the
+// read the answer is 503 and Freshdesk retries. Each attachment of the
+// reply becomes a WhatsApp media message of its own after the text: its
+// attachment_url (a pre-signed link on Freshdesk's file store, which gets
+// no API key) is downloaded, stored in the hub (Host.PutMedia) and sent
+// with "<reply key>/att:<attachment id>" as idempotency key; reply:<that
+// key> records it, so a repeated webhook neither stores nor sends a file
+// twice, and what is refused (too large, a type WhatsApp does not send, a
+// link that expired) is named in the private note. When the hub refuses the message (opted out, the
 // 24-hour window closed, ...), a private note on the ticket tells the
 // agent why it was not delivered. The answer is 200 unless the hub or
 // Freshdesk is unavailable (503: Freshdesk's retry is then safe).
@@ -210,7 +217,9 @@ type settings struct {
 	reopenWithin time.Duration
 	timeout      time.Duration
 	client       *http.Client
-	host         sdk.Host
+	// files downloads agents' attachments (fileRedirect).
+	files *http.Client
+	host  sdk.Host
 
 	// pausedUntil is when Freshdesk's rate limit lets calls through
 	// again (Unix nanoseconds); until then calls fail at once rather than
@@ -241,6 +250,7 @@ func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 	// A redirect means a wrong domain or api_url (Freshdesk sends the
 	// browser to a login page): it is reported, not followed.
 	s.client = sdkhttp.NewClient(maxConcurrent, nil)
+	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: s.fileRedirect}
 	s.host = host
 	return &instance{c: c, s: s}, nil
 }

@@ -38,6 +38,7 @@ type setup struct {
 	opts    []freshdesktest.Option
 	extra   map[string]any
 	handler func(fake http.Handler) http.Handler // wraps the fake
+	host    sdk.Host                             // instead of a FakeHost
 }
 
 func newEnv(t *testing.T, s setup) *env {
@@ -51,6 +52,13 @@ func newEnv(t *testing.T, s setup) *env {
 	srv := sdktest.Serve(t, h)
 	c := freshdesk.New()
 	freshdesk.SetClock(c, clk.Now)
+	if s.host != nil {
+		r := sdktest.Dial(t, c)
+		if err := r.Configure(context.Background(), sdk.Config{Name: "freshdesk", Raw: configJSON(t, srv.URL, s.extra)}, s.host); err != nil {
+			t.Fatalf("configure: %v", err)
+		}
+		return &env{t: t, fake: fake, url: srv.URL, clock: clk, conn: c, remote: r}
+	}
 	r, host := sdktest.Start(t, c, "freshdesk", configJSON(t, srv.URL, s.extra))
 	return &env{t: t, fake: fake, url: srv.URL, clock: clk, conn: c, remote: r, host: host}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html"
 	"net/http"
@@ -56,6 +55,8 @@ type replyState struct {
 	ID      string `json:"id,omitempty"`
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Media is the hub's id of an attachment stored for sending.
+	Media string `json:"media_id,omitempty"`
 }
 
 // HandleHook takes the automation rule's call about an agent's reply and
@@ -94,7 +95,7 @@ func (i *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.H
 		return ignored("the conversation has no customer to answer"), nil
 	}
 
-	key, text, err := c.identifyReply(ctx, s, ticketID, body)
+	key, text, atts, err := c.identifyReply(ctx, s, ticketID, body)
 	if err != nil {
 		c.log.Warn("hook: the agent's reply could not be identified", "ticket_id", ticketID, "err", err)
 		return retryLater(err), nil
@@ -102,8 +103,6 @@ func (i *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.H
 	if key == "" {
 		return ignored("no public agent reply on the ticket to send"), nil
 	}
-	log := c.log.With("ticket_id", ticketID, "reply", key)
-
 	var prior replyState
 	if raw, found, err := kv.Get(ctx, replyKey(key)); err != nil {
 		return reply(http.StatusServiceUnavailable, "the hub's state is unavailable; retry"), nil
@@ -119,31 +118,7 @@ func (i *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.H
 		return c.noteRefusal(ctx, s, ticketID, key, prior), nil
 	}
 
-	res, err := s.host.SendMessage(ctx, sdk.OutboundMessage{
-		To: st.To, PhoneNumberID: st.PhoneNumberID, Text: text, IdempotencyKey: key,
-	})
-	var refused *sdk.RefusedError
-	switch {
-	case errors.As(err, &refused):
-		log.Info("hook: the hub refused the agent's reply", "code", refused.Code)
-		state := replyState{State: "refused", Code: refused.Code, Message: refused.Message}
-		if raw, err := json.Marshal(state); err == nil {
-			if err := kv.Put(ctx, replyKey(key), raw); err != nil {
-				log.Warn("hook: refusal not recorded", "err", err)
-			}
-		}
-		return c.noteRefusal(ctx, s, ticketID, key, state), nil
-	case err != nil:
-		log.Warn("hook: SendMessage failed", "err", err)
-		return retryLater(errors.New("the hub could not queue the message")), nil
-	}
-	if raw, err := json.Marshal(replyState{State: "sent", ID: res.ID}); err == nil {
-		if err := kv.Put(ctx, replyKey(key), raw); err != nil {
-			// The hub's idempotency key still guards a repeat.
-			log.Warn("hook: reply sent but not recorded", "err", err)
-		}
-	}
-	return replyJSON(http.StatusOK, map[string]any{"ok": true, "id": res.ID, "state": res.State}), nil
+	return c.sendReply(ctx, s, st, ticketID, key, text, atts), nil
 }
 
 // notYetLinked is how long Freshdesk is asked to wait before calling
@@ -239,13 +214,13 @@ func parseHook(raw []byte) (int64, string, bool) {
 // ticket's conversations cannot be read the error is returned, and the
 // webhook is answered 503 so that Freshdesk retries. An empty key means
 // nothing to send.
-func (c *connector) identifyReply(ctx context.Context, s *settings, ticketID int64, body string) (key, text string, err error) {
+func (c *connector) identifyReply(ctx context.Context, s *settings, ticketID int64, body string) (key, text string, atts []fdAttachment, err error) {
 	convs, err := c.conversations(ctx, s, ticketID)
 	if err != nil {
 		if isStatus(err, http.StatusNotFound) {
-			return "", "", nil // deleted since
+			return "", "", nil, nil // deleted since
 		}
-		return "", "", err
+		return "", "", nil, err
 	}
 	var replies []conversation
 	for _, cv := range convs {
@@ -254,7 +229,7 @@ func (c *connector) identifyReply(ctx context.Context, s *settings, ticketID int
 		}
 	}
 	if len(replies) == 0 {
-		return "", "", nil
+		return "", "", nil, nil
 	}
 	sort.SliceStable(replies, func(i, j int) bool {
 		if !replies[i].CreatedAt.Equal(replies[j].CreatedAt) {
@@ -275,7 +250,7 @@ func (c *connector) identifyReply(ctx context.Context, s *settings, ticketID int
 			}
 		}
 	}
-	return "conversation:" + strconv.FormatInt(pick.ID, 10), replyText(pick), nil
+	return "conversation:" + strconv.FormatInt(pick.ID, 10), replyText(pick), pick.Attachments, nil
 }
 
 func replyText(cv conversation) string {
@@ -303,7 +278,7 @@ func (c *connector) noteRefusal(ctx context.Context, s *settings, ticketID int64
 	if why.Code == "outside_window" {
 		body += "<p>WhatsApp lets a business write freely only within 24 hours of the customer's last message; until the customer writes again, only approved templates can be sent.</p>"
 	}
-	if _, err := c.addNote(ctx, s, ticketID, map[string]any{"body": body, "private": true}); err != nil && !isStatus(err, http.StatusNotFound) {
+	if _, err := c.addNote(ctx, s, ticketID, map[string]any{"body": body, "private": true}, nil); err != nil && !isStatus(err, http.StatusNotFound) {
 		c.log.Warn("hook: the refusal could not be noted on the ticket", "ticket_id", ticketID, "err", err)
 		return retryLater(err)
 	}

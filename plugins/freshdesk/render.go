@@ -56,15 +56,18 @@ func renderMessage(ev *sdk.Event) rendered {
 		}
 	case m.Media != nil:
 		label := mediaLabel(m.Type, m.Media)
+		// The file itself is attached (inboundMedia); the line says what
+		// it is.
 		line := em(esc(label))
+		var about []string
 		if m.Media.MimeType != "" {
-			line += " (" + esc(m.Media.MimeType) + ")"
+			about = append(about, m.Media.MimeType)
 		}
-		if link := safeURL(m.Media.URL); link != "" {
-			line += ": " + anchor(link, "open in WhatsApp's media store") + " (needs the business's access token)"
+		if m.Media.Size > 0 {
+			about = append(about, humanSize(m.Media.Size))
 		}
-		if m.Media.ID != "" {
-			line += ", media id " + esc(m.Media.ID)
+		if len(about) > 0 {
+			line += " (" + esc(strings.Join(about, ", ")) + ")"
 		}
 		add(para(line), "")
 		if text == "" && m.Media.Caption != "" {
@@ -175,16 +178,6 @@ func para(h string) string { return "<p>" + h + "</p>" }
 
 func anchor(href, text string) string {
 	return `<a href="` + esc(href) + `" target="_blank" rel="noopener noreferrer">` + esc(text) + "</a>"
-}
-
-// safeURL keeps http(s) links only: a javascript: URL from a crafted
-// message must not become a link in the agents' browser.
-func safeURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return ""
-	}
-	return u.String()
 }
 
 func nonEmpty(parts ...string) []string {

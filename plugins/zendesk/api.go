@@ -28,8 +28,12 @@ type zUser struct {
 }
 
 type zAttachment struct {
-	FileName   string `json:"file_name"`
-	ContentURL string `json:"content_url"`
+	ID          int64  `json:"id"`
+	FileName    string `json:"file_name"`
+	ContentURL  string `json:"content_url"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	Deleted     bool   `json:"deleted"`
 }
 
 type zComment struct {
@@ -108,7 +112,7 @@ func (s *settings) solvedAt(ctx context.Context, t *zTicket) (time.Time, error) 
 
 // createTicket opens a ticket whose first comment, public and by the
 // requester, is body.
-func (s *settings) createTicket(ctx context.Context, ev *sdk.Event, ext string, requester int64, body string) (*zTicket, error) {
+func (s *settings) createTicket(ctx context.Context, ev *sdk.Event, ext string, requester int64, body string, uploads []string) (*zTicket, error) {
 	team := ""
 	if ev.Route != nil {
 		team = ev.Route.Team
@@ -117,9 +121,13 @@ func (s *settings) createTicket(ctx context.Context, ev *sdk.Event, ext string, 
 	if priority == "" {
 		priority = defaultPriority
 	}
+	first := map[string]any{"body": body, "public": true, "author_id": requester}
+	if len(uploads) > 0 {
+		first["uploads"] = uploads
+	}
 	t := map[string]any{
 		"subject": subject(ev, body),
-		"comment": map[string]any{"body": body, "public": true, "author_id": requester},
+		"comment": first,
 		// The submitter becomes the author of the first comment, so it is
 		// the customer too, not the API agent.
 		"requester_id": requester,
@@ -141,9 +149,13 @@ func (s *settings) createTicket(ctx context.Context, ev *sdk.Event, ext string, 
 }
 
 // comment adds a comment to a ticket; author 0 is the API agent; status,
-// when set, changes the ticket's status in the same update.
-func (s *settings) comment(ctx context.Context, ticket int64, body string, public bool, author int64, status string) error {
+// when set, changes the ticket's status in the same update; uploads are
+// the tokens of files to attach.
+func (s *settings) comment(ctx context.Context, ticket int64, body string, public bool, author int64, status string, uploads []string) error {
 	c := map[string]any{"body": body, "public": public}
+	if len(uploads) > 0 {
+		c["uploads"] = uploads
+	}
 	if author != 0 {
 		c["author_id"] = author
 	}

@@ -57,8 +57,26 @@ func (c *connector) deliverEvent(ctx context.Context, s *settings, ev *sdk.Event
 func (c *connector) customerMessage(ctx context.Context, s *settings, ev *sdk.Event) sdk.Result {
 	kv := s.host.KV()
 	body := renderMessage(ev)
+	if ev.Message != nil && ev.Message.Media != nil {
+		// A retry renders the comment as the first attempt did, so that
+		// written finds it.
+		var up uploadRecord
+		if _, err := getJSON(ctx, kv, uploadKey(ev.ID), &up); err != nil {
+			return result(ev, err)
+		}
+		body = withNote(body, up.Note)
+	}
 	if done, res := c.written(ctx, s, ev, body, true); done {
 		return res
+	}
+	token, note, err := c.mediaUpload(ctx, s, ev)
+	if err != nil {
+		return result(ev, err)
+	}
+	body = withNote(renderMessage(ev), note)
+	var uploads []string
+	if token != "" {
+		uploads = []string{token}
 	}
 	var conv convRecord
 	if _, err := getJSON(ctx, kv, convKey(ev.ConversationID), &conv); err != nil {
@@ -90,7 +108,7 @@ func (c *connector) customerMessage(ctx context.Context, s *settings, ev *sdk.Ev
 				if err := putJSON(ctx, kv, convKey(ev.ConversationID), conv); err != nil {
 					return result(ev, err)
 				}
-				if t, err = s.createTicket(ctx, ev, ext, requester, body); err != nil {
+				if t, err = s.createTicket(ctx, ev, ext, requester, body, uploads); err != nil {
 					return result(ev, err)
 				}
 				if err := c.adopt(ctx, s, ev, &conv, t); err != nil {
@@ -144,7 +162,7 @@ func (c *connector) customerMessage(ctx context.Context, s *settings, ev *sdk.Ev
 		if reopen {
 			status = "open"
 		}
-		err = s.comment(ctx, t.ID, body, true, t.RequesterID, status)
+		err = s.comment(ctx, t.ID, body, true, t.RequesterID, status, uploads)
 		if isClosedRefusal(err) || isStatus(err, 404) {
 			// Closed or deleted between our read and our write.
 			conv = convRecord{Gen: conv.Gen + 1, To: conv.To, PhoneNumberID: conv.PhoneNumberID}
@@ -221,6 +239,14 @@ func (c *connector) written(ctx context.Context, s *settings, ev *sdk.Event, bod
 
 func normalize(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// withNote adds the line about a file the comment does not carry.
+func withNote(body, note string) string {
+	if note == "" {
+		return body
+	}
+	return body + "\n" + note
+}
+
 // note adds an internal note to the conversation's current ticket.
 func (c *connector) note(ctx context.Context, s *settings, ev *sdk.Event, text string) sdk.Result {
 	if ev.ConversationID == "" {
@@ -240,7 +266,7 @@ func (c *connector) note(ctx context.Context, s *settings, ev *sdk.Event, text s
 	if err := putJSON(ctx, s.host.KV(), eventKey(ev.ID), eventRecord{TicketID: conv.TicketID, At: c.now().Unix()}); err != nil {
 		return result(ev, err)
 	}
-	err = s.comment(ctx, conv.TicketID, text, false, 0, "")
+	err = s.comment(ctx, conv.TicketID, text, false, 0, "", nil)
 	switch {
 	case isClosedRefusal(err):
 		return sdk.SkippedResult(ev.ID, fmt.Sprintf("ticket %d is closed; Zendesk takes no notes on it", conv.TicketID))

@@ -35,7 +35,7 @@ func TestConformance(t *testing.T) {
 				t.Fatalf("%d tickets, want 2", len(tickets))
 			}
 			want := map[string][]string{
-				"conv_ana":   {"Olá, preciso de ajuda com meu pedido", "[Button] Falar com vendas", "[Image] Foto do produto\n(image/jpeg, WhatsApp media id 1003383421387256)"},
+				"conv_ana":   {"Olá, preciso de ajuda com meu pedido", "[Button] Falar com vendas", "[Image] Foto do produto\n(image/jpeg)\n(The image could not be retrieved: no media \"1003383421387256\".)"},
 				"conv_bruno": {"Minha fatura veio errada"},
 			}
 			for _, tk := range tickets {
@@ -380,10 +380,12 @@ func TestMessageKinds(t *testing.T) {
 		mk("evt_unsup", &sdk.Message{Type: "unsupported", Unsupported: "poll_creation"}),
 		btn,
 	}
+	e.host.AddMedia(sdk.MediaInfo{ID: "77", MimeType: "application/pdf"}, []byte("%PDF-1.4 fatura"))
+	e.host.AddMedia(sdk.MediaInfo{ID: "78", MimeType: "audio/ogg"}, []byte("OggS voice"))
 	e.mustDeliver(events...)
 	want := []string{
-		"[Document: fatura.pdf] segue\n(application/pdf, WhatsApp media id 77)",
-		"[Voice message]\n(audio/ogg, WhatsApp media id 78)",
+		"[Document: fatura.pdf] segue\n(application/pdf)",
+		"[Voice message]\n(audio/ogg)",
 		"[Location] Loja Av. Paulista\nhttps://www.google.com/maps/search/?api=1&query=-23.5,-46.6",
 		"[Contact] João, +5511999990000",
 		"[Reaction] 👍 to an earlier message",
@@ -397,6 +399,11 @@ func TestMessageKinds(t *testing.T) {
 	}
 	if strings.Join(got, "\n--\n") != strings.Join(want, "\n--\n") {
 		t.Errorf("comments\n%s\nwant\n%s", strings.Join(got, "\n--\n"), strings.Join(want, "\n--\n"))
+	}
+	for i, name := range map[int]string{0: "fatura.pdf", 1: "voice-78.ogg"} {
+		if a := tk.Comments[i].Attachments; len(a) != 1 || a[0].FileName != name {
+			t.Errorf("comment %d attachments %+v, want one %s", i, a, name)
+		}
 	}
 	if tk.Subject != "[Document: fatura.pdf] segue" {
 		t.Errorf("subject %q", tk.Subject)

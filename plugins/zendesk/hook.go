@@ -158,32 +158,7 @@ func (i *instance) HandleHook(ctx context.Context, req *sdk.HookRequest) (*sdk.H
 		return c.noteRefusal(ctx, s, ticketID, cm.ID, &sdk.RefusedError{Code: cr.Code, Message: cr.Reason}), nil
 	}
 
-	text := cm.text()
-	for _, a := range cm.Attachments {
-		text += "\n" + a.FileName + ": " + a.ContentURL
-	}
-	text = strings.TrimSpace(text)
-	if text == "" {
-		return ignored("an empty comment"), nil
-	}
-	key := strconv.FormatInt(cm.ID, 10)
-	res, err := s.host.SendMessage(ctx, sdk.OutboundMessage{To: tr.To, PhoneNumberID: tr.PhoneNumberID, Text: text, IdempotencyKey: key})
-	var refused *sdk.RefusedError
-	switch {
-	case errors.As(err, &refused):
-		if err := putJSON(ctx, kv, commentKey(cm.ID), commentRecord{State: "refused", Code: refused.Code, Reason: refused.Message}); err != nil {
-			c.log.Warn("zendesk: refusal not recorded", "comment_id", cm.ID, "err", err)
-		}
-		return c.noteRefusal(ctx, s, ticketID, cm.ID, refused), nil
-	case err != nil:
-		// Zendesk retries a 503; the idempotency key makes that safe.
-		c.log.Warn("zendesk: SendMessage failed", "ticket_id", ticketID, "comment_id", cm.ID, "err", err)
-		return retryLater("could not queue the reply: " + err.Error()), nil
-	}
-	if err := putJSON(ctx, kv, commentKey(cm.ID), commentRecord{State: "sent", Message: res.ID}); err != nil {
-		c.log.Warn("zendesk: sent reply not recorded", "comment_id", cm.ID, "err", err)
-	}
-	return reply(http.StatusOK, map[string]any{"ok": true, "id": res.ID, "state": res.State}), nil
+	return c.sendReply(ctx, s, tr, ticketID, cm), nil
 }
 
 // notYetAdopted is the Retry-After of a webhook about a ticket this
@@ -230,7 +205,7 @@ func (c *connector) unknownTicket(ctx context.Context, s *settings, ticketID int
 // noteRefusal tells the agent, in an internal note on the ticket, why
 // their reply did not go out and what to do.
 func (c *connector) noteRefusal(ctx context.Context, s *settings, ticketID, commentID int64, refused *sdk.RefusedError) *sdk.HookResponse {
-	err := s.comment(ctx, ticketID, refusalNote(refused), false, 0, "")
+	err := s.comment(ctx, ticketID, refusalNote(refused), false, 0, "", nil)
 	switch {
 	case isClosedRefusal(err) || isStatus(err, 404):
 		// Nowhere to write it; the reply is refused all the same.

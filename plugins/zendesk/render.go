@@ -113,9 +113,8 @@ func quotedLine(q *sdk.Quoted) string {
 	return who + ": “" + text + "”"
 }
 
-// renderMedia names a media message. The file stays at Meta (its URL needs
-// the WhatsApp access token), so the line says what it is and which media
-// id to fetch.
+// renderMedia names a media message. The file itself is attached to the
+// comment (mediaUpload); the line says what it is.
 func renderMedia(m *sdk.Message) string {
 	md := m.Media
 	kind := kindName(m.Type)
@@ -141,10 +140,11 @@ func renderMedia(m *sdk.Message) string {
 	if md.MimeType != "" {
 		about = append(about, md.MimeType)
 	}
-	about = append(about, "WhatsApp media id "+md.ID)
-	line += "\n(" + strings.Join(about, ", ") + ")"
-	if md.URL != "" {
-		line += "\n" + md.URL
+	if md.Size > 0 {
+		about = append(about, humanSize(md.Size))
+	}
+	if len(about) > 0 {
+		line += "\n(" + strings.Join(about, ", ") + ")"
 	}
 	return line
 }
@@ -286,6 +286,8 @@ func refusalNote(r *sdk.RefusedError) string {
 		return msg + "\n\nThe customer opted out of WhatsApp messages. Reach them another way; if they write again on WhatsApp, you can reply here."
 	case "blocked_country":
 		return msg + "\n\nwahub is configured not to send to this country (whatsapp.blocked_country_codes). Reach the customer another way."
+	case "media_too_large", "media_type":
+		return msg + "\n\n" + mediaAdvice
 	}
 	return msg + "\n\nAsk the wahub administrator about the rule " + r.Code + "; the reply can be sent again by adding it as a new public comment."
 }

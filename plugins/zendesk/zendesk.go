@@ -29,8 +29,15 @@
 // "whatsapp", "team_<route.team>", "rule_<route.rule>" and config.tags;
 // priority and group follow the team. Later messages (message.received
 // and button.clicked) become public comments authored by the requester.
-// Media is written as a line naming the kind, caption, file name and the
-// WhatsApp media id (the file stays at Meta); locations get a map link.
+// Media (images, voice notes, audio, video, documents, stickers) is
+// attached to the comment: the file is streamed from the hub
+// (Host.OpenMedia) into POST /api/v2/uploads and the comment names the
+// upload's token; its text is a line naming the kind, caption, file name,
+// type and size. A file the hub could not get, or larger than Zendesk's
+// 50 MB, is not attached: the comment says so and why (with the hub's
+// GET /api/v1/media/{id} for an admin), and the event is delivered.
+// up:<event id> keeps the upload token, so that a redelivery attaches the
+// same upload instead of uploading again. Locations get a map link.
 //
 // When the ticket was solved less than reopen_within ago the next message
 // reopens it; when it was solved earlier, is closed (Zendesk refuses any
@@ -95,9 +102,20 @@
 // (GET /api/v2/tickets/{id}/comments?include=users: the body stays out of
 // the trigger, so quotes or line breaks in a reply cannot break its JSON),
 // (when comment_id renders empty, the latest public comment is taken),
-// and sends it, with links to its attachments, to the customer of that
-// ticket through the hub, with the comment id as idempotency key: a
-// webhook delivered twice sends once. Internal notes, comments by the
+// and sends it to the customer of that ticket through the hub, with the
+// comment id as idempotency key: a webhook delivered twice sends once.
+// Each attachment of the comment becomes a WhatsApp media message of its
+// own after the text: its content_url is downloaded with the API
+// credentials (sent to the account's own host only: Zendesk redirects to
+// a signed URL on its file host, which gets none), stored in the hub
+// (Host.PutMedia) and sent with "<comment id>/att:<attachment id>" as
+// idempotency key; cmt:<comment id>:<part> records each part, so a
+// repeated webhook neither stores nor sends a file twice. A file the hub
+// or WhatsApp refuses (too large for its type, a type WhatsApp does not
+// send), or that cannot be downloaded, is named in the internal note with
+// the reason. Zendesk gives a webhook 12 seconds: a large file can take
+// longer, and Zendesk's retry then carries on where the last attempt
+// stopped. Internal notes, comments by the
 // requester or any end user, and tickets wahub did not open are answered
 // 200 and left alone. When the hub refuses the message (the customer
 // opted out, or the 24-hour window is closed) the connector adds an
@@ -195,7 +213,10 @@ type settings struct {
 	timeout       time.Duration
 	now           func() time.Time // the connector's clock, for HTTP-date Retry-Afters
 	client        *http.Client
-	host          sdk.Host
+	// files downloads attachments: it follows content_url's redirect to
+	// the signed URL, without the credentials (fileRedirect).
+	files *http.Client
+	host  sdk.Host
 }
 
 // config is connectors.<name>.config as users write it.
@@ -220,6 +241,7 @@ func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 	// A redirect means a wrong api_url (http to https, a renamed
 	// subdomain); following it would turn a PUT into a GET.
 	s.client = sdkhttp.NewClient(maxConcurrent, nil)
+	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: s.fileRedirect}
 	s.host, s.now = host, c.now
 	if len(s.webhookSecret) == 0 {
 		c.log.Warn("zendesk: webhook_secret is not set: agents' replies from Zendesk will be refused until it is", "connector", cfg.Name)

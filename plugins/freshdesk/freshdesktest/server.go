@@ -209,6 +209,9 @@ type Server struct {
 	requests   fakeapi.Log[Request]
 	nextID     map[string]int64
 	unsafeJSON bool
+
+	files     *fileStore // attachments.go
+	downloads []Download
 }
 
 type ticket struct {
@@ -246,7 +249,7 @@ func NewServer(opts ...Option) *Server {
 		apiKey:   DefaultAPIKey,
 		limit:    DefaultRateLimit,
 		groups:   map[int64]bool{},
-		nextID:   map[string]int64{"contact": 1000, "ticket": 0, "conversation": 5000},
+		nextID:   map[string]int64{"contact": 1000, "ticket": 0, "conversation": 5000, "attachment": 43000000},
 		requests: fakeapi.Log[Request]{Max: maxRequests},
 	}
 	for _, o := range opts {
@@ -303,6 +306,9 @@ func (s *Server) SetUnescapedWebhooks(on bool) {
 
 // ServeHTTP answers one API call.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveFile(w, r) {
+		return
+	}
 	rec := &fakeapi.Recorder{ResponseWriter: w}
 	s.serve(rec, r)
 	s.requests.Add(Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.Status, At: s.clock.Now()})
@@ -347,13 +353,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-RateLimit-Used-CurrentRequest", strconv.Itoa(cost))
 	}
 	key := s.apiKey
+	s.fs().base = requestBase(r)
 	s.mu.Unlock()
 
 	if !authorized(r, key) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"code": "invalid_credentials", "message": "You have to be logged in to perform this action."})
 		return
 	}
-	if (r.Method == http.MethodPost || r.Method == http.MethodPut) && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+	if (r.Method == http.MethodPost || r.Method == http.MethodPut) && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") && !isMultipart(r) {
 		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"code": "invalid_content_type", "message": "Content-Type header should have application/json"})
 		return
 	}
@@ -412,6 +419,9 @@ func validation(w http.ResponseWriter, status int, errs ...fieldError) {
 // decodeBody reads a JSON object, answering the real API's errors for a
 // body that is not one or that has fields the endpoint does not take.
 func decodeBody(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]any, bool) {
+	if isMultipart(r) {
+		return decodeMultipart(w, r, allowed...)
+	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"code": "invalid_json", "message": "Request body has invalid json format"})
@@ -447,6 +457,9 @@ func str(body map[string]any, k string) (string, bool, *fieldError) {
 	if !ok || v == nil {
 		return "", false, nil
 	}
+	if f, ok := v.(formString); ok {
+		return string(f), true, nil
+	}
 	s, isStr := v.(string)
 	if !isStr {
 		return "", true, &fieldError{Field: k, Message: "Value set is of type " + jsonType(v) + ".It should be a/an String", Code: "datatype_mismatch"}
@@ -458,6 +471,11 @@ func integer(body map[string]any, k string) (int64, bool, *fieldError) {
 	v, ok := body[k]
 	if !ok || v == nil {
 		return 0, false, nil
+	}
+	if f, ok := v.(formString); ok {
+		if i, err := strconv.ParseInt(string(f), 10, 64); err == nil {
+			return i, true, nil
+		}
 	}
 	n, isNum := v.(json.Number)
 	if isNum {
@@ -472,6 +490,9 @@ func boolean(body map[string]any, k string) (bool, bool, *fieldError) {
 	v, ok := body[k]
 	if !ok || v == nil {
 		return false, false, nil
+	}
+	if f, ok := v.(formString); ok && (f == "true" || f == "false") {
+		return f == "true", true, nil
 	}
 	b, isBool := v.(bool)
 	if !isBool {
@@ -503,7 +524,7 @@ func stringList(body map[string]any, k string) ([]string, bool, *fieldError) {
 
 func jsonType(v any) string {
 	switch v.(type) {
-	case string:
+	case string, formString:
 		return "String"
 	case json.Number:
 		return "Integer"
@@ -721,7 +742,7 @@ var validSource = map[int64]bool{1: true, 2: true, 3: true, 5: true, 6: true, 7:
 
 func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 	body, ok := decodeBody(w, r, "subject", "description", "status", "priority", "source", "requester_id", "email", "phone",
-		"name", "tags", "group_id", "responder_id", "type", "custom_fields", "cc_emails", "due_by", "fr_due_by", "company_id", "unique_external_id")
+		"name", "tags", "group_id", "responder_id", "type", "custom_fields", "cc_emails", "due_by", "fr_due_by", "company_id", "unique_external_id", "attachments")
 	if !ok {
 		return
 	}
@@ -823,6 +844,11 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		errs = append(errs, fieldError{Field: "requester_id", Message: "Please fill at least 1 of requester_id, phone, email, twitter_id, facebook_id, unique_external_id fields", Code: "missing_field"})
+	}
+	if len(errs) == 0 {
+		atts, e := s.attachFiles(body, now)
+		add(e)
+		t.Attachments = atts
 	}
 	if len(errs) > 0 {
 		validation(w, http.StatusBadRequest, errs...)
@@ -941,11 +967,11 @@ func (s *Server) updateTicket(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createNote(w http.ResponseWriter, r *http.Request) {
-	s.addConversation(w, r, SourceNote, "body", "private", "incoming", "user_id", "notify_emails")
+	s.addConversation(w, r, SourceNote, "body", "private", "incoming", "user_id", "notify_emails", "attachments")
 }
 
 func (s *Server) createReply(w http.ResponseWriter, r *http.Request) {
-	s.addConversation(w, r, SourceReply, "body", "user_id", "from_email", "cc_emails", "bcc_emails")
+	s.addConversation(w, r, SourceReply, "body", "user_id", "from_email", "cc_emails", "bcc_emails", "attachments")
 }
 
 func (s *Server) addConversation(w http.ResponseWriter, r *http.Request, source int, allowed ...string) {
@@ -993,11 +1019,18 @@ func (s *Server) addConversation(w http.ResponseWriter, r *http.Request, source 
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
+	now := s.clock.Now().UTC()
+	if len(errs) == 0 {
+		atts, e := s.attachFiles(body, now)
+		if e != nil {
+			errs = append(errs, *e)
+		}
+		c.Attachments = atts
+	}
 	if len(errs) > 0 {
 		validation(w, http.StatusBadRequest, errs...)
 		return
 	}
-	now := s.clock.Now().UTC()
 	c.ID, c.TicketID, c.CreatedAt, c.UpdatedAt = s.id("conversation"), t.ID, now, now
 	t.conversations = append(t.conversations, c)
 	t.UpdatedAt = now
@@ -1032,6 +1065,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, t *ti
 	out := []Conversation{}
 	if from := (page - 1) * perPage; from < len(t.conversations) {
 		out = append(out, t.conversations[from:min(from+perPage, len(t.conversations))]...)
+		s.freshURLs(out, s.clock.Now().UTC())
 		if from+perPage < len(t.conversations) {
 			next := *r.URL
 			nq := next.Query()

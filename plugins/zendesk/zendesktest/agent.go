@@ -37,8 +37,9 @@ type Comment struct {
 	Body     string `json:"body"`
 	// Public comments are the conversation with the requester; the others
 	// are internal notes.
-	Public    bool      `json:"public"`
-	CreatedAt time.Time `json:"created_at"`
+	Public      bool         `json:"public"`
+	CreatedAt   time.Time    `json:"created_at"`
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // Ticket is a ticket with its comments.
@@ -112,7 +113,7 @@ func (s *Server) ticketCopy(t *ticket) Ticket {
 		out.Requester = u.Name
 	}
 	for _, c := range t.Comments {
-		cc := Comment{ID: c.ID, AuthorID: c.AuthorID, Body: c.Body, Public: c.Public, CreatedAt: c.CreatedAt}
+		cc := Comment{ID: c.ID, AuthorID: c.AuthorID, Body: c.Body, Public: c.Public, CreatedAt: c.CreatedAt, Attachments: s.commentAttachments(c.ID)}
 		if u := s.users[c.AuthorID]; u != nil {
 			cc.Author = u.Name
 		}
@@ -159,6 +160,8 @@ func (s *Server) AddUser(name, phone string) int64 {
 
 // ErrNoTicket is returned for a ticket id the fake does not hold.
 var ErrNoTicket = errors.New("zendesktest: no such ticket")
+
+var errClosed = errors.New("zendesktest: Status closed prevents ticket update")
 
 // SetStatus changes a ticket's status as an agent would (any of new,
 // open, pending, hold, solved, closed), at the fake's clock.
@@ -211,23 +214,7 @@ func (s *Server) DeleteTicket(ticketID int64) {
 // a webhook target set, a public comment fires the webhook, as the
 // documented trigger does; the delivery is recorded in Webhooks.
 func (s *Server) AgentComment(ticketID int64, body string, public bool) (int64, error) {
-	s.mu.Lock()
-	t := s.tickets[ticketID]
-	if t == nil {
-		s.mu.Unlock()
-		return 0, ErrNoTicket
-	}
-	if t.Status == "closed" {
-		s.mu.Unlock()
-		return 0, errors.New("zendesktest: Status closed prevents ticket update")
-	}
-	c := s.addComment(t, AgentID, body, public, s.clock.Now().UTC())
-	target := s.hookTarget
-	s.mu.Unlock()
-	if public && target != "" {
-		s.fireWebhook(target, ticketID, c.ID)
-	}
-	return c.ID, nil
+	return s.AgentCommentFiles(ticketID, body, public)
 }
 
 // SetWebhookTarget makes public agent comments POST the signed webhook to
@@ -317,7 +304,7 @@ func (s *Server) WebhookRequest(target string, ticketID, commentID int64) (*http
 // serveControl answers the fake's own endpoints, which play the agent in
 // the sandbox:
 //
-//	POST /_fake/agent_comments {"ticket_id": 1, "body": "...", "public": true}
+//	POST /_fake/agent_comments {"ticket_id": 1, "body": "...", "public": true, "files": [{"name", "content_type", "data" (base64)}]}
 //	POST /_fake/tickets/{id}/status {"status": "solved"}
 //	GET  /_fake/snapshot
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, path string, body []byte) {
@@ -329,12 +316,23 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, path strin
 			TicketID int64  `json:"ticket_id"`
 			Body     string `json:"body"`
 			Public   *bool  `json:"public"`
+			// Files are attachments: {"name", "content_type", "data"
+			// (base64)}.
+			Files []struct {
+				Name        string `json:"name"`
+				ContentType string `json:"content_type"`
+				Data        []byte `json:"data"`
+			} `json:"files"`
 		}
-		if err := json.Unmarshal(body, &in); err != nil || in.TicketID == 0 || in.Body == "" {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": `want {"ticket_id": <id>, "body": "...", "public": true}`})
+		if err := json.Unmarshal(body, &in); err != nil || in.TicketID == 0 || (in.Body == "" && len(in.Files) == 0) {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": `want {"ticket_id": <id>, "body": "...", "public": true, "files": [{"name": "a.png", "content_type": "image/png", "data": "<base64>"}]}`})
 			return
 		}
-		id, err := s.AgentComment(in.TicketID, in.Body, in.Public == nil || *in.Public)
+		var files []File
+		for _, f := range in.Files {
+			files = append(files, File{Name: f.Name, ContentType: f.ContentType, Data: f.Data})
+		}
+		id, err := s.AgentCommentFiles(in.TicketID, in.Body, in.Public == nil || *in.Public, files...)
 		if err != nil {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": err.Error()})
 			return

@@ -308,10 +308,11 @@ func (s *Server) listTickets(w http.ResponseWriter, q url.Values) {
 }
 
 type commentIn struct {
-	Body     string `json:"body"`
-	HTMLBody string `json:"html_body"`
-	Public   *bool  `json:"public"`
-	AuthorID int64  `json:"author_id"`
+	Body     string   `json:"body"`
+	HTMLBody string   `json:"html_body"`
+	Public   *bool    `json:"public"`
+	AuthorID int64    `json:"author_id"`
+	Uploads  []string `json:"uploads"`
 }
 
 type ticketIn struct {
@@ -385,6 +386,7 @@ func (s *Server) createTicket(w http.ResponseWriter, body []byte, now time.Time)
 	t.ID = s.nextTkt - 1
 	s.tickets[t.ID] = t
 	c := s.addComment(t, author, commentBody(in.Comment), in.Comment.Public == nil || *in.Comment.Public, now)
+	s.attach(c, in.Comment.Uploads, now)
 	t.Description = c.Body
 	if t.Status == "solved" {
 		t.SolvedAt = now
@@ -449,6 +451,7 @@ func (s *Server) updateTicket(w http.ResponseWriter, t *ticket, body []byte, now
 			author = APIUserID
 		}
 		c = s.addComment(t, author, commentBody(in.Comment), in.Comment.Public == nil || *in.Comment.Public, now)
+		s.attach(c, in.Comment.Uploads, now)
 		// The requester answering puts the ticket back in the agents'
 		// queue: Zendesk reopens pending and solved tickets on it.
 		if c.Public && author == t.RequesterID && (t.Status == "pending" || t.Status == "solved") && in.Status == nil {
@@ -486,7 +489,9 @@ func (s *Server) setStatus(t *ticket, status string, now time.Time) {
 func (s *Server) listComments(w http.ResponseWriter, t *ticket, q url.Values) {
 	out := make([]map[string]any, 0, len(t.Comments))
 	for _, c := range t.Comments {
-		out = append(out, c.json())
+		j := c.json()
+		j["attachments"] = s.attachmentsJSON(c.ID)
+		out = append(out, j)
 	}
 	if q.Get("sort_order") == "desc" {
 		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {

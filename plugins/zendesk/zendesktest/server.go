@@ -149,6 +149,8 @@ type Server struct {
 	hookTarget string
 	hookClient *http.Client
 	hooks      fakeapi.Log[HookDelivery]
+
+	files *files // uploads and attachments: uploads.go
 }
 
 // Request is one API call the fake answered.
@@ -235,12 +237,20 @@ const maxBody = 4 << 20
 
 // ServeHTTP answers one API request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": "RequestEntityTooLarge"})
+	if s.serveFile(w, r) {
 		return
 	}
 	path := strings.TrimSuffix(r.URL.Path, ".json")
+	limit := int64(maxBody)
+	if path == "/api/v2/uploads" {
+		limit = s.uploadLimit()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": "RequestEntityTooLarge",
+			"description": "The file is larger than " + strconv.FormatInt(limit, 10) + " bytes, the most an upload may be"})
+		return
+	}
 	if strings.HasPrefix(path, "/_fake/") {
 		s.serveControl(w, r, path, body)
 		return
@@ -292,6 +302,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, path string, b
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "Couldn't authenticate you"})
 		return
 	}
+	s.fs().base = requestBase(r)
 	s.route(w, r, path, body, now)
 }
 
@@ -372,6 +383,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string, body
 		} else {
 			writeJSON(w, http.StatusNotFound, notFound)
 		}
+	case len(parts) == 1 && parts[0] == "uploads" && post:
+		s.createUpload(w, r, body, now)
 	case len(parts) == 1 && parts[0] == "search" && get:
 		s.search(w, q.Get("query"), now)
 	case len(parts) == 1 && parts[0] == "tickets" && get:

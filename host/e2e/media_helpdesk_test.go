@@ -1,0 +1,251 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wahub/wahub/host/graph/graphtest"
+	"github.com/wahub/wahub/host/media"
+	"github.com/wahub/wahub/plugins/freshdesk/freshdesktest"
+	"github.com/wahub/wahub/plugins/zendesk/zendesktest"
+)
+
+// Media through the helpdesks (issue 18), with the real binary: a
+// customer's photo, voice note and PDF are fetched from the Graph fake by
+// the hub and reach the Zendesk and Freshdesk fakes byte-identical; a
+// media id that is gone still delivers its message, saying the file could
+// not be retrieved; an agent's attachment on a Zendesk or Freshdesk reply
+// is downloaded by the connector and stored in the hub byte-identical.
+
+// hdMediaFile is a customer's file as the test sends it.
+type hdMediaFile struct {
+	typ, mime, filename, caption string
+	voice                        bool
+	data                         []byte
+}
+
+func hdSHA(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// hdBytes is deterministic content of n bytes that differs per seed.
+func hdBytes(seed byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed ^ byte(i*31) ^ byte(i>>9)
+	}
+	return b
+}
+
+// hdPostMedia posts a signed webhook with one media message, as Meta
+// sends it: the media id and the base64 sha256, no bytes.
+func hdPostMedia(h *hubProc, waID, wamid string, f hdMediaFile, mf graphtest.MediaFile, at time.Time) {
+	h.t.Helper()
+	media := map[string]any{"id": mf.ID, "mime_type": f.mime, "sha256": mf.SHA256Base64}
+	if f.caption != "" {
+		media["caption"] = f.caption
+	}
+	if f.filename != "" {
+		media["filename"] = f.filename
+	}
+	if f.voice {
+		media["voice"] = true
+	}
+	msg := map[string]any{"from": waID, "id": wamid, "timestamp": fmt.Sprint(at.Unix()), "type": f.typ, f.typ: media}
+	body, _ := json.Marshal(map[string]any{
+		"object": "whatsapp_business_account",
+		"entry": []any{map[string]any{"id": "102290129340398", "changes": []any{map[string]any{"field": "messages", "value": map[string]any{
+			"messaging_product": "whatsapp",
+			"metadata":          map[string]any{"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+			"contacts":          []any{map[string]any{"profile": map[string]any{"name": "Ana Souza"}, "wa_id": waID}},
+			"messages":          []any{msg},
+		}}}}},
+	})
+	h.postRaw(body)
+}
+
+// hdFiles are the customer's three files.
+func hdFiles() []hdMediaFile {
+	return []hdMediaFile{
+		{typ: "image", mime: "image/jpeg", caption: "Foto do produto quebrado", data: hdBytes(1, 180<<10)},
+		{typ: "audio", mime: "audio/ogg", voice: true, data: hdBytes(2, 23<<10)},
+		{typ: "document", mime: "application/pdf", filename: "comprovante.pdf", caption: "segue o comprovante", data: hdBytes(3, 1<<20+333)},
+	}
+}
+
+// hdFake is what the test needs of either helpdesk's fake, on top of
+// helpdeskFake.
+type hdFake interface {
+	helpdeskFake
+	// files are the sha256 (hex) of the customer's files attached to
+	// tickets, in order.
+	files(t *testing.T) []string
+	// agentReplyFiles adds an agent's public reply with files and returns
+	// what identifies it for hookRequest.
+	agentReplyFiles(t *testing.T, ticketID int64, text string, files ...hdMediaFile) int64
+}
+
+type hdZendesk struct{ *helpdeskZendesk }
+
+func (z hdZendesk) files(t *testing.T) []string {
+	var out []string
+	for _, tk := range z.fake.Tickets() {
+		for _, c := range tk.Comments {
+			if c.AuthorID != tk.RequesterID {
+				continue
+			}
+			for _, a := range c.Attachments {
+				data, ok := z.fake.AttachmentBytes(a.ID)
+				if !ok {
+					t.Fatalf("zendesk attachment %d has no bytes", a.ID)
+				}
+				out = append(out, hdSHA(data))
+			}
+		}
+	}
+	return out
+}
+
+func (z hdZendesk) agentReplyFiles(t *testing.T, ticketID int64, text string, files ...hdMediaFile) int64 {
+	t.Helper()
+	var zf []zendesktest.File
+	for _, f := range files {
+		zf = append(zf, zendesktest.File{Name: f.filename, ContentType: f.mime, Data: f.data})
+	}
+	id, err := z.fake.AgentCommentFiles(ticketID, text, true, zf...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+type hdFreshdesk struct{ *helpdeskFreshdesk }
+
+func (f hdFreshdesk) files(t *testing.T) []string {
+	var out []string
+	add := func(list []any) {
+		for _, v := range list {
+			a, ok := v.(freshdesktest.Attachment)
+			if !ok {
+				t.Fatalf("freshdesk attachment %#v", v)
+			}
+			data, _ := f.fake.FileBytes(a.ID)
+			out = append(out, hdSHA(data))
+		}
+	}
+	for _, tk := range f.fake.Tickets() {
+		add(tk.Attachments)
+		for _, c := range tk.Conversations {
+			if c.Incoming {
+				add(c.Attachments)
+			}
+		}
+	}
+	return out
+}
+
+func (f hdFreshdesk) agentReplyFiles(t *testing.T, ticketID int64, text string, files ...hdMediaFile) int64 {
+	t.Helper()
+	var ff []freshdesktest.File
+	for _, m := range files {
+		ff = append(ff, freshdesktest.File{Name: m.filename, ContentType: m.mime, Data: m.data})
+	}
+	c, err := f.fake.AgentReplyFiles(ticketID, text, ff...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+func TestMediaHelpdesk(t *testing.T) {
+	for _, tc := range []struct {
+		plugin, connector string
+		newFake           func(*testing.T) hdFake
+	}{
+		{"zendesk", "media-zendesk", func(t *testing.T) hdFake { return hdZendesk{helpdeskNewZendesk(t).(*helpdeskZendesk)} }},
+		{"freshdesk", "media-freshdesk", func(t *testing.T) hdFake { return hdFreshdesk{helpdeskNewFreshdesk(t).(*helpdeskFreshdesk)} }},
+	} {
+		t.Run(tc.plugin, func(t *testing.T) {
+			t.Parallel()
+			hdMediaRun(t, tc.connector, tc.plugin, tc.newFake(t))
+		})
+	}
+}
+
+func hdMediaRun(t *testing.T, connector, plugin string, fake hdFake) {
+	graph, graphURL := newGraph(t)
+	h := newHub(t, helpdeskConfig(graphURL, connector, plugin, fake.config()))
+	hookURL := h.url("/hooks/" + connector)
+
+	// The customer's photo, voice note and PDF, then a file whose media
+	// id is gone at Meta.
+	files := hdFiles()
+	var want []string
+	now := time.Now()
+	for i, f := range files {
+		mf := graph.AddMedia("", f.mime, f.filename, f.data)
+		hdPostMedia(h, helpdeskCustomerOpen, fmt.Sprintf("wamid.media-hd-%d", i), f, mf, now)
+		want = append(want, hdSHA(f.data))
+	}
+	gone := graph.AddMedia("", "image/png", "", hdBytes(9, 4000))
+	graph.RemoveMedia(gone.ID)
+	hdPostMedia(h, helpdeskCustomerOpen, "wamid.media-hd-gone", hdMediaFile{typ: "image", mime: "image/png", caption: "outra foto"}, gone, now)
+
+	tks := helpdeskWait(t, fake, "the three files and the lost one on the ticket", func(tks []helpdeskTicket) bool {
+		return len(tks) == 1 && len(tks[0].customerEntries()) >= 4
+	})
+	helpdeskWaitIdle(h, connector)
+	tks = fake.tickets()
+	if len(tks) != 1 {
+		t.Fatalf("%d tickets, want 1:%s", len(tks), helpdeskDump(fake))
+	}
+	entries := tks[0].customerEntries()
+	if len(entries) != 4 {
+		t.Fatalf("%d customer entries, want the four messages once each:%s", len(entries), helpdeskDump(fake))
+	}
+	if got := fake.files(t); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("files at the helpdesk (sha256) %q, want the customer's %q, byte-identical and in order", got, want)
+	}
+	for i, has := range []string{"Foto do produto quebrado", "Voice message", "comprovante.pdf", "could not be retrieved"} {
+		if !strings.Contains(entries[i].Body, has) {
+			t.Errorf("entry %d %q lacks %q", i, entries[i].Body, has)
+		}
+	}
+
+	// An agent's reply with a PDF: the file reaches the hub's media store
+	// byte-identical (Host.PutMedia), however often the webhook comes.
+	pdf := hdMediaFile{mime: "application/pdf", filename: "segunda_via.pdf", data: hdBytes(7, 300<<10)}
+	replyID := fake.agentReplyFiles(t, tks[0].ID, "Segue a segunda via.", pdf)
+	for i := range 2 {
+		if code, body := helpdeskDo(t, fake.hookRequest(t, hookURL, tks[0].ID, replyID, true)); code != 200 {
+			t.Fatalf("webhook %d: %d %s", i+1, code, body)
+		}
+	}
+	id := media.HubID(hdSHA(pdf.data))
+	code, got := hdGetMedia(t, h, id)
+	if code != 200 || hdSHA(got) != hdSHA(pdf.data) {
+		t.Errorf("GET /api/v1/media/%s: %d, %d bytes (sha256 %s), want the agent's PDF (sha256 %s)", id, code, len(got), hdSHA(got), hdSHA(pdf.data))
+	}
+}
+
+// hdGetMedia reads a file the hub keeps, as an admin.
+func hdGetMedia(t *testing.T, h *hubProc, id string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", h.url("/api/v1/media/"+id), nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}

@@ -1,0 +1,582 @@
+package zendesk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+	"github.com/wahub/wahub/sdk/sdkhttp"
+)
+
+// Media both ways.
+//
+// A customer's file is streamed from the hub (Host.OpenMedia) into
+// POST /api/v2/uploads and attached to the message's comment with the
+// upload's token; a file Zendesk cannot take (over 50 MB) or the hub could
+// not get is named in the comment with the reason instead, and the event
+// is delivered all the same. up:<event id> remembers the token, so that a
+// redelivery attaches the same upload rather than uploading again (while
+// the token lives, an hour).
+//
+// An agent's public reply with attachments becomes one WhatsApp message
+// per attachment (after the text, if any): each content_url is
+// downloaded with the API credentials, which go to the account's own
+// host only (Zendesk redirects to a signed URL on its file host, which
+// gets none), stored in the hub (Host.PutMedia) and sent. cmt:<comment
+// id>:<part> remembers each part's outcome, so a webhook delivered again
+// neither stores nor sends a file twice.
+
+// maxUploadBytes is the largest file Zendesk takes as an attachment.
+const maxUploadBytes = 50 << 20
+
+// uploadReuse is how long an upload token is reused by a retry: Zendesk
+// keeps an unattached upload for 60 minutes.
+const uploadReuse = 50 * time.Minute
+
+// transferTimeout bounds moving one file (up to 50 MB) to or from Zendesk;
+// config.timeout is for API calls, far shorter.
+const transferTimeout = 10 * time.Minute
+
+// maxRedirects bounds a content_url's redirects (one, to the signed URL,
+// in practice).
+const maxRedirects = 5
+
+// uploadRecord is up:<event id>: the upload of the event's file, or the
+// note written instead of it.
+type uploadRecord struct {
+	Token     string `json:"token,omitempty"`
+	ExpiresAt int64  `json:"expires_at,omitempty"` // Unix seconds: reuse Token until then
+	Note      string `json:"note,omitempty"`
+}
+
+// partRecord is cmt:<comment id>:<part>: what became of one part of an
+// agent's reply (its text, or one attachment).
+type partRecord struct {
+	// State is "stored" (the file is in the hub as Media), "sent" or
+	// "refused".
+	State   string `json:"state"`
+	Media   string `json:"media_id,omitempty"`
+	Message string `json:"message_id,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func uploadKey(eventID string) string { return "up:" + eventID }
+func partKey(comment int64, part string) string {
+	return commentKey(comment) + ":" + part
+}
+
+// mediaKind names a message's file for agents: "image", "voice message".
+func mediaKind(m *sdk.Message) string {
+	switch {
+	case m.Media != nil && m.Media.Voice:
+		return "voice message"
+	case m.Type == sdk.MediaAudio:
+		return "audio file"
+	case m.Media != nil && m.Media.Animated:
+		return "animated sticker"
+	case m.Type == "":
+		return "file"
+	}
+	return m.Type
+}
+
+// mediaNote is what the comment says in place of a file it does not
+// carry, or "" when the file is attached.
+func (c *connector) mediaUpload(ctx context.Context, s *settings, ev *sdk.Event) (token, note string, err error) {
+	m := ev.Message
+	if m == nil || m.Media == nil || m.Media.ID == "" {
+		return "", "", nil
+	}
+	kv := s.host.KV()
+	var rec uploadRecord
+	if _, err := getJSON(ctx, kv, uploadKey(ev.ID), &rec); err != nil {
+		return "", "", err
+	}
+	if rec.Note != "" {
+		return "", rec.Note, nil
+	}
+	if rec.Token != "" && c.now().Unix() < rec.ExpiresAt {
+		return rec.Token, "", nil
+	}
+	kind := mediaKind(m)
+	rec = uploadRecord{}
+	if m.Media.State == sdk.MediaUnavailable {
+		rec.Note = unavailableNote(kind, m.Media.Reason)
+	} else {
+		rec.Token, rec.Note, err = c.uploadMedia(ctx, s, m, kind)
+		if err != nil {
+			return "", "", err
+		}
+		rec.ExpiresAt = c.now().Add(uploadReuse).Unix()
+	}
+	if err := putJSON(ctx, kv, uploadKey(ev.ID), rec); err != nil {
+		return "", "", err
+	}
+	return rec.Token, rec.Note, nil
+}
+
+// unavailableReason is what the hub said after "media unavailable: "
+// (the error wraps it once per process boundary).
+func unavailableReason(err error) string {
+	msg, marker := err.Error(), sdk.ErrMediaUnavailable.Error()+": "
+	if i := strings.LastIndex(msg, marker); i >= 0 {
+		return msg[i+len(marker):]
+	}
+	return msg
+}
+
+func unavailableNote(kind, reason string) string {
+	if reason == "" {
+		reason = "the hub does not have it"
+	}
+	return fmt.Sprintf("(The %s could not be retrieved: %s.)", kind, strings.TrimSuffix(reason, "."))
+}
+
+// uploadMedia streams the message's file from the hub into Zendesk's
+// uploads. A file the hub cannot have or Zendesk will not take is a note,
+// not an error; an error is worth retrying (or says what to fix).
+func (c *connector) uploadMedia(ctx context.Context, s *settings, m *sdk.Message, kind string) (token, note string, err error) {
+	info, r, err := s.host.OpenMedia(ctx, m.Media.ID)
+	if errors.Is(err, sdk.ErrMediaUnavailable) {
+		return "", unavailableNote(kind, unavailableReason(err)), nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("read the customer's %s from the hub: %w", kind, err)
+	}
+	defer r.Close()
+	if info.Size > maxUploadBytes {
+		return "", tooLargeNote(kind, info), nil
+	}
+	mt := info.MimeType
+	if mt == "" {
+		mt = m.Media.MimeType
+	}
+	name := fileName(m, info, mt)
+	token, err = s.uploadFile(ctx, name, mt, info.Size, r)
+	switch {
+	case isStatus(err, http.StatusRequestEntityTooLarge):
+		return "", tooLargeNote(kind, info), nil
+	case err != nil:
+		return "", "", err
+	}
+	return token, "", nil
+}
+
+func tooLargeNote(kind string, info sdk.MediaInfo) string {
+	return fmt.Sprintf("(The %s is %s, larger than the %s Zendesk takes; an admin can download it from wahub: GET /api/v1/media/%s.)",
+		kind, humanSize(info.Size), humanSize(maxUploadBytes), info.ID)
+}
+
+// fileName is the attachment's name: the customer's for a document, else
+// one made of the kind and the media id, with the MIME type's extension.
+func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
+	for _, n := range []string{m.Media.Filename, info.Filename} {
+		if n = strings.TrimSpace(n); n != "" {
+			return n
+		}
+	}
+	kind := m.Type
+	if kind == "" {
+		kind = "file"
+	}
+	if m.Media.Voice {
+		kind = "voice"
+	}
+	return kind + "-" + m.Media.ID + extension(mimeType)
+}
+
+// extension is a MIME type's usual file extension; the system's table
+// (mime.ExtensionsByType) differs between machines, so WhatsApp's types
+// are named here.
+func extension(mimeType string) string {
+	mt, _, _ := mime.ParseMediaType(mimeType)
+	switch mt {
+	case "image/jpeg":
+		return ".jpg"
+	case "image/png":
+		return ".png"
+	case "image/webp":
+		return ".webp"
+	case "audio/ogg":
+		return ".ogg"
+	case "audio/mpeg":
+		return ".mp3"
+	case "audio/mp4":
+		return ".m4a"
+	case "audio/aac":
+		return ".aac"
+	case "audio/amr":
+		return ".amr"
+	case "video/mp4":
+		return ".mp4"
+	case "video/3gpp":
+		return ".3gp"
+	case "application/pdf":
+		return ".pdf"
+	case "text/plain":
+		return ".txt"
+	}
+	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
+		return exts[0]
+	}
+	return ".bin"
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	case n >= 1<<10:
+		return strconv.FormatInt((n+512)>>10, 10) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// uploadFile is POST /api/v2/uploads.json?filename=: the body is the file
+// itself, streamed, and the answer's upload.token attaches it.
+func (s *settings) uploadFile(ctx context.Context, name, mimeType string, size int64, r io.Reader) (string, error) {
+	what := "POST /api/v2/uploads"
+	rctx, cancel := context.WithTimeout(ctx, transferTimeout)
+	defer cancel()
+	target := s.base + "/api/v2/uploads.json?" + url.Values{"filename": {name}}.Encode()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, target, r)
+	if err != nil {
+		return "", &apiError{msg: fmt.Sprintf("%s: %v", what, err)}
+	}
+	if size > 0 {
+		req.ContentLength = size
+	}
+	req.Header.Set("Authorization", s.auth)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "wahub-zendesk/"+Version)
+	if mimeType == "" {
+		mimeType = "application/octet-stream"
+	}
+	req.Header.Set("Content-Type", mimeType)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return "", &apiError{Transient: true, msg: sdkhttp.DoError(ctx, what, transferTimeout, err).Error()}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		return "", s.classify(what, resp, sdkhttp.Snippet(resp.Body, errorBodyBytes))
+	}
+	var out struct {
+		Upload struct {
+			Token string `json:"token"`
+		} `json:"upload"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil || out.Upload.Token == "" {
+		return "", &apiError{Status: resp.StatusCode, Transient: true, msg: fmt.Sprintf("%s: the answer carries no upload token: check config.api_url", what)}
+	}
+	return out.Upload.Token, nil
+}
+
+// fileRedirect follows a content_url to the signed URL Zendesk sends it
+// to, and no further than maxRedirects. The API credentials go to the
+// account's own host only: the file host of the redirect is another
+// domain, and Zendesk warns not to send it credentials. (Go's client
+// drops Authorization on a redirect to another domain, but keeps it for
+// another port of the same host; this decides by scheme and host:port.)
+func (s *settings) fileRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("more than %d redirects", maxRedirects)
+	}
+	prev := via[len(via)-1].URL
+	if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && prev.Scheme == "http") {
+		return fmt.Errorf("refusing a redirect from %s to %s", prev.Scheme, sdkhttp.Redacted(req.URL))
+	}
+	if !s.ownHost(req.URL) {
+		req.Header.Del("Authorization")
+	}
+	return nil
+}
+
+// ownHost reports whether u is on the account's API host.
+func (s *settings) ownHost(u *url.URL) bool {
+	base, err := url.Parse(s.base)
+	return err == nil && strings.EqualFold(u.Scheme, base.Scheme) && strings.EqualFold(u.Host, base.Host)
+}
+
+// errDownload is a file Zendesk will not give: deleted, or not found.
+type errDownload struct{ msg string }
+
+func (e *errDownload) Error() string { return e.msg }
+
+// download opens an attachment's bytes.
+func (s *settings) download(ctx context.Context, raw string) (*http.Response, context.CancelFunc, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, nil, &errDownload{msg: fmt.Sprintf("content_url %q is not an http(s) URL", raw)}
+	}
+	what := "GET " + sdkhttp.Redacted(u)
+	rctx, cancel := context.WithTimeout(ctx, transferTimeout)
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		cancel()
+		return nil, nil, &errDownload{msg: fmt.Sprintf("%s: %v", what, err)}
+	}
+	if s.ownHost(u) {
+		req.Header.Set("Authorization", s.auth)
+	}
+	req.Header.Set("User-Agent", "wahub-zendesk/"+Version)
+	resp, err := s.files.Do(req)
+	if err != nil {
+		cancel()
+		return nil, nil, &apiError{Transient: true, msg: sdkhttp.DoError(ctx, what, transferTimeout, err).Error()}
+	}
+	if resp.StatusCode != http.StatusOK {
+		snippet := sdkhttp.Snippet(resp.Body, errorBodyBytes)
+		resp.Body.Close()
+		cancel()
+		if sdkhttp.Transient(resp.StatusCode) {
+			return nil, nil, &apiError{Status: resp.StatusCode, Transient: true, RetryAfter: sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now(), maxRetryAfter),
+				msg: fmt.Sprintf("%s: Zendesk answered %s", what, resp.Status)}
+		}
+		_, text := describe(snippet)
+		msg := fmt.Sprintf("Zendesk answered %s for the file", resp.Status)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			msg += " (the API user may not read it, or its download link expired)"
+		}
+		if text != "" && resp.StatusCode != http.StatusForbidden {
+			msg += ": " + text
+		}
+		return nil, nil, &errDownload{msg: msg}
+	}
+	return resp, cancel, nil
+}
+
+// storeAttachment downloads an agent's attachment into the hub. A file
+// that cannot be had or that the hub refuses is a *sdk.RefusedError for
+// the agent's note; other errors are worth a retry.
+func (c *connector) storeAttachment(ctx context.Context, s *settings, a zAttachment) (sdk.MediaInfo, error) {
+	resp, cancel, err := s.download(ctx, a.ContentURL)
+	var de *errDownload
+	if errors.As(err, &de) {
+		return sdk.MediaInfo{}, &sdk.RefusedError{Code: "media_unavailable", Message: "the file could not be downloaded from Zendesk: " + de.msg}
+	}
+	if err != nil {
+		return sdk.MediaInfo{}, err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	mt := a.ContentType
+	if mt == "" || mt == "application/binary" {
+		mt = resp.Header.Get("Content-Type")
+	}
+	size := a.Size
+	if size <= 0 && resp.ContentLength > 0 {
+		size = resp.ContentLength
+	}
+	info, err := s.host.PutMedia(ctx, sdk.MediaUpload{MimeType: mt, Filename: a.FileName, Size: size}, resp.Body)
+	if err != nil {
+		return sdk.MediaInfo{}, fmt.Errorf("store %s in the hub: %w", a.FileName, err)
+	}
+	return info, nil
+}
+
+// replyPart is one WhatsApp message of an agent's reply.
+type replyPart struct {
+	key  string // of the part record
+	text string
+	att  *zAttachment
+}
+
+// what names a part for the agent's note.
+func (p replyPart) what() string {
+	if p.att != nil {
+		return "the attachment " + p.att.FileName
+	}
+	return "the text"
+}
+
+// sendReply sends an agent's comment part by part: the text, then each
+// attachment. A part the hub refuses is told to the agent in one internal
+// note; a failure worth retrying answers 503, and the parts already done
+// are not done again.
+func (c *connector) sendReply(ctx context.Context, s *settings, tr ticketRecord, ticketID int64, cm *zComment) *sdk.HookResponse {
+	kv := s.host.KV()
+	var parts []replyPart
+	if t := strings.TrimSpace(cm.text()); t != "" {
+		parts = append(parts, replyPart{key: "text", text: t})
+	}
+	for i := range cm.Attachments {
+		a := &cm.Attachments[i]
+		if a.Deleted || a.ContentURL == "" {
+			continue
+		}
+		parts = append(parts, replyPart{key: "att:" + strconv.FormatInt(a.ID, 10), att: a})
+	}
+	if len(parts) == 0 {
+		return ignored("an empty comment")
+	}
+	var (
+		refused []refusedPart
+		policy  *sdk.RefusedError // a refusal of the customer, not of a file: every later part meets it too
+		sent    []string
+	)
+	for _, p := range parts {
+		var rec partRecord
+		if _, err := getJSON(ctx, kv, partKey(cm.ID, p.key), &rec); err != nil {
+			return retryLater(err.Error())
+		}
+		switch rec.State {
+		case "sent":
+			sent = append(sent, rec.Message)
+			continue
+		case "refused":
+			r := &sdk.RefusedError{Code: rec.Code, Message: rec.Reason}
+			refused = append(refused, refusedPart{p.what(), r})
+			if !fileRefusal(r.Code) {
+				policy = r
+			}
+			continue
+		}
+		refuse := func(r *sdk.RefusedError) *sdk.HookResponse {
+			if err := putJSON(ctx, kv, partKey(cm.ID, p.key), partRecord{State: "refused", Code: r.Code, Reason: r.Message}); err != nil {
+				return retryLater(err.Error())
+			}
+			refused = append(refused, refusedPart{p.what(), r})
+			if !fileRefusal(r.Code) {
+				policy = r
+			}
+			return nil
+		}
+		if policy != nil {
+			if resp := refuse(policy); resp != nil {
+				return resp
+			}
+			continue
+		}
+		msg := sdk.OutboundMessage{To: tr.To, PhoneNumberID: tr.PhoneNumberID, IdempotencyKey: strconv.FormatInt(cm.ID, 10)}
+		if p.att == nil {
+			msg.Text = p.text
+		} else {
+			msg.IdempotencyKey += "/" + p.key
+			if rec.Media == "" {
+				info, err := c.storeAttachment(ctx, s, *p.att)
+				var r *sdk.RefusedError
+				switch {
+				case errors.As(err, &r):
+					if resp := refuse(r); resp != nil {
+						return resp
+					}
+					continue
+				case err != nil:
+					c.log.Warn("zendesk: an agent's attachment could not be stored in the hub", "ticket_id", ticketID, "comment_id", cm.ID, "file", p.att.FileName, "err", err)
+					return retryLater("could not store the attachment " + p.att.FileName + ": " + err.Error())
+				}
+				rec = partRecord{State: "stored", Media: info.ID}
+				if err := putJSON(ctx, kv, partKey(cm.ID, p.key), rec); err != nil {
+					return retryLater(err.Error())
+				}
+			}
+			msg.Media = &sdk.OutboundMedia{ID: rec.Media, Filename: p.att.FileName}
+		}
+		res, err := s.host.SendMessage(ctx, msg)
+		var r *sdk.RefusedError
+		switch {
+		case errors.As(err, &r):
+			if resp := refuse(r); resp != nil {
+				return resp
+			}
+			continue
+		case err != nil:
+			// Zendesk retries a 503; the idempotency key makes that safe.
+			c.log.Warn("zendesk: SendMessage failed", "ticket_id", ticketID, "comment_id", cm.ID, "part", p.key, "err", err)
+			return retryLater("could not queue the reply: " + err.Error())
+		}
+		if err := putJSON(ctx, kv, partKey(cm.ID, p.key), partRecord{State: "sent", Media: rec.Media, Message: res.ID}); err != nil {
+			c.log.Warn("zendesk: sent part of a reply not recorded", "comment_id", cm.ID, "part", p.key, "err", err)
+		}
+		sent = append(sent, res.ID)
+	}
+	if len(refused) > 0 {
+		return c.noteParts(ctx, s, ticketID, cm.ID, refused, len(sent))
+	}
+	if err := putJSON(ctx, kv, commentKey(cm.ID), commentRecord{State: "sent", Message: strings.Join(sent, ",")}); err != nil {
+		c.log.Warn("zendesk: sent reply not recorded", "comment_id", cm.ID, "err", err)
+	}
+	out := map[string]any{"ok": true, "id": sent[0], "state": "queued"}
+	if len(sent) > 1 {
+		out["ids"] = sent
+	}
+	return reply(http.StatusOK, out)
+}
+
+// fileRefusal tells a refusal of one file from one of the customer (the
+// window, consent), which every later part would meet too.
+func fileRefusal(code string) bool {
+	return strings.HasPrefix(code, "media_")
+}
+
+const mediaAdvice = "WhatsApp takes images (JPEG, PNG) up to 5 MB, audio and video up to 16 MB and documents up to 100 MB. " +
+	"Send a smaller file, another format, or a link, as a new public comment."
+
+type refusedPart struct {
+	what string
+	err  *sdk.RefusedError
+}
+
+// noteParts adds the internal note for the parts of a reply the hub did
+// not send.
+func (c *connector) noteParts(ctx context.Context, s *settings, ticketID, commentID int64, refused []refusedPart, sent int) *sdk.HookResponse {
+	text := ""
+	if len(refused) == 1 && sent == 0 && refused[0].what == "the text" {
+		text = refusalNote(refused[0].err)
+	} else {
+		text = partsNote(refused, sent)
+	}
+	err := s.comment(ctx, ticketID, text, false, 0, "", nil)
+	switch {
+	case isClosedRefusal(err) || isStatus(err, 404):
+	case err != nil:
+		c.log.Warn("zendesk: could not add the refusal note", "ticket_id", ticketID, "err", err)
+		return retryLater("part of the reply was refused (" + refused[0].err.Code + ") and the note for the agent could not be added: " + err.Error())
+	}
+	first := refused[0].err
+	if err := putJSON(ctx, s.host.KV(), commentKey(commentID), commentRecord{State: "noted", Code: first.Code, Reason: first.Message}); err != nil {
+		c.log.Warn("zendesk: refusal note not recorded", "comment_id", commentID, "err", err)
+	}
+	codes := make([]string, len(refused))
+	for i, r := range refused {
+		codes[i] = r.err.Code
+	}
+	return reply(http.StatusOK, map[string]any{"ok": true, "delivered": sent > 0, "refused": strings.Join(codes, ",")})
+}
+
+// partsNote lists what of a reply was not sent, and why.
+func partsNote(refused []refusedPart, sent int) string {
+	var b strings.Builder
+	if sent > 0 {
+		b.WriteString("wahub sent only part of this reply on WhatsApp. Not sent:\n")
+	} else {
+		b.WriteString("wahub did not send this reply on WhatsApp:\n")
+	}
+	advice := map[string]bool{}
+	for _, r := range refused {
+		fmt.Fprintf(&b, "- %s: %s (%s)\n", r.what, strings.TrimSuffix(r.err.Message, "."), r.err.Code)
+		advice[r.err.Code] = true
+	}
+	switch {
+	case advice["outside_window"]:
+		b.WriteString("\n" + windowAdvice)
+	case advice["opted_out"]:
+		b.WriteString("\nThe customer opted out of WhatsApp messages. Reach them another way; if they write again on WhatsApp, you can reply here.")
+	case advice["media_too_large"] || advice["media_type"]:
+		b.WriteString("\n" + mediaAdvice)
+	case advice["media_unavailable"]:
+		b.WriteString("\nAttach the file again in a new public comment.")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
