@@ -88,14 +88,18 @@ func (c *connector) deliverOne(ctx context.Context, s *settings, ev *sdk.Event) 
 	if err != nil {
 		return c.result(s, ev, err)
 	}
-	objID, err := c.logEvent(ctx, s, k, ev, contactID)
+	att, err := c.attach(ctx, s, k, ev)
+	if err != nil {
+		return c.result(s, ev, err)
+	}
+	objID, err := c.logEvent(ctx, s, k, ev, contactID, att)
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.status == http.StatusBadRequest || ae.status == http.StatusNotFound) {
 		// The cached contact may have been deleted or merged in HubSpot
 		// since: find the contact again and try once more, rather than
 		// failing every later message of this customer.
 		if newID, changed, rerr := c.recheckContact(ctx, s, ev.Contact, contactID); rerr == nil && changed {
-			objID, err = c.logEvent(ctx, s, k, ev, newID)
+			objID, err = c.logEvent(ctx, s, k, ev, newID, att)
 		}
 	}
 	if err != nil {
@@ -433,7 +437,7 @@ func (c *connector) recheckContact(ctx context.Context, s *settings, ct *sdk.Con
 
 // logEvent creates the communication (or, for a failed status, the note)
 // and returns its id.
-func (c *connector) logEvent(ctx context.Context, s *settings, k kind, ev *sdk.Event, contactID string) (string, error) {
+func (c *connector) logEvent(ctx context.Context, s *settings, k kind, ev *sdk.Event, contactID string, att attachment) (string, error) {
 	var obj object
 	var err error
 	if k == kindFailedStatus {
@@ -446,14 +450,23 @@ func (c *connector) logEvent(ctx context.Context, s *settings, k kind, ev *sdk.E
 		}
 		err = c.call(ctx, s, opNote, http.MethodPost, pathNotes, req, &obj)
 	} else {
+		body := communicationBody(k, ev)
+		if att.note != "" {
+			body = truncate(body + "\n(" + att.note + ")")
+		}
 		req := createRequest{
 			Properties: map[string]string{
 				"hs_communication_channel_type": "WHATS_APP",
 				"hs_communication_logged_from":  "CRM",
-				"hs_communication_body":         communicationBody(k, ev),
+				"hs_communication_body":         body,
 				"hs_timestamp":                  c.eventTime(ev),
 			},
 			Associations: toContact(contactID, assocCommunicationToContact),
+		}
+		if att.fileID != "" {
+			// HubSpot's engagements take attachments as file ids,
+			// semicolon-separated.
+			req.Properties["hs_attachment_ids"] = att.fileID
 		}
 		err = c.call(ctx, s, opCommunication, http.MethodPost, pathCommunications, req, &obj)
 	}

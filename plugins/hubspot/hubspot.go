@@ -11,6 +11,16 @@
 // sent message is logged as a Note on the contact (association type 202)
 // unless failed_status_notes is false. Other events are skipped.
 //
+// Media: the photo, voice note, video or document of a message is read
+// from the hub (Host.OpenMedia), streamed into HubSpot's file manager
+// (POST /files/v3/files, multipart, access PRIVATE, in files_folder) and
+// attached to the logged communication (hs_attachment_ids), so that it
+// opens from the contact's timeline. A file the hub could not retrieve
+// (gone at Meta, too large for the hub) or that HubSpot refuses is not
+// attached; the communication says so ("the image could not be
+// retrieved: …") and the event is delivered. Uploading needs the files
+// scope besides the contacts ones.
+//
 // Configuration (connectors.<name>.config):
 //
 //	token: ${HUBSPOT_TOKEN}          # required: a private-app access token (pat-…) with the
@@ -22,6 +32,8 @@
 //	search_lag: 60s                  # how long HubSpot's search may take to show a new contact
 //	failed_status_notes: true        # log status.failed as a note
 //	lead_source_property: whatsapp_lead_source   # optional: a contact property a contact created from a Click-to-WhatsApp ad gets the ad in
+//	attach_media: true               # upload customers' files and attach them (needs the files scope)
+//	files_folder: /WhatsApp          # the file manager folder they go in
 //	sync:                            # optional: the sync capability
 //	  properties: [tier, hubspot_owner_id]   # contact properties that become contact attributes
 //	  interval: 5m                   # read by the hub: how often it calls Sync
@@ -30,6 +42,7 @@
 //
 //	contact:<customer key>  the HubSpot contact id, or "creating:<time>" while one is being created
 //	evt:<event id>          the id of the communication or note logged for the event
+//	file:<event id>:<media id>  the HubSpot file uploaded for the event's media
 //
 // A redelivered event whose evt: key exists is answered Delivered with no
 // call. A contact is created under a compare-and-swap "creating" marker:
@@ -186,6 +199,8 @@ type settings struct {
 	syncProps   []string
 	syncEvery   time.Duration
 	leadSource  string // lead_source_property
+	attachMedia bool
+	filesFolder string // folderPath of uploaded files
 	client      *http.Client
 	host        sdk.Host
 	// all paces every request, search paces searches (which also take a
@@ -207,6 +222,10 @@ type config struct {
 	// contact created from a Click-to-WhatsApp ad gets the ad in.
 	LeadSourceProperty string      `json:"lead_source_property"`
 	Sync               *syncConfig `json:"sync"`
+	// AttachMedia uploads customers' photos, voice notes and documents
+	// to the file manager and attaches them to the logged message.
+	AttachMedia *bool  `json:"attach_media"`
+	FilesFolder string `json:"files_folder"`
 }
 
 type syncConfig struct {
@@ -295,6 +314,19 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 
 	if c.FailedStatusNotes != nil {
 		s.failedNotes = *c.FailedStatusNotes
+	}
+	s.attachMedia, s.filesFolder = true, defaultFilesFolder
+	if c.AttachMedia != nil {
+		s.attachMedia = *c.AttachMedia
+	}
+	if f := strings.TrimSpace(c.FilesFolder); f != "" {
+		if !strings.HasPrefix(f, "/") || strings.Contains(f, "//") || strings.ContainsAny(f, "\x00\r\n") {
+			return nil, fmt.Errorf("%s: %q is not a folder path of HubSpot's file manager (it starts with / and names folders, like /WhatsApp)", key("files_folder"), c.FilesFolder)
+		}
+		s.filesFolder = strings.TrimRight(f, "/")
+		if s.filesFolder == "" {
+			return nil, fmt.Errorf("%s: files go in a folder, not the root of the file manager (e.g. /WhatsApp)", key("files_folder"))
+		}
 	}
 
 	if c.Sync != nil {

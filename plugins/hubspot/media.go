@@ -1,0 +1,249 @@
+package hubspot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+const (
+	pathFiles = "/files/v3/files"
+	// scopeFiles is the private-app scope the Files API needs.
+	scopeFiles = "files"
+	// kvFile + "<event id>:<media id>" is the HubSpot file uploaded for an
+	// event's media, so that a redelivery attaches it without uploading
+	// it again.
+	kvFile = "file:"
+	// defaultFilesFolder is where uploaded files go in HubSpot's file
+	// manager (folderPath; HubSpot creates it on the first upload).
+	defaultFilesFolder = "/WhatsApp"
+	// uploadRate is the slowest upload the timeout allows for: each
+	// full uploadRate bytes of a file add a second to config.timeout.
+	uploadRate = 512 << 10
+)
+
+var opUpload = op{what: "upload a WhatsApp file to the file manager", scope: scopeFiles}
+
+// fileObject is the Files API's answer to an upload (the fields used).
+type fileObject struct {
+	ID   flexString `json:"id"`
+	Name string     `json:"name"`
+	Size int64      `json:"size"`
+}
+
+// attachment is what became of an event's media: a HubSpot file to
+// attach, or a note saying why there is none.
+type attachment struct {
+	fileID string
+	note   string
+}
+
+// attach uploads the file of a message's media to HubSpot's file manager
+// and returns its id, once per event and media id. A file the hub cannot
+// provide, or HubSpot refuses, becomes a note in the logged message: the
+// event is delivered without it, since a lost file must never hold up the
+// conversation. The error is for what may work on a retry (HubSpot's
+// limits, 5xx, the hub's KV) or needs the user (a token without the
+// files scope).
+func (c *connector) attach(ctx context.Context, s *settings, k kind, ev *sdk.Event) (attachment, error) {
+	m := ev.Message
+	if !s.attachMedia || (k != kindInbound && k != kindOutbound) || m == nil || m.Media == nil || m.Media.ID == "" {
+		return attachment{}, nil
+	}
+	what := mediaNoun(m)
+	if m.Media.State == sdk.MediaUnavailable {
+		return attachment{note: unavailableNote(what, m.Media.Reason)}, nil
+	}
+	key := kvFile + ev.ID + ":" + m.Media.ID
+	kv := s.host.KV()
+	if id, found, err := kv.Get(ctx, key); err != nil {
+		return attachment{}, fmt.Errorf("hub KV: reading %s: %w", key, err)
+	} else if found && len(id) > 0 {
+		return attachment{fileID: string(id)}, nil
+	}
+	info, rc, err := s.host.OpenMedia(ctx, m.Media.ID)
+	if errors.Is(err, sdk.ErrMediaUnavailable) {
+		return attachment{note: unavailableNote(what, reasonOf(err))}, nil
+	}
+	if err != nil {
+		return attachment{}, fmt.Errorf("reading the %s from the hub: %w", what, err)
+	}
+	defer rc.Close()
+	f, err := c.upload(ctx, s, info, uploadName(ev, info), rc)
+	var ae *apiError
+	if errors.As(err, &ae) && refusedFile(ae.status) {
+		c.log.Warn("hubspot: the file manager refused a WhatsApp file; logging the message without it", "event_id", ev.ID, "media_id", m.Media.ID, "err", err)
+		return attachment{note: fmt.Sprintf("the %s could not be attached: HubSpot refused the file (%s)", what, ae.message)}, nil
+	}
+	if err != nil {
+		return attachment{}, err
+	}
+	id := string(f.ID)
+	if id == "" {
+		return attachment{}, errors.New("HubSpot stored the file but its answer has no id")
+	}
+	if err := kv.Put(ctx, key, []byte(id)); err != nil {
+		// A redelivery would upload the file once more; attaching it now
+		// is still right.
+		c.log.Warn("hubspot: file uploaded but not recorded; a redelivery would upload it again", "event_id", ev.ID, "file_id", id, "err", err)
+	}
+	return attachment{fileID: id}, nil
+}
+
+// refusedFile reports whether an upload's status means HubSpot will not
+// take this file as it is (too large, a type it refuses, invalid), as
+// opposed to the token, the limits or an outage.
+func refusedFile(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
+}
+
+// upload streams one file into POST /files/v3/files as multipart form
+// data: the small fields first, then the file, never held in memory.
+func (c *connector) upload(ctx context.Context, s *settings, info sdk.MediaInfo, name string, r io.Reader) (*fileObject, error) {
+	if err := c.pace(ctx, s, opUpload); err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(writeUpload(mw, s.filesFolder, name, info.MimeType, r))
+	}()
+	// Closing pr ends the writer if the request failed half-way; waiting
+	// for it means r is no longer read once upload returns.
+	defer func() { pr.Close(); <-done }()
+	timeout := s.timeout + time.Duration(info.Size/uploadRate)*time.Second
+	var f fileObject
+	if err := c.send(ctx, s, opUpload, http.MethodPost, pathFiles, pr, mw.FormDataContentType(), timeout, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+func writeUpload(mw *multipart.Writer, folder, name, mimeType string, r io.Reader) error {
+	options, _ := json.Marshal(map[string]string{"access": "PRIVATE"})
+	for _, f := range [][2]string{{"folderPath", folder}, {"fileName", name}, {"options", string(options)}} {
+		if err := mw.WriteField(f[0], f[1]); err != nil {
+			return err
+		}
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": "file", "filename": name}))
+	if mimeType == "" {
+		mimeType = "application/octet-stream"
+	}
+	h.Set("Content-Type", mimeType)
+	part, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(part, r); err != nil {
+		return fmt.Errorf("reading the file from the hub: %w", err)
+	}
+	return mw.Close()
+}
+
+// mediaNoun names a message's file as a person would.
+func mediaNoun(m *sdk.Message) string {
+	switch {
+	case m.Type == sdk.MediaAudio && m.Media.Voice:
+		return "voice note"
+	case m.Type == sdk.MediaImage:
+		return "image"
+	case m.Type == sdk.MediaAudio:
+		return "audio"
+	case m.Type == sdk.MediaVideo:
+		return "video"
+	case m.Type == sdk.MediaSticker:
+		return "sticker"
+	case m.Type == sdk.MediaDocument:
+		return "document"
+	}
+	return "file"
+}
+
+func unavailableNote(what, reason string) string {
+	if reason == "" {
+		reason = "the hub does not hold it"
+	}
+	return fmt.Sprintf("the %s could not be retrieved: %s", what, reason)
+}
+
+// reasonOf is an unavailable file's reason without the sentinel's words.
+func reasonOf(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, sdk.ErrMediaUnavailable.Error()+": "); i >= 0 {
+		return msg[i+len(sdk.ErrMediaUnavailable.Error())+2:]
+	}
+	return msg
+}
+
+// uploadName is the file's name in HubSpot: the customer's own file name
+// when WhatsApp gave one, else one made of the type and the time.
+func uploadName(ev *sdk.Event, info sdk.MediaInfo) string {
+	if name := cleanName(ev.Message.Media.Filename); name != "" {
+		return name
+	}
+	if name := cleanName(info.Filename); name != "" {
+		return name
+	}
+	t := ev.OccurredAt
+	if t.IsZero() {
+		t = ev.ReceivedAt
+	}
+	mt := ev.Message.Media.MimeType
+	if mt == "" {
+		mt = info.MimeType
+	}
+	return fmt.Sprintf("whatsapp-%s-%s%s", strings.ReplaceAll(mediaNoun(ev.Message), " ", "-"), t.UTC().Format("20060102-150405"), extension(mt))
+}
+
+// cleanName keeps a file name HubSpot can show: no path, no control
+// characters.
+func cleanName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	return strings.TrimSpace(name)
+}
+
+// extension is the usual extension of the MIME types WhatsApp sends; the
+// system's table (which differs between machines) only for the rest.
+func extension(mimeType string) string {
+	mt, _, _ := mime.ParseMediaType(mimeType)
+	if ext, ok := map[string]string{
+		"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
+		"audio/ogg": ".ogg", "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/aac": ".aac", "audio/amr": ".amr",
+		"video/mp4": ".mp4", "video/3gpp": ".3gp", "application/pdf": ".pdf", "text/plain": ".txt",
+		"application/msword": ".doc", "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+		"application/vnd.ms-excel": ".xls", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+		"application/vnd.ms-powerpoint": ".ppt", "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+	}[mt]; ok {
+		return ext
+	}
+	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
+		return exts[0]
+	}
+	return ".bin"
+}
