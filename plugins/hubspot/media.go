@@ -10,9 +10,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
-	"strings"
 	"time"
 
+	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -60,9 +60,9 @@ func (c *connector) attach(ctx context.Context, s *settings, k kind, ev *sdk.Eve
 	if !s.attachMedia || (k != kindInbound && k != kindOutbound) || m == nil || m.Media == nil || m.Media.ID == "" {
 		return attachment{}, nil
 	}
-	what := mediaNoun(m)
+	what := mediafile.Noun(m)
 	if m.Media.State == sdk.MediaUnavailable {
-		return attachment{note: unavailableNote(what, m.Media.Reason)}, nil
+		return attachment{note: mediafile.Unavailable(what, m.Media.Reason)}, nil
 	}
 	key := kvFile + ev.ID + ":" + m.Media.ID
 	kv := s.host.KV()
@@ -73,13 +73,13 @@ func (c *connector) attach(ctx context.Context, s *settings, k kind, ev *sdk.Eve
 	}
 	info, rc, err := s.host.OpenMedia(ctx, m.Media.ID)
 	if errors.Is(err, sdk.ErrMediaUnavailable) {
-		return attachment{note: unavailableNote(what, reasonOf(err))}, nil
+		return attachment{note: mediafile.Unavailable(what, mediafile.Reason(err))}, nil
 	}
 	if err != nil {
 		return attachment{}, fmt.Errorf("reading the %s from the hub: %w", what, err)
 	}
 	defer rc.Close()
-	f, err := c.upload(ctx, s, info, uploadName(ev, info), rc)
+	f, err := c.upload(ctx, s, info, mediafile.Name(ev, info), rc)
 	var ae *apiError
 	if errors.As(err, &ae) && refusedFile(ae.status) {
 		c.log.Warn("hubspot: the file manager refused a WhatsApp file; logging the message without it", "event_id", ev.ID, "media_id", m.Media.ID, "err", err)
@@ -158,92 +158,3 @@ func writeUpload(mw *multipart.Writer, folder, name, mimeType string, r io.Reade
 	return mw.Close()
 }
 
-// mediaNoun names a message's file as a person would.
-func mediaNoun(m *sdk.Message) string {
-	switch {
-	case m.Type == sdk.MediaAudio && m.Media.Voice:
-		return "voice note"
-	case m.Type == sdk.MediaImage:
-		return "image"
-	case m.Type == sdk.MediaAudio:
-		return "audio"
-	case m.Type == sdk.MediaVideo:
-		return "video"
-	case m.Type == sdk.MediaSticker:
-		return "sticker"
-	case m.Type == sdk.MediaDocument:
-		return "document"
-	}
-	return "file"
-}
-
-func unavailableNote(what, reason string) string {
-	if reason == "" {
-		reason = "the hub does not hold it"
-	}
-	return fmt.Sprintf("the %s could not be retrieved: %s", what, reason)
-}
-
-// reasonOf is an unavailable file's reason without the sentinel's words.
-func reasonOf(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, sdk.ErrMediaUnavailable.Error()+": "); i >= 0 {
-		return msg[i+len(sdk.ErrMediaUnavailable.Error())+2:]
-	}
-	return msg
-}
-
-// uploadName is the file's name in HubSpot: the customer's own file name
-// when WhatsApp gave one, else one made of the type and the time.
-func uploadName(ev *sdk.Event, info sdk.MediaInfo) string {
-	if name := cleanName(ev.Message.Media.Filename); name != "" {
-		return name
-	}
-	if name := cleanName(info.Filename); name != "" {
-		return name
-	}
-	t := ev.OccurredAt
-	if t.IsZero() {
-		t = ev.ReceivedAt
-	}
-	mt := ev.Message.Media.MimeType
-	if mt == "" {
-		mt = info.MimeType
-	}
-	return fmt.Sprintf("whatsapp-%s-%s%s", strings.ReplaceAll(mediaNoun(ev.Message), " ", "-"), t.UTC().Format("20060102-150405"), extension(mt))
-}
-
-// cleanName keeps a file name HubSpot can show: no path, no control
-// characters.
-func cleanName(name string) string {
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, name)
-	return strings.TrimSpace(name)
-}
-
-// extension is the usual extension of the MIME types WhatsApp sends; the
-// system's table (which differs between machines) only for the rest.
-func extension(mimeType string) string {
-	mt, _, _ := mime.ParseMediaType(mimeType)
-	if ext, ok := map[string]string{
-		"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
-		"audio/ogg": ".ogg", "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/aac": ".aac", "audio/amr": ".amr",
-		"video/mp4": ".mp4", "video/3gpp": ".3gp", "application/pdf": ".pdf", "text/plain": ".txt",
-		"application/msword": ".doc", "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-		"application/vnd.ms-excel": ".xls", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
-		"application/vnd.ms-powerpoint": ".ppt", "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
-	}[mt]; ok {
-		return ext
-	}
-	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
-		return exts[0]
-	}
-	return ".bin"
-}
