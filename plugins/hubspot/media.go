@@ -157,4 +157,3 @@ func writeUpload(mw *multipart.Writer, folder, name, mimeType string, r io.Reade
 	}
 	return mw.Close()
 }
-
