@@ -24,7 +24,7 @@
 // Configuration (connectors.<name>.config):
 //
 //	token: ${HUBSPOT_TOKEN}          # required: a private-app access token (pat-…) with the
-//	                                 # scopes crm.objects.contacts.read and crm.objects.contacts.write
+//	                                 # scopes crm.objects.contacts.read, crm.objects.contacts.write and files
 //	api_url: https://api.hubapi.com  # default; point it at a fake in tests
 //	timeout: 15s                     # one HTTP request
 //	requests_per_10s: 100            # the app's HubSpot limit (Free/Starter: 100, Pro/Enterprise: 150-190)
@@ -263,7 +263,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 
 	switch {
 	case c.Token == "":
-		return nil, fmt.Errorf("%s: required (the access token of a HubSpot private app, pat-…, with the scopes crm.objects.contacts.read and crm.objects.contacts.write)", key("token"))
+		return nil, fmt.Errorf("%s: required (the access token of a HubSpot private app, pat-…, with the scopes crm.objects.contacts.read, crm.objects.contacts.write and, to attach customers' files, files)", key("token"))
 	case strings.ContainsAny(c.Token, " \t\r\n"):
 		// Never quoted back: it is a secret.
 		return nil, fmt.Errorf("%s: contains whitespace; paste the token alone", key("token"))
