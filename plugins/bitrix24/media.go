@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -159,18 +160,23 @@ func encodeBody(prefix, suffix []byte, r io.ReadCloser) io.ReadCloser {
 	go func() {
 		defer close(done)
 		pw.CloseWithError(func() error {
-			if _, err := pw.Write(prefix); err != nil {
+			// The encoder writes 1 KiB at a time; each pipe write waits
+			// for the transport to take it, so they are gathered.
+			w := bufio.NewWriterSize(pw, 64<<10)
+			if _, err := w.Write(prefix); err != nil {
 				return err
 			}
-			enc := base64.NewEncoder(base64.StdEncoding, pw)
+			enc := base64.NewEncoder(base64.StdEncoding, w)
 			if _, err := io.Copy(enc, r); err != nil {
 				return fmt.Errorf("reading the file from the hub: %w", err)
 			}
 			if err := enc.Close(); err != nil {
 				return err
 			}
-			_, err := pw.Write(suffix)
-			return err
+			if _, err := w.Write(suffix); err != nil {
+				return err
+			}
+			return w.Flush()
 		}())
 	}()
 	return &pipeBody{PipeReader: pr, done: done, src: r}

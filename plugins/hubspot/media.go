@@ -1,6 +1,7 @@
 package hubspot
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,11 +119,18 @@ func (c *connector) upload(ctx context.Context, s *settings, info sdk.MediaInfo,
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
+	// Each pipe write waits for the transport to take it: gathered into
+	// larger ones.
+	bw := bufio.NewWriterSize(pw, 64<<10)
+	mw := multipart.NewWriter(bw)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(writeUpload(mw, s.filesFolder, name, info.MimeType, r))
+		err := writeUpload(mw, s.filesFolder, name, info.MimeType, r)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
 	}()
 	// Closing pr ends the writer if the request failed half-way; waiting
 	// for it means r is no longer read once upload returns.
