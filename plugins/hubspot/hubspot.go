@@ -15,7 +15,10 @@
 // from the hub (Host.OpenMedia), streamed into HubSpot's file manager
 // (POST /files/v3/files, multipart, access PRIVATE, in files_folder) and
 // attached to the logged communication (hs_attachment_ids), so that it
-// opens from the contact's timeline. A file the hub could not retrieve
+// opens from the contact's timeline. Should HubSpot refuse attachments on
+// communications (it documents hs_attachment_ids for notes, emails,
+// calls, meetings and tasks), the file goes on a note beside the
+// communication, which says so. A file the hub could not retrieve
 // (gone at Meta, too large for the hub) or that HubSpot refuses is not
 // attached; the communication says so ("the image could not be
 // retrieved: …") and the event is delivered. Uploading needs the files
@@ -43,6 +46,7 @@
 //	contact:<customer key>  the HubSpot contact id, or "creating:<time>" while one is being created
 //	evt:<event id>          the id of the communication or note logged for the event
 //	file:<event id>:<media id>  the HubSpot file uploaded for the event's media
+//	comm:<event id>         the communication of an event whose file went on a note
 //
 // A redelivered event whose evt: key exists is answered Delivered with no
 // call. A contact is created under a compare-and-swap "creating" marker:
@@ -73,6 +77,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -143,6 +148,10 @@ type connector struct {
 	// searching again, so that every successful call is progress even
 	// when every other call is refused. Guarded by customersMu.
 	notFound map[string]time.Time
+
+	// commNoAttachments is set once HubSpot refused hs_attachment_ids on
+	// a communication: files then go on a note (media.go).
+	commNoAttachments atomic.Bool
 }
 
 // notFoundTTL is how long a search that found nothing is trusted. A

@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"strings"
 	"time"
 
 	"github.com/wahub/wahub/plugins/internal/mediafile"
@@ -34,6 +35,72 @@ const (
 )
 
 var opUpload = op{what: "upload a WhatsApp file to the file manager", scope: scopeFiles}
+
+// kvComm + "<event id>" is the communication logged for an event whose
+// file went on a note beside it, so that a retry after the note failed
+// does not log the message twice.
+const kvComm = "comm:"
+
+// attachmentRefused reports whether HubSpot refused a communication for
+// its hs_attachment_ids, a property HubSpot documents for notes, emails,
+// calls, meetings and tasks but not for communications.
+func attachmentRefused(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.status == http.StatusBadRequest && strings.Contains(ae.message, "hs_attachment_ids")
+}
+
+// logWithNote logs the message as a communication that says where its
+// file is, and the file on a note at the same time on the contact's
+// timeline. It returns the communication's id.
+func (c *connector) logWithNote(ctx context.Context, s *settings, k kind, ev *sdk.Event, contactID string, att attachment) (string, error) {
+	what := mediafile.Noun(ev.Message)
+	kv := s.host.KV()
+	key := kvComm + ev.ID
+	commID := ""
+	if v, found, err := kv.Get(ctx, key); err != nil {
+		return "", fmt.Errorf("hub KV: reading %s: %w", key, err)
+	} else if found {
+		commID = string(v)
+	}
+	if commID == "" {
+		id, err := c.logCommunication(ctx, s, k, ev, contactID, att, "the "+what+" is attached to the note beside this message")
+		if err != nil {
+			return "", err
+		}
+		commID = id
+		if err := kv.Put(ctx, key, []byte(id)); err != nil {
+			c.log.Warn("hubspot: communication logged but not recorded; a retry would log it again", "event_id", ev.ID, "communication_id", id, "err", err)
+		}
+	}
+	_, err := c.create(ctx, s, opNote, pathNotes, createRequest{
+		Properties: map[string]string{
+			"hs_note_body":      truncate(fileNoteBody(k, ev, what)),
+			"hs_timestamp":      c.eventTime(ev),
+			"hs_attachment_ids": att.fileID,
+		},
+		Associations: toContact(contactID, assocNoteToContact),
+	})
+	if err != nil {
+		return "", err
+	}
+	return commID, nil
+}
+
+// fileNoteBody is the text of the note that carries a message's file.
+func fileNoteBody(k kind, ev *sdk.Event, what string) string {
+	from := "from " + customerName(ev.Contact)
+	if k == kindOutbound {
+		from = "sent to " + customerName(ev.Contact)
+	}
+	b := "WhatsApp " + what + " " + from
+	if m := ev.Message.Media; m.Filename != "" {
+		b += ": " + m.Filename
+	}
+	if caption := strings.TrimSpace(ev.Message.Media.Caption); caption != "" {
+		b += "\n" + caption
+	}
+	return b
+}
 
 // fileObject is the Files API's answer to an upload (the fields used).
 type fileObject struct {

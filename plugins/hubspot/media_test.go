@@ -262,3 +262,50 @@ func TestAttachMediaOff(t *testing.T) {
 		t.Errorf("communications %+v, want one without attachment", comms)
 	}
 }
+
+// In an account whose communications refuse hs_attachment_ids, the file
+// goes on a note beside the communication, found out once: later files
+// go there directly; a note that fails is retried without logging the
+// message twice.
+func TestMediaOnNoteWhenCommunicationsRefuseAttachments(t *testing.T) {
+	e := newEnv(t, hubspottest.WithoutCommunicationAttachments())
+	c := e.connector(nil)
+	img, pdf := samples[0], samples[2]
+	e.host.AddMedia(sdk.MediaInfo{ID: "1301", MimeType: img.mimeType}, img.data)
+	e.host.AddMedia(sdk.MediaInfo{ID: "1302", MimeType: pdf.mimeType}, pdf.data)
+
+	wantOutcome(t, deliver(t, c, mediaEvent("evt_n1", ana, img, "1301"))["evt_n1"], sdk.Delivered)
+	e.fake.Script(hubspottest.Fault{Status: http.StatusBadGateway, Method: http.MethodPost, Path: hubspottest.PathNotes})
+	ev2 := mediaEvent("evt_n2", ana, pdf, "1302")
+	wantOutcome(t, deliver(t, c, ev2)["evt_n2"], sdk.Retry)
+	wantOutcome(t, deliver(t, c, ev2)["evt_n2"], sdk.Delivered)
+
+	comms, notes, files := e.fake.Communications(), e.fake.Notes(), e.fake.Files()
+	if len(comms) != 2 || len(notes) != 2 || len(files) != 2 {
+		t.Fatalf("%d communications, %d notes, %d files; want 2 of each", len(comms), len(notes), len(files))
+	}
+	for i, s := range []sample{img, pdf} {
+		if comms[i].Properties["hs_attachment_ids"] != "" {
+			t.Errorf("communication %d has attachments in an account that refuses them", i)
+		}
+		containsAll(t, "communication", comms[i].Properties["hs_communication_body"], s.wantBody, "(the "+map[int]string{0: "image", 1: "document"}[i]+" is attached to the note beside this message)")
+		if notes[i].Properties["hs_attachment_ids"] != files[i].ID || files[i].SHA256 != hexSum(s.data) {
+			t.Errorf("note %d attachments %q, want file %s with the customer's bytes", i, notes[i].Properties["hs_attachment_ids"], files[i].ID)
+		}
+		if notes[i].Properties["hs_timestamp"] != comms[i].Properties["hs_timestamp"] || len(notes[i].Associations) != 1 || notes[i].Associations[0].TypeID != 202 {
+			t.Errorf("note %d: %+v, want it beside the communication on the contact", i, notes[i])
+		}
+	}
+	containsAll(t, "note", notes[0].Properties["hs_note_body"], "WhatsApp image from Ana Souza", "a caixa chegou amassada")
+	containsAll(t, "note", notes[1].Properties["hs_note_body"], "WhatsApp document from Ana Souza: Fatura 2026-11.pdf")
+	// One refused communication to find out, then none.
+	refused := 0
+	for _, r := range e.fake.Requests() {
+		if r.Path == hubspottest.PathCommunications && r.Status == http.StatusBadRequest {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Errorf("%d communications refused, want 1 (the first, to find out)", refused)
+	}
+}

@@ -67,12 +67,39 @@ type File struct {
 
 // fileStore holds the file manager: files and folders by path.
 type fileStore struct {
-	mu      sync.Mutex
-	files   []*File
-	byID    map[string]*File
-	folders map[string]string // path → id
-	nextID  int64
-	max     int64 // 0: DefaultMaxFileSize
+	mu sync.Mutex
+	// noCommAttachments makes communications refuse hs_attachment_ids
+	// as a property that does not exist.
+	noCommAttachments bool
+	files             []*File
+	byID              map[string]*File
+	folders           map[string]string // path → id
+	nextID            int64
+	max               int64 // 0: DefaultMaxFileSize
+}
+
+// WithoutCommunicationAttachments makes the fake refuse hs_attachment_ids
+// on communications (400 PROPERTY_DOESNT_EXIST) while notes take it [U:
+// HubSpot documents the property for notes, emails, calls, meetings and
+// tasks, not for communications]: a client must still get the file onto
+// the timeline.
+func WithoutCommunicationAttachments() Option {
+	return func(s *Server) { s.files.noCommAttachments = true }
+}
+
+func (fs *fileStore) communicationProps() map[string]bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if !fs.noCommAttachments {
+		return communicationProps
+	}
+	out := map[string]bool{}
+	for k, v := range communicationProps {
+		if k != "hs_attachment_ids" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // SetMaxFileSize sets the largest file an upload may carry.

@@ -1274,7 +1274,7 @@ var communicationProps = map[string]bool{
 var noteProps = map[string]bool{"hs_note_body": true, "hs_timestamp": true, "hubspot_owner_id": true, "hs_attachment_ids": true}
 
 func (s *Server) createCommunication(w http.ResponseWriter, r *http.Request, body []byte, _ string) {
-	s.createEngagement(w, body, communicationProps, AssocCommunicationToContact, &s.comms, func(p map[string]string) []map[string]any {
+	s.createEngagement(w, body, s.files.communicationProps(), AssocCommunicationToContact, &s.comms, func(p map[string]string) []map[string]any {
 		var errs []map[string]any
 		if ct := p["hs_communication_channel_type"]; !contains(channelTypes, ct) {
 			errs = append(errs, map[string]any{"isValid": false, "message": fmt.Sprintf("%s was not one of the allowed options: [%s]", ct, strings.Join(channelTypes, ", ")), "error": "INVALID_OPTION", "name": "hs_communication_channel_type"})
