@@ -7,7 +7,11 @@
 // creates one when there is none (crm.contact.add or crm.lead.add, with
 // the WhatsApp profile name and the number as a WORK phone), and adds one
 // timeline comment per message (crm.timeline.comment.add). Other events
-// are skipped. It talks to the portal through an inbound webhook
+// are skipped. A message's photo, voice note, video or document is
+// attached to its comment (FILES, base64 streamed from the hub into the
+// request; the portal keeps it on its Drive); a file the hub could not
+// retrieve, or the portal refuses, leaves the comment saying so, and the
+// event is delivered. It talks to the portal through an inbound webhook
 // (Developer resources → Other → Inbound webhook, with the crm scope).
 //
 // Configuration (connectors.<name>.config):
@@ -20,7 +24,8 @@
 //	entity: contact              # contact (default) or lead: what a new customer becomes
 //	create_fields: {SOURCE_ID: WEB, ASSIGNED_BY_ID: 7}   # optional, added to every new contact or lead
 //	requests_per_second: 2       # this connector's share of the portal's limit (default 2)
-//	timeout: 30s                 # one HTTP request (default 30s)
+//	timeout: 30s                 # one HTTP request (default 30s; a file adds 1s per 512 KiB)
+//	attach_media: true           # attach customers' files to their comments (default true)
 //	sync:                        # optional: pull CRM fields into contact attributes
 //	  interval: 5m               # how often the hub calls (default 5m)
 //	  fields: {tier: UF_CRM_TIER, owner: ASSIGNED_BY_ID}   # attribute: contact field
@@ -122,6 +127,7 @@ type settings struct {
 	timeout      time.Duration
 	rate         float64
 	sync         syncSettings
+	attachMedia  bool
 	lists        *listCache
 	client       *client
 	host         sdk.Host
@@ -146,6 +152,9 @@ type config struct {
 	RequestsPerSecond flexString     `json:"requests_per_second"`
 	Timeout           *sdk.Duration  `json:"timeout"`
 	Sync              *syncConfig    `json:"sync"`
+	// AttachMedia attaches customers' photos, voice notes and documents
+	// to their timeline comments.
+	AttachMedia *bool `json:"attach_media"`
 }
 
 type syncConfig struct {
@@ -205,7 +214,10 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 		return nil, err
 	}
 	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
-	s := &settings{name: cfg.Name, entity: "contact", timeout: defaultTimeout, rate: defaultRate}
+	s := &settings{name: cfg.Name, entity: "contact", timeout: defaultTimeout, rate: defaultRate, attachMedia: true}
+	if c.AttachMedia != nil {
+		s.attachMedia = *c.AttachMedia
+	}
 
 	const howTo = "create one in Bitrix24 under Developer resources → Other → Inbound webhook, with the crm scope"
 	switch {

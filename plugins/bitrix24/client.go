@@ -275,7 +275,7 @@ func (c *client) call(ctx context.Context, method string, params any) (*envelope
 		if err != nil {
 			return nil, err
 		}
-		env, apiErr := c.do(ctx, method, body)
+		env, apiErr := c.do(ctx, method, bytes.NewReader(body), int64(len(body)), c.s.timeout)
 		if apiErr != nil && apiErr.class() == classRateLimited && attempt < limitRetries && ctx.Err() == nil {
 			c.pacer.limited(limitBackoff << attempt)
 			release()
@@ -289,24 +289,61 @@ func (c *client) call(ctx context.Context, method string, params any) (*envelope
 	}
 }
 
-func (c *client) do(ctx context.Context, method string, body []byte) (*envelope, *apiError) {
+// streamBody opens the JSON body of one attempt of a streamed call and
+// says its length (-1 if unknown).
+type streamBody func() (io.ReadCloser, int64, error)
+
+// callStream is call for a body too large to hold (a file, base64 in
+// JSON): open gives the body of each attempt. An error of open is
+// returned as it is.
+func (c *client) callStream(ctx context.Context, method string, open streamBody, timeout time.Duration) (*envelope, error) {
+	for attempt := 0; ; attempt++ {
+		release, err := c.pacer.acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		body, n, err := open()
+		if err != nil {
+			release()
+			return nil, err
+		}
+		env, apiErr := c.do(ctx, method, body, n, timeout)
+		body.Close()
+		if apiErr != nil && apiErr.class() == classRateLimited && attempt < limitRetries && ctx.Err() == nil {
+			c.pacer.limited(limitBackoff << attempt)
+			release()
+			continue
+		}
+		release()
+		if apiErr != nil {
+			return nil, apiErr
+		}
+		return env, nil
+	}
+}
+
+func (c *client) do(ctx context.Context, method string, body io.Reader, length int64, timeout time.Duration) (*envelope, *apiError) {
 	fail := func(status int, code, desc string, transport error) *apiError {
 		return &apiError{method: method, status: status, code: code, description: desc, transport: transport, portal: c.s.portal, connector: c.s.name}
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.s.timeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The error would quote the URL, which holds the webhook's code.
-	req, err := sdkhttp.NewJSONRequest(rctx, http.MethodPost, c.s.base+method+".json", json.RawMessage(body), "wahub-bitrix24/"+Version)
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.s.base+method+".json", body)
 	if err != nil {
 		return nil, fail(0, "", "", errors.New("cannot build the request"))
 	}
+	req.ContentLength = length
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "wahub-bitrix24/"+Version)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
 			err = errors.New("cancelled before the portal answered")
 		case errors.Is(err, context.DeadlineExceeded):
-			err = fmt.Errorf("no answer within %s (config.timeout)", c.s.timeout)
+			err = fmt.Errorf("no answer within %s (config.timeout)", timeout)
 		default:
 			// url.Error quotes the URL, which holds the webhook's code.
 			var ue *url.Error

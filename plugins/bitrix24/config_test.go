@@ -19,6 +19,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"nothing", `{}`, "connectors.crm.config.webhook_url: required"},
 		{"unknown key", `{"webhook_url": "https://a.bitrix24.com/rest/1/` + secretCode + `/", "webhook": "x"}`, "connectors.crm.config.webhook: unknown key"},
+		{"attach_media not a bool", `{"webhook_url": "https://a.bitrix24.com/rest/1/` + secretCode + `/", "attach_media": "no"}`, "connectors.crm.config.attach_media"},
 		{"not a URL", `{"webhook_url": "a.bitrix24.com/rest/1/` + secretCode + `"}`, "config.webhook_url: not an http(s) URL"},
 		{"method in URL", `{"webhook_url": "https://a.bitrix24.com/rest/1/` + secretCode + `/crm.contact.add.json"}`, "config.webhook_url: the path must end in /rest/<user id>/<webhook code>/"},
 		{"OAuth URL", `{"webhook_url": "https://a.bitrix24.com/rest/"}`, "config.webhook_url: the path must end in"},

@@ -465,15 +465,37 @@ func (d *delivery) commentRound(active []*conversation) bool {
 			items = append(items, item{cv, cv.pending[0]})
 		}
 	}
-	cmds := make([]command, len(items))
+	// A comment with a file is a call of its own (a batch carries its
+	// commands in a query string): it goes alone in its round, and a
+	// conversation's comments before it go first.
 	for k, it := range items {
-		ref := it.cv.cust.ref
-		id, _ := strconv.ParseUint(ref.ID, 10, 63)
-		cmds[k] = command{"crm.timeline.comment.add", obj{{"fields", obj{
-			{"ENTITY_ID", id}, {"ENTITY_TYPE", ref.Type}, {"COMMENT", commentText(&d.events[it.i])},
-		}}}}
+		if !d.hasFile(&d.events[it.i]) {
+			continue
+		}
+		if halt && k > 0 {
+			items = items[:k]
+		} else {
+			items = []item{it}
+		}
+		break
 	}
-	res, err := d.s.client.run(d.ctx, cmds, halt)
+	var (
+		res []cmdResult
+		err error
+	)
+	if len(items) == 1 && d.hasFile(&d.events[items[0].i]) {
+		res, err = d.commentWithFile(&d.events[items[0].i], items[0].cv.cust.ref)
+	} else {
+		cmds := make([]command, len(items))
+		for k, it := range items {
+			ref := it.cv.cust.ref
+			id, _ := strconv.ParseUint(ref.ID, 10, 63)
+			cmds[k] = command{"crm.timeline.comment.add", obj{{"fields", obj{
+				{"ENTITY_ID", id}, {"ENTITY_TYPE", ref.Type}, {"COMMENT", commentBody(&d.events[it.i])},
+			}}}}
+		}
+		res, err = d.s.client.run(d.ctx, cmds, halt)
+	}
 	progress := false
 	for k, r := range res {
 		it := items[k]

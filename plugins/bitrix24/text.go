@@ -32,8 +32,9 @@ func commentText(ev *sdk.Event) string {
 	return head + ", " + when + ":\n" + messageBody(ev.Message)
 }
 
-// messageBody renders a message as text; what cannot be shown (media
-// files stay at Meta) is described in brackets.
+// messageBody renders a message as text; what is not text is described
+// in brackets (a media file is attached to the comment besides, see
+// media.go).
 func messageBody(m *sdk.Message) string {
 	if m == nil {
 		return "[no content]"

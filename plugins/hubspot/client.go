@@ -1,6 +1,7 @@
 package hubspot
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/wahub/wahub/sdk"
-	"github.com/wahub/wahub/sdk/sdkhttp"
 )
 
 // API paths (the classic v3 style).
@@ -184,6 +184,24 @@ func (c *connector) setPause(d time.Duration, reason string) {
 
 // call sends one request, paced, and decodes a 2xx answer into out.
 func (c *connector) call(ctx context.Context, s *settings, o op, method, path string, in, out any) error {
+	if err := c.pace(ctx, s, o); err != nil {
+		return err
+	}
+	var body io.Reader
+	contentType := ""
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body, contentType = bytes.NewReader(raw), "application/json"
+	}
+	return c.send(ctx, s, o, method, path, body, contentType, s.timeout, out)
+}
+
+// pace waits for a request's turn under the rate limits; an error means
+// the request must not be sent.
+func (c *connector) pace(ctx context.Context, s *settings, o op) error {
 	if err := c.checkPause(); err != nil {
 		return err
 	}
@@ -196,18 +214,26 @@ func (c *connector) call(ctx context.Context, s *settings, o op, method, path st
 		return &notSentError{err}
 	}
 	// Another conversation may have met a 429 while this one waited.
-	if err := c.checkPause(); err != nil {
-		return err
-	}
-	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	return c.checkPause()
+}
+
+// send sends one request whose body the caller made (paced already) and
+// decodes a 2xx answer into out.
+func (c *connector) send(ctx context.Context, s *settings, o op, method, path string, body io.Reader, contentType string, timeout time.Duration, out any) error {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := sdkhttp.NewJSONRequest(rctx, method, s.apiURL+path, in, "wahub-hubspot/"+Version)
+	req, err := http.NewRequestWithContext(rctx, method, s.apiURL+path, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return fmt.Errorf("build request %s %s: %w", method, path, err)
 	}
 	// The path without its query names the call in errors.
 	shown, _, _ := strings.Cut(path, "?")
 	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "wahub-hubspot/"+Version)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		te := &transportError{op: o, method: method, path: shown, err: err}
@@ -215,7 +241,7 @@ func (c *connector) call(ctx context.Context, s *settings, o op, method, path st
 		case ctx.Err() != nil:
 			te.cancelled = true
 		case errors.Is(err, context.DeadlineExceeded):
-			te.timeout = s.timeout
+			te.timeout = timeout
 		}
 		// url.Error repeats the whole URL; the path is said already.
 		var ue *url.Error

@@ -88,14 +88,18 @@ func (c *connector) deliverOne(ctx context.Context, s *settings, ev *sdk.Event) 
 	if err != nil {
 		return c.result(s, ev, err)
 	}
-	objID, err := c.logEvent(ctx, s, k, ev, contactID)
+	att, err := c.attach(ctx, s, k, ev)
+	if err != nil {
+		return c.result(s, ev, err)
+	}
+	objID, err := c.logEvent(ctx, s, k, ev, contactID, att)
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.status == http.StatusBadRequest || ae.status == http.StatusNotFound) {
 		// The cached contact may have been deleted or merged in HubSpot
 		// since: find the contact again and try once more, rather than
 		// failing every later message of this customer.
 		if newID, changed, rerr := c.recheckContact(ctx, s, ev.Contact, contactID); rerr == nil && changed {
-			objID, err = c.logEvent(ctx, s, k, ev, newID)
+			objID, err = c.logEvent(ctx, s, k, ev, newID, att)
 		}
 	}
 	if err != nil {
@@ -433,31 +437,64 @@ func (c *connector) recheckContact(ctx context.Context, s *settings, ct *sdk.Con
 
 // logEvent creates the communication (or, for a failed status, the note)
 // and returns its id.
-func (c *connector) logEvent(ctx context.Context, s *settings, k kind, ev *sdk.Event, contactID string) (string, error) {
-	var obj object
-	var err error
+func (c *connector) logEvent(ctx context.Context, s *settings, k kind, ev *sdk.Event, contactID string, att attachment) (string, error) {
 	if k == kindFailedStatus {
-		req := createRequest{
+		return c.create(ctx, s, opNote, pathNotes, createRequest{
 			Properties: map[string]string{
 				"hs_note_body": noteBody(ev),
 				"hs_timestamp": c.eventTime(ev),
 			},
 			Associations: toContact(contactID, assocNoteToContact),
-		}
-		err = c.call(ctx, s, opNote, http.MethodPost, pathNotes, req, &obj)
-	} else {
-		req := createRequest{
-			Properties: map[string]string{
-				"hs_communication_channel_type": "WHATS_APP",
-				"hs_communication_logged_from":  "CRM",
-				"hs_communication_body":         communicationBody(k, ev),
-				"hs_timestamp":                  c.eventTime(ev),
-			},
-			Associations: toContact(contactID, assocCommunicationToContact),
-		}
-		err = c.call(ctx, s, opCommunication, http.MethodPost, pathCommunications, req, &obj)
+		})
 	}
-	if err != nil {
+	if att.fileID != "" && !c.commNoAttachments.Load() {
+		id, err := c.logCommunication(ctx, s, k, ev, contactID, att, "")
+		if !attachmentRefused(err) {
+			return id, err
+		}
+		// This account's communications have no attachments: from now on
+		// the file goes on a note beside the communication.
+		c.commNoAttachments.Store(true)
+		c.log.Info("hubspot: communications do not take attachments in this account; files go on a note beside each message", "err", err)
+	}
+	if att.fileID != "" {
+		return c.logWithNote(ctx, s, k, ev, contactID, att)
+	}
+	return c.logCommunication(ctx, s, k, ev, contactID, att, "")
+}
+
+// logCommunication logs the message as a WhatsApp communication, with
+// its file attached unless note (what the body says of the file
+// instead) is set.
+func (c *connector) logCommunication(ctx context.Context, s *settings, k kind, ev *sdk.Event, contactID string, att attachment, note string) (string, error) {
+	body := communicationBody(k, ev)
+	if att.note != "" {
+		note = att.note
+	}
+	if note != "" {
+		body = truncate(body + "\n(" + note + ")")
+	}
+	req := createRequest{
+		Properties: map[string]string{
+			"hs_communication_channel_type": "WHATS_APP",
+			"hs_communication_logged_from":  "CRM",
+			"hs_communication_body":         body,
+			"hs_timestamp":                  c.eventTime(ev),
+		},
+		Associations: toContact(contactID, assocCommunicationToContact),
+	}
+	if att.fileID != "" && note == "" {
+		// HubSpot's engagements take attachments as file ids,
+		// semicolon-separated.
+		req.Properties["hs_attachment_ids"] = att.fileID
+	}
+	return c.create(ctx, s, opCommunication, pathCommunications, req)
+}
+
+// create creates an engagement and returns its id.
+func (c *connector) create(ctx context.Context, s *settings, o op, path string, req createRequest) (string, error) {
+	var obj object
+	if err := c.call(ctx, s, o, http.MethodPost, path, req, &obj); err != nil {
 		return "", err
 	}
 	if obj.ID == "" {

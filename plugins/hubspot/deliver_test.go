@@ -313,6 +313,9 @@ func TestNoCustomer(t *testing.T) {
 
 func TestMessageBodies(t *testing.T) {
 	e := newEnv(t)
+	// The files the media messages carry (attached; media_test.go).
+	e.host.AddMedia(sdk.MediaInfo{ID: "1", MimeType: "image/jpeg"}, []byte("\xff\xd8\xff photo"))
+	e.host.AddMedia(sdk.MediaInfo{ID: "2", MimeType: "application/pdf"}, []byte("%PDF-1.7 boleto"))
 	mk := func(n int, m *sdk.Message) sdk.Event {
 		ev := inbound(fmt.Sprintf("evt_%02d", n), bruno, n, "")
 		ev.Message = m

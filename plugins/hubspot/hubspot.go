@@ -11,10 +11,23 @@
 // sent message is logged as a Note on the contact (association type 202)
 // unless failed_status_notes is false. Other events are skipped.
 //
+// Media: the photo, voice note, video or document of a message is read
+// from the hub (Host.OpenMedia), streamed into HubSpot's file manager
+// (POST /files/v3/files, multipart, access PRIVATE, in files_folder) and
+// attached to the logged communication (hs_attachment_ids), so that it
+// opens from the contact's timeline. Should HubSpot refuse attachments on
+// communications (it documents hs_attachment_ids for notes, emails,
+// calls, meetings and tasks), the file goes on a note beside the
+// communication, which says so. A file the hub could not retrieve
+// (gone at Meta, too large for the hub) or that HubSpot refuses is not
+// attached; the communication says so ("the image could not be
+// retrieved: …") and the event is delivered. Uploading needs the files
+// scope besides the contacts ones.
+//
 // Configuration (connectors.<name>.config):
 //
 //	token: ${HUBSPOT_TOKEN}          # required: a private-app access token (pat-…) with the
-//	                                 # scopes crm.objects.contacts.read and crm.objects.contacts.write
+//	                                 # scopes crm.objects.contacts.read, crm.objects.contacts.write and files
 //	api_url: https://api.hubapi.com  # default; point it at a fake in tests
 //	timeout: 15s                     # one HTTP request
 //	requests_per_10s: 100            # the app's HubSpot limit (Free/Starter: 100, Pro/Enterprise: 150-190)
@@ -22,6 +35,8 @@
 //	search_lag: 60s                  # how long HubSpot's search may take to show a new contact
 //	failed_status_notes: true        # log status.failed as a note
 //	lead_source_property: whatsapp_lead_source   # optional: a contact property a contact created from a Click-to-WhatsApp ad gets the ad in
+//	attach_media: true               # upload customers' files and attach them (needs the files scope)
+//	files_folder: /WhatsApp          # the file manager folder they go in
 //	sync:                            # optional: the sync capability
 //	  properties: [tier, hubspot_owner_id]   # contact properties that become contact attributes
 //	  interval: 5m                   # read by the hub: how often it calls Sync
@@ -30,6 +45,8 @@
 //
 //	contact:<customer key>  the HubSpot contact id, or "creating:<time>" while one is being created
 //	evt:<event id>          the id of the communication or note logged for the event
+//	file:<event id>:<media id>  the HubSpot file uploaded for the event's media
+//	comm:<event id>         the communication of an event whose file went on a note
 //
 // A redelivered event whose evt: key exists is answered Delivered with no
 // call. A contact is created under a compare-and-swap "creating" marker:
@@ -59,6 +76,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -129,6 +147,10 @@ type connector struct {
 	// searching again, so that every successful call is progress even
 	// when every other call is refused. Guarded by customersMu.
 	notFound map[string]time.Time
+
+	// commNoAttachments is set once HubSpot refused hs_attachment_ids on
+	// a communication: files then go on a note (media.go).
+	commNoAttachments atomic.Bool
 }
 
 // notFoundTTL is how long a search that found nothing is trusted. A
@@ -185,6 +207,8 @@ type settings struct {
 	syncProps   []string
 	syncEvery   time.Duration
 	leadSource  string // lead_source_property
+	attachMedia bool
+	filesFolder string // folderPath of uploaded files
 	client      *http.Client
 	host        sdk.Host
 	// all paces every request, search paces searches (which also take a
@@ -206,6 +230,10 @@ type config struct {
 	// contact created from a Click-to-WhatsApp ad gets the ad in.
 	LeadSourceProperty string      `json:"lead_source_property"`
 	Sync               *syncConfig `json:"sync"`
+	// AttachMedia uploads customers' photos, voice notes and documents
+	// to the file manager and attaches them to the logged message.
+	AttachMedia *bool  `json:"attach_media"`
+	FilesFolder string `json:"files_folder"`
 }
 
 type syncConfig struct {
@@ -243,7 +271,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 
 	switch {
 	case c.Token == "":
-		return nil, fmt.Errorf("%s: required (the access token of a HubSpot private app, pat-…, with the scopes crm.objects.contacts.read and crm.objects.contacts.write)", key("token"))
+		return nil, fmt.Errorf("%s: required (the access token of a HubSpot private app, pat-…, with the scopes crm.objects.contacts.read, crm.objects.contacts.write and, to attach customers' files, files)", key("token"))
 	case strings.ContainsAny(c.Token, " \t\r\n"):
 		// Never quoted back: it is a secret.
 		return nil, fmt.Errorf("%s: contains whitespace; paste the token alone", key("token"))
@@ -291,6 +319,19 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 
 	if c.FailedStatusNotes != nil {
 		s.failedNotes = *c.FailedStatusNotes
+	}
+	s.attachMedia, s.filesFolder = true, defaultFilesFolder
+	if c.AttachMedia != nil {
+		s.attachMedia = *c.AttachMedia
+	}
+	if f := strings.TrimSpace(c.FilesFolder); f != "" {
+		if !strings.HasPrefix(f, "/") || strings.Contains(f, "//") || strings.ContainsAny(f, "\x00\r\n") {
+			return nil, fmt.Errorf("%s: %q is not a folder path of HubSpot's file manager (it starts with / and names folders, like /WhatsApp)", key("files_folder"), c.FilesFolder)
+		}
+		s.filesFolder = strings.TrimRight(f, "/")
+		if s.filesFolder == "" {
+			return nil, fmt.Errorf("%s: files go in a folder, not the root of the file manager (e.g. /WhatsApp)", key("files_folder"))
+		}
 	}
 
 	if c.Sync != nil {

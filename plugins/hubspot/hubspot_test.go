@@ -89,6 +89,11 @@ func TestConfig(t *testing.T) {
 		{"sync bad interval", `{` + tok + `, "sync": {"properties": ["tier"], "interval": "often"}}`, "connectors.hubspot.config.sync.interval: \"often\""},
 		{"sync unknown key", `{` + tok + `, "sync": {"properties": ["tier"], "interval": "5m", "every": "1m"}}`, "connectors.hubspot.config.sync.every: unknown key (known keys here: interval, properties)"},
 		{"unknown key", `{` + tok + `, "portal_id": 123}`, "connectors.hubspot.config.portal_id: unknown key"},
+		{"media settings", `{` + tok + `, "attach_media": false, "files_folder": "/CRM/WhatsApp files/"}`, ""},
+		{"files_folder relative", `{` + tok + `, "files_folder": "WhatsApp"}`, "connectors.hubspot.config.files_folder: \"WhatsApp\" is not a folder path"},
+		{"files_folder double slash", `{` + tok + `, "files_folder": "/a//b"}`, "connectors.hubspot.config.files_folder: \"/a//b\" is not a folder path"},
+		{"files_folder root", `{` + tok + `, "files_folder": "/"}`, "connectors.hubspot.config.files_folder: files go in a folder, not the root"},
+		{"attach_media not a bool", `{` + tok + `, "attach_media": "yes"}`, "connectors.hubspot.config.attach_media"},
 	}
 	sdktest.CheckConfigs(t, hubspot.New, "hubspot", cases, "s3cret")
 }

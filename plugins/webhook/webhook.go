@@ -17,6 +17,16 @@
 // one); any other answer fails the event for good: it becomes a dead letter
 // a user can inspect and replay. Redirects are not followed.
 //
+// Media: an event whose message carries a file has message.media with the
+// id, mime_type, sha256 (base64, as WhatsApp sends it), size, filename,
+// caption, voice/animated and state (available, pending, unavailable;
+// reason says why a file is unavailable). The connector does not send
+// the bytes: the receiver fetches them with GET /api/v1/media/{id} and
+// the hub's admin token, and can check them against sha256. Pending
+// means the hub was still fetching the file from WhatsApp when it sent
+// the event; unavailable means it never will (the event is delivered all
+// the same: a lost file never holds up a conversation).
+//
 // Verify is the receiving side, for endpoints written in Go, tests and the
 // sandbox; package webhooktest is a recording fake endpoint.
 package webhook

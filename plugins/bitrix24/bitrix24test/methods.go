@@ -609,7 +609,11 @@ func (s *Server) commentAdd(p *object) (response, *apiError) {
 	if strings.TrimSpace(str(text)) == "" {
 		return response{}, methodError("INVALID_ARG_VALUE", "Empty comment.")
 	}
-	c := Comment{ID: s.newID(), EntityType: strings.ToLower(str(typ)), EntityID: id, Text: str(text), Created: s.now()}
+	files, e := s.commentFiles(f)
+	if e != nil {
+		return response{}, e
+	}
+	c := Comment{ID: s.newID(), EntityType: strings.ToLower(str(typ)), EntityID: id, Text: str(text), Created: s.now(), Files: files}
 	s.comments = append(s.comments, c)
 	return response{result: s.id(c.ID)}, nil
 }

@@ -34,8 +34,8 @@ package bitrix24test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand"
 	"net/http"
 	"sort"
@@ -52,9 +52,6 @@ const (
 	DefaultUserID = "1"
 	DefaultToken  = "sandbox0webhook0code"
 )
-
-// maxBody bounds a request body; real batches are far smaller.
-const maxBody = 8 << 20
 
 // Server is a fake Bitrix24 portal. It is safe for concurrent use.
 type Server struct {
@@ -82,6 +79,8 @@ type Server struct {
 	contacts map[int]*Record
 	leads    map[int]*Record
 	comments []Comment
+
+	maxRequest int64 // 0: DefaultMaxRequest (files.go)
 
 	faults fakeapi.Faults[Fault]
 
@@ -117,6 +116,8 @@ type Comment struct {
 	EntityID   int       `json:"entity_id"`
 	Text       string    `json:"comment"`
 	Created    time.Time `json:"created"`
+	// Files are the comment's attachments (files.go).
+	Files []CommentFile `json:"files,omitempty"`
 }
 
 // Call is one HTTP request the fake answered.
@@ -475,7 +476,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	params, err := readParams(r)
+	params, err := s.readParams(r)
+	if errors.Is(err, errBodyTooLarge) {
+		fail(&apiError{status: http.StatusRequestEntityTooLarge, html: true})
+		return
+	}
 	if err != nil {
 		fail(&apiError{status: 400, code: "", description: err.Error()})
 		return
@@ -560,8 +565,8 @@ func (s *Server) admit(at time.Time) bool {
 	return true
 }
 
-func readParams(r *http.Request) (*object, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+func (s *Server) readParams(r *http.Request) (*object, error) {
+	body, err := s.readBody(r.Body)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,8 @@
 //     LINKEDIN_MESSAGE or SMS; logged_from must be CRM; association type
 //     81 to a contact) and POST /crm/v3/objects/notes (hs_timestamp
 //     required; association type 202);
+//   - the Files API's upload (files.go) and hs_attachment_ids on
+//     engagements;
 //   - rate limits as HubSpot answers them: the ten-secondly limit (429
 //     policyName TEN_SECONDLY_ROLLING, Retry-After only if asked for), the
 //     search API's own per-second limit (429 "You have reached your
@@ -161,6 +163,7 @@ type Snapshot struct {
 	Contacts       []Record  `json:"contacts"`
 	Communications []Record  `json:"communications"`
 	Notes          []Record  `json:"notes"`
+	Files          []File    `json:"files"`
 	Requests       int       `json:"requests"`
 	RateLimit      RateLimit `json:"rate_limit"`
 	// Throttled counts the 429s the fake's own rate limit answered
@@ -224,6 +227,7 @@ type Server struct {
 	byID     map[string]*contact
 	comms    []*Record
 	notes    []*Record
+	files    fileStore // files.go
 
 	faults fakeapi.Faults[Fault]
 
@@ -428,6 +432,7 @@ func (s *Server) Snapshot() any {
 		Contacts:           s.contactRecords(),
 		Communications:     copyRecords(s.comms),
 		Notes:              copyRecords(s.notes),
+		Files:              s.fileSnapshot(),
 		Requests:           s.requests.Len(),
 		RateLimit:          s.limit,
 		Throttled:          s.throttled,
@@ -473,10 +478,14 @@ func copyProps(p map[string]string) map[string]string {
 
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+	var body []byte
+	if r.URL.Path != PathFiles {
+		// An upload's handler reads its multipart body as a stream.
+		var err error
+		if body, err = io.ReadAll(io.LimitReader(r.Body, 4<<20)); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 	}
 	rec := &fakeapi.Recorder{ResponseWriter: w}
 	s.serve(rec, r, body)
@@ -491,6 +500,9 @@ type route struct {
 }
 
 func match(method, path string) (*route, string) {
+	if rt, id := filesRoute(method, path); rt != nil {
+		return rt, id
+	}
 	switch {
 	case path == PathContactSearch && method == http.MethodPost:
 		return &route{scope: ScopeContactsRead, search: true, handle: (*Server).search}, ""
@@ -1256,12 +1268,13 @@ var channelTypes = []string{"WHATS_APP", "LINKEDIN_MESSAGE", "SMS"}
 var communicationProps = map[string]bool{
 	"hs_communication_channel_type": true, "hs_communication_logged_from": true,
 	"hs_communication_body": true, "hs_timestamp": true, "hubspot_owner_id": true,
+	"hs_attachment_ids": true,
 }
 
 var noteProps = map[string]bool{"hs_note_body": true, "hs_timestamp": true, "hubspot_owner_id": true, "hs_attachment_ids": true}
 
 func (s *Server) createCommunication(w http.ResponseWriter, r *http.Request, body []byte, _ string) {
-	s.createEngagement(w, body, communicationProps, AssocCommunicationToContact, &s.comms, func(p map[string]string) []map[string]any {
+	s.createEngagement(w, body, s.files.communicationProps(), AssocCommunicationToContact, &s.comms, func(p map[string]string) []map[string]any {
 		var errs []map[string]any
 		if ct := p["hs_communication_channel_type"]; !contains(channelTypes, ct) {
 			errs = append(errs, map[string]any{"isValid": false, "message": fmt.Sprintf("%s was not one of the allowed options: [%s]", ct, strings.Join(channelTypes, ", ")), "error": "INVALID_OPTION", "name": "hs_communication_channel_type"})
@@ -1305,6 +1318,7 @@ func (s *Server) createEngagement(w http.ResponseWriter, body []byte, known map[
 		}
 	}
 	errs = append(errs, check(props)...)
+	errs = append(errs, s.checkAttachments(props)...)
 	ts, hasTS := props["hs_timestamp"]
 	switch {
 	case hasTS:
