@@ -11,28 +11,36 @@ import (
 	"time"
 )
 
+// EventType names what happened: the type field of the event JSON.
+type EventType string
+
 // Event types. A connector, a route or a subscription names these strings.
 const (
-	TypeMessageReceived = "message.received" // every inbound customer message that is not a button click
-	TypeButtonClicked   = "button.clicked"   // interactive button/list replies and template quick replies
-	TypeMessageSent     = "message.sent"     // the hub sent a message and Meta accepted it
-	TypeStatusSent      = "status.sent"
-	TypeStatusDelivered = "status.delivered"
-	TypeStatusRead      = "status.read"
-	TypeStatusFailed    = "status.failed"
-	TypeStatusPlayed    = "status.played"
-	TypeOptinGranted    = "optin.granted"
-	TypeOptinRevoked    = "optin.revoked"
-	TypeContactChanged  = "contact.changed" // system messages such as a changed number
+	TypeMessageReceived EventType = "message.received" // every inbound customer message that is not a button click
+	TypeButtonClicked   EventType = "button.clicked"   // interactive button/list replies and template quick replies
+	TypeMessageSent     EventType = "message.sent"     // the hub sent a message and Meta accepted it
+	TypeStatusSent      EventType = "status.sent"
+	TypeStatusDelivered EventType = "status.delivered"
+	TypeStatusRead      EventType = "status.read"
+	TypeStatusFailed    EventType = "status.failed"
+	TypeStatusPlayed    EventType = "status.played"
+	TypeOptinGranted    EventType = "optin.granted"
+	TypeOptinRevoked    EventType = "optin.revoked"
+	TypeContactChanged  EventType = "contact.changed" // system messages such as a changed number
 	// TypeDeadLetter: the hub gave up delivering an event to a connector
 	// (DeadLetter says which); bind an alerts channel to "deadletter.*".
-	TypeDeadLetter = "deadletter.created"
+	TypeDeadLetter EventType = "deadletter.created"
 
 	// TypeFieldPrefix starts the type of every webhook field wahub does not
 	// model further: "whatsapp.message_template_status_update", and
 	// "whatsapp.errors" for value-level errors of the messages field.
 	TypeFieldPrefix = "whatsapp."
 )
+
+// FieldType is the type of an event for a webhook field wahub does not
+// model further: FieldType("message_template_status_update") is
+// "whatsapp.message_template_status_update".
+func FieldType(field string) EventType { return EventType(TypeFieldPrefix + field) }
 
 // Event is one thing that happened, as the hub's log keeps it and as every
 // connector, the webhook connector and the admin API see it. Fields that do
@@ -43,7 +51,7 @@ type Event struct {
 	ID string `json:"id"`
 	// Seq is the event's position in the hub's log; 0 until it is stored.
 	Seq        int64     `json:"seq,omitempty"`
-	Type       string    `json:"type"`
+	Type       EventType `json:"type"`
 	OccurredAt time.Time `json:"occurred_at"`
 	ReceivedAt time.Time `json:"received_at"`
 
@@ -273,9 +281,9 @@ type Outbound struct {
 // DeadLetter is a delivery the hub gave up on: the event, the connector,
 // and why. `wahub deadletters replay` sends it again.
 type DeadLetter struct {
-	EventID   string `json:"event_id"`
-	EventType string `json:"event_type"`
-	Connector string `json:"connector"`
-	Attempts  int    `json:"attempts"`
-	Error     string `json:"error,omitempty"`
+	EventID   string    `json:"event_id"`
+	EventType EventType `json:"event_type"`
+	Connector string    `json:"connector"`
+	Attempts  int       `json:"attempts"`
+	Error     string    `json:"error,omitempty"`
 }

@@ -25,7 +25,7 @@ type fakeStore struct {
 func (f *fakeStore) Events(ctx context.Context, flt store.EventFilter) ([]sdk.Event, error) {
 	var out []sdk.Event
 	for _, ev := range f.events {
-		if flt.Type == "" || ev.Type == flt.Type {
+		if flt.Type == "" || string(ev.Type) == flt.Type {
 			out = append(out, ev)
 		}
 	}

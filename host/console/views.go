@@ -378,15 +378,15 @@ func sentNotice(r *http.Request) string {
 func noteText(ev sdk.Event) string {
 	switch {
 	case ev.Preference != nil:
-		s := ev.Type + ": " + ev.Preference.Value
+		s := string(ev.Type) + ": " + ev.Preference.Value
 		if ev.Preference.Source != "" {
 			s += " (" + ev.Preference.Source + ")"
 		}
 		return s
 	case ev.Message != nil && ev.Message.System != nil:
-		return ev.Type + ": " + ev.Message.System.Body
+		return string(ev.Type) + ": " + ev.Message.System.Body
 	}
-	return ev.Type
+	return string(ev.Type)
 }
 
 type eventData struct {
@@ -423,7 +423,7 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request, s *session) {
 			d.Explained = &dec
 		}
 	}
-	c.render(w, r, http.StatusOK, "event", pageData{Session: s, Title: ev.Type + " " + ev.ID, Nav: "conversations", Live: true, Data: d})
+	c.render(w, r, http.StatusOK, "event", pageData{Session: s, Title: string(ev.Type) + " " + ev.ID, Nav: "conversations", Live: true, Data: d})
 }
 
 type connectorRow struct {

@@ -18,9 +18,9 @@ import (
 
 // expectedIDs parses the fixtures the way the hub does, to know which
 // events a successful POST must have kept.
-func expectedIDs(t *testing.T, files ...string) map[string]string {
+func expectedIDs(t *testing.T, files ...string) map[string]sdk.EventType {
 	t.Helper()
-	ids := map[string]string{}
+	ids := map[string]sdk.EventType{}
 	for _, f := range files {
 		body, err := os.ReadFile(f)
 		if err != nil {

@@ -51,7 +51,7 @@ func TestDecide(t *testing.T) {
 		name         string
 		ev           *sdk.Event
 		consent      string
-		consentEvent string // the type of the announcing event; "" for none
+		consentEvent sdk.EventType // the type of the announcing event; "" for none
 		attributes   map[string]string
 		replies      int
 	}{

@@ -178,7 +178,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	if h.Metrics != nil {
 		for _, ev := range events {
 			if ev.Seq != 0 {
-				h.Metrics.events.WithLabelValues(ev.Type).Inc()
+				h.Metrics.events.WithLabelValues(string(ev.Type)).Inc()
 			}
 		}
 		h.Metrics.dups.Add(float64(len(events) - added))

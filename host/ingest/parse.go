@@ -228,7 +228,7 @@ func (p *parser) change(ec *entryCtx, c []byte) {
 		key := "e:" + ec.id + ":" + field + ":" + ec.timeKey + ":" + p.hash(value)
 		p.add(sdk.Event{
 			ID:         EventID(key),
-			Type:       sdk.TypeFieldPrefix + "errors",
+			Type:       sdk.FieldType("errors"),
 			OccurredAt: ec.at,
 			Business:   vc.business(),
 		}, value)
@@ -248,7 +248,7 @@ func (p *parser) opaque(ec *entryCtx, field string, raw []byte, biz *sdk.Busines
 	key := "f:" + ec.id + ":" + field + ":" + ec.timeKey + ":" + p.hash(raw)
 	p.add(sdk.Event{
 		ID:         EventID(key),
-		Type:       sdk.TypeFieldPrefix + field,
+		Type:       sdk.FieldType(field),
 		OccurredAt: ec.at,
 		Business:   biz,
 	}, raw)
@@ -543,7 +543,7 @@ func (p *parser) status(ec *entryCtx, vc *valueCtx, item []byte) {
 	var s wireStatus
 	_ = json.Unmarshal(item, &s)
 
-	var typ string
+	var typ sdk.EventType
 	switch s.Status {
 	case "sent":
 		typ = sdk.TypeStatusSent
@@ -556,7 +556,7 @@ func (p *parser) status(ec *entryCtx, vc *valueCtx, item []byte) {
 	case "played":
 		typ = sdk.TypeStatusPlayed
 	default:
-		typ = sdk.TypeFieldPrefix + "statuses"
+		typ = sdk.FieldType("statuses")
 	}
 	// One wamid legitimately gets sent, delivered and read (and, in a group,
 	// one of each per participant): each is its own event.
@@ -603,7 +603,7 @@ func (p *parser) preference(ec *entryCtx, vc *valueCtx, item []byte) {
 	var u wirePreference
 	_ = json.Unmarshal(item, &u)
 
-	typ := sdk.TypeFieldPrefix + "user_preferences"
+	typ := sdk.FieldType("user_preferences")
 	switch u.Value {
 	case "stop":
 		typ = sdk.TypeOptinRevoked

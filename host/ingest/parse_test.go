@@ -50,7 +50,7 @@ var (
 // wantEvent is one expected event of a fixture.
 type wantEvent struct {
 	key      string // natural key: ID must be EventID(key)
-	typ      string
+	typ      sdk.EventType
 	occurred int64 // Unix seconds; 0 means the receive time
 	biz      *sdk.Business
 	contact  *sdk.Contact
@@ -652,8 +652,8 @@ func envelope(field, value string) []byte {
 
 const meta1 = `"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}`
 
-func eventTypes(events []sdk.Event) []string {
-	var types []string
+func eventTypes(events []sdk.Event) []sdk.EventType {
+	var types []sdk.EventType
 	for _, ev := range events {
 		types = append(types, ev.Type)
 	}
@@ -669,13 +669,13 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 	tests := []struct {
 		name  string
 		body  []byte
-		types []string
+		types []sdk.EventType
 		check func(t *testing.T, body []byte, events []sdk.Event)
 	}{
 		{
 			name:  "messages is a string",
 			body:  envelope("messages", `{`+meta1+`,"messages":"oops"}`),
-			types: []string{"whatsapp.messages"},
+			types: []sdk.EventType{"whatsapp.messages"},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				value := firstValue(t, body)
 				if want := EventID("f:" + waba1 + ":messages::" + compactHash(t, value)); events[0].ID != want {
@@ -689,12 +689,12 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "messages is an object next to good statuses",
 			body:  envelope("messages", `{`+meta1+`,"messages":{"id":"x"},"statuses":[`+sent+`]}`),
-			types: []string{sdk.TypeStatusSent, "whatsapp.messages"},
+			types: []sdk.EventType{sdk.TypeStatusSent, "whatsapp.messages"},
 		},
 		{
 			name:  "items that are not objects",
 			body:  envelope("messages", `{`+meta1+`,"messages":[1,null,"x",[],`+text+`,true]}`),
-			types: []string{"whatsapp.messages", "whatsapp.messages", "whatsapp.messages", "whatsapp.messages", sdk.TypeMessageReceived, "whatsapp.messages"},
+			types: []sdk.EventType{"whatsapp.messages", "whatsapp.messages", "whatsapp.messages", "whatsapp.messages", sdk.TypeMessageReceived, "whatsapp.messages"},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if events[4].Message == nil || events[4].Message.Text != "oi" {
 					t.Errorf("the good message between bad items: %+v", events[4].Message)
@@ -707,7 +707,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "message without id",
 			body:  envelope("messages", `{`+meta1+`,"messages":[{"from":"5511987650001", "timestamp":"1764000000","type":"text","text":{"body":"sem id"}}]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				item := []byte(`{"from":"5511987650001", "timestamp":"1764000000","type":"text","text":{"body":"sem id"}}`)
 				if want := EventID("m#" + compactHash(t, item)); events[0].ID != want {
@@ -721,7 +721,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "status without status",
 			body:  envelope("messages", `{`+meta1+`,"statuses":[{"id":"wamid.PUB.out.0101","timestamp":"1764000001"},`+sent+`]}`),
-			types: []string{"whatsapp.statuses", sdk.TypeStatusSent},
+			types: []sdk.EventType{"whatsapp.statuses", sdk.TypeStatusSent},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				item := []byte(`{"id":"wamid.PUB.out.0101","timestamp":"1764000001"}`)
 				if want := EventID("s#" + compactHash(t, item)); events[0].ID != want {
@@ -732,7 +732,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "status value wahub does not know",
 			body:  envelope("messages", `{`+meta1+`,"statuses":[{"id":"wamid.PUB.out.0102","status":"deleted","timestamp":"1764000001","recipient_id":"5511987650001"}]}`),
-			types: []string{"whatsapp.statuses"},
+			types: []sdk.EventType{"whatsapp.statuses"},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if want := EventID("s:wamid.PUB.out.0102:deleted"); events[0].ID != want {
 					t.Errorf("id %s, want %s", events[0].ID, want)
@@ -744,7 +744,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 			body: envelope("messages", `{`+meta1+`,"contacts":[{"profile":"Ana","wa_id":5511987650001}],"messages":[`+
 				`{"from":5511987650001,"id":"wamid.PUB.tol.0002","timestamp":true,"type":"text","text":{"body":["x"]},"context":"yes","errors":{"code":"1"}},`+
 				`{"from":"5511987650001","id":"wamid.PUB.tol.0003","timestamp":"1764000000","type":"location","location":{"latitude":"north","longitude":1e400,"name":"Casa"}}]}`),
-			types: []string{sdk.TypeMessageReceived, sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived, sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if events[0].ID != EventID("m:wamid.PUB.tol.0002") || !events[0].OccurredAt.Equal(parseReceived) || events[0].Contact != nil {
 					t.Errorf("event 0: %s", asJSON(events[0]))
@@ -757,12 +757,12 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "contacts that are not a list",
 			body:  envelope("messages", `{`+meta1+`,"contacts":{"wa_id":"5511987650001"},"messages":[`+text+`]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 		},
 		{
 			name:  "contact without profile",
 			body:  envelope("messages", `{`+meta1+`,"contacts":[{"wa_id":"5511987650001"}],"messages":[`+text+`]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if !reflect.DeepEqual(events[0].Contact, &sdk.Contact{WAID: "5511987650001"}) {
 					t.Errorf("contact %+v", events[0].Contact)
@@ -774,7 +774,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 			body: envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Bruno Lima"},"wa_id":"5521998760002"},{"profile":{"name":"Ana Souza"},"wa_id":"5511987650001"}],"messages":[`+
 				text+`,{"from":"5521998760002","id":"wamid.PUB.tol.0004","timestamp":"1764000002","type":"text","text":{"body":"e aí"}},`+
 				`{"from":"14155550003","id":"wamid.PUB.tol.0005","timestamp":"1764000003","type":"text","text":{"body":"hi"}}]}`),
-			types: []string{sdk.TypeMessageReceived, sdk.TypeMessageReceived, sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived, sdk.TypeMessageReceived, sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				for i, want := range []*sdk.Contact{ana, bruno, {WAID: "14155550003"}} {
 					if !reflect.DeepEqual(events[i].Contact, want) {
@@ -786,7 +786,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "lone contact with nothing to match on",
 			body:  envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Ana Souza"}}],"messages":[`+text+`]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if !reflect.DeepEqual(events[0].Contact, ana) {
 					t.Errorf("contact %s", asJSON(events[0].Contact))
@@ -796,7 +796,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "lone contact of someone else",
 			body:  envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Bruno Lima"},"wa_id":"5521998760002"}],"messages":[`+text+`]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if !reflect.DeepEqual(events[0].Contact, &sdk.Contact{WAID: "5511987650001"}) {
 					t.Errorf("contact %s", asJSON(events[0].Contact))
@@ -806,7 +806,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "lone contact whose wa_id is written differently",
 			body:  envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Ana Souza"},"wa_id":"551187650001","user_id":"BR.ana1"}],"messages":[`+text+`]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				want := &sdk.Contact{WAID: "5511987650001", UserID: "BR.ana1", Name: "Ana Souza"}
 				if !reflect.DeepEqual(events[0].Contact, want) {
@@ -817,7 +817,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "lone contact with a formatted wa_id",
 			body:  envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Ana Souza"},"wa_id":"+55 11 98765-0001"}],"messages":[`+text+`]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if c := events[0].Contact; c == nil || c.Name != "Ana Souza" || c.WAID != "5511987650001" {
 					t.Errorf("contact %s", asJSON(c))
@@ -827,7 +827,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "lone contact with another user_id",
 			body:  envelope("messages", `{`+meta1+`,"contacts":[{"profile":{"name":"Bruno Lima"},"wa_id":"5511987650001","user_id":"BR.bruno"}],"messages":[{"from":"5511987650001","from_user_id":"BR.ana1","id":"wamid.PUB.tol.0100","timestamp":"1764000000","type":"text","text":{"body":"oi"}}]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				// The wa_id matches first: the same number, whatever its user id.
 				if c := events[0].Contact; c == nil || c.UserID != "BR.ana1" {
@@ -839,22 +839,22 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 			name: "future message type and interactive subtype",
 			body: envelope("messages", `{`+meta1+`,"messages":[{"from":"5511987650001","id":"wamid.PUB.tol.0006","timestamp":"1764000000","type":"poll_vote","poll_vote":{"option":"A"}},`+
 				`{"from":"5511987650001","id":"wamid.PUB.tol.0007","timestamp":"1764000000","type":"interactive","interactive":{"type":"call_permission_reply","call_permission_reply":{"response":"accept"}}}]}`),
-			types: []string{sdk.TypeMessageReceived, sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived, sdk.TypeMessageReceived},
 		},
 		{
 			name:  "value shape wahub does not know",
 			body:  envelope("messages", `{`+meta1+`,"calls":[{"id":"wacid.1","event":"connect"}]}`),
-			types: []string{"whatsapp.messages"},
+			types: []sdk.EventType{"whatsapp.messages"},
 		},
 		{
 			name:  "errors next to messages",
 			body:  envelope("messages", `{`+meta1+`,"messages":[`+text+`],"errors":[{"code":131000,"title":"Something went wrong"}]}`),
-			types: []string{sdk.TypeMessageReceived, "whatsapp.errors"},
+			types: []sdk.EventType{sdk.TypeMessageReceived, "whatsapp.errors"},
 		},
 		{
 			name:  "user preference wahub does not know",
 			body:  envelope("user_preferences", `{`+meta1+`,"user_preferences":[{"wa_id":"5511987650001","category":"marketing_messages","value":"snooze","timestamp":1764000000}]}`),
-			types: []string{"whatsapp.user_preferences"},
+			types: []sdk.EventType{"whatsapp.user_preferences"},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if want := EventID("p:" + phoneID1 + ":5511987650001:marketing_messages:snooze:1764000000"); events[0].ID != want {
 					t.Errorf("id %s, want %s", events[0].ID, want)
@@ -864,7 +864,7 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "user preference by BSUID only",
 			body:  envelope("user_preferences", `{`+meta1+`,"user_preferences":[{"user_id":"`+dana+`","category":"marketing_messages","value":"stop","timestamp":1764000000}]}`),
-			types: []string{sdk.TypeOptinRevoked},
+			types: []sdk.EventType{sdk.TypeOptinRevoked},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if want := EventID("p:" + phoneID1 + ":" + dana + ":marketing_messages:stop:1764000000"); events[0].ID != want {
 					t.Errorf("id %s, want %s", events[0].ID, want)
@@ -877,22 +877,22 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "value null",
 			body:  envelope("messages", `null`),
-			types: []string{"whatsapp.messages"},
+			types: []sdk.EventType{"whatsapp.messages"},
 		},
 		{
 			name:  "value a number",
 			body:  envelope("account_update", `7`),
-			types: []string{"whatsapp.account_update"},
+			types: []sdk.EventType{"whatsapp.account_update"},
 		},
 		{
 			name:  "change without field",
 			body:  []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"a":1}}, 5]}]}`),
-			types: []string{"whatsapp.unknown", "whatsapp.unknown"},
+			types: []sdk.EventType{"whatsapp.unknown", "whatsapp.unknown"},
 		},
 		{
 			name:  "entry without changes",
 			body:  []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","time":1764000000,"messaging":[{"x":1}]}]}`),
-			types: []string{"whatsapp.unknown"},
+			types: []sdk.EventType{"whatsapp.unknown"},
 			check: func(t *testing.T, body []byte, events []sdk.Event) {
 				if !events[0].OccurredAt.Equal(time.Unix(1764000000, 0)) || events[0].Business.WABAID != "1" {
 					t.Errorf("event %s", asJSON(events[0]))
@@ -902,17 +902,17 @@ func TestParseKeepsWhatItCannotModel(t *testing.T) {
 		{
 			name:  "entry not a list",
 			body:  []byte(`{"object":"whatsapp_business_account","entry":{"id":"1","changes":[]}}`),
-			types: []string{"whatsapp.unknown"},
+			types: []sdk.EventType{"whatsapp.unknown"},
 		},
 		{
 			name:  "entry items that are not objects",
 			body:  []byte(`{"object":"whatsapp_business_account","entry":[5,` + string(envelope("messages", `{`+meta1+`,"messages":[`+text+`]}`)[len(`{"object":"whatsapp_business_account","entry":[`):])),
-			types: []string{"whatsapp.unknown", sdk.TypeMessageReceived},
+			types: []sdk.EventType{"whatsapp.unknown", sdk.TypeMessageReceived},
 		},
 		{
 			name:  "escaped keys",
 			body:  []byte(`{"\u006fbject":"whatsapp_business_\u0061ccount","entry":[{"id":"1","changes":[{"fi\u0065ld":"messages","value":{"messages":[` + text + `]}}]}]}`),
-			types: []string{sdk.TypeMessageReceived},
+			types: []sdk.EventType{sdk.TypeMessageReceived},
 		},
 	}
 	for _, tt := range tests {

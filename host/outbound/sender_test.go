@@ -197,7 +197,7 @@ func TestIdempotentSubmitSendsOnce(t *testing.T) {
 	}
 	var ev []sdk.Event
 	h.until(10*time.Millisecond, "two message.sent", func() bool {
-		ev, err = h.st.Events(context.Background(), store.EventFilter{Type: sdk.TypeMessageSent, Limit: 10})
+		ev, err = h.st.Events(context.Background(), store.EventFilter{Type: string(sdk.TypeMessageSent), Limit: 10})
 		return err != nil || len(ev) == 2
 	})
 	if h.fake.SentCount() != 2 || err != nil || ev[0].Outbound == nil || ev[0].Outbound.IdempotencyKey != "Ev123" || ev[0].Message.ID == "" {
@@ -271,11 +271,11 @@ func TestStatusesAreMonotonic(t *testing.T) {
 			}
 		}
 	}
-	status := func(wamid, typ string, at time.Time) {
+	status := func(wamid string, typ sdk.EventType, at time.Time) {
 		t.Helper()
-		ev := sdk.Event{ID: "evt_" + wamid + typ, Type: typ, OccurredAt: at, ReceivedAt: at,
+		ev := sdk.Event{ID: "evt_" + wamid + string(typ), Type: typ, OccurredAt: at, ReceivedAt: at,
 			Business: &sdk.Business{PhoneNumberID: pn}, Contact: &sdk.Contact{WAID: "5511900000001"},
-			Status: &sdk.Status{MessageID: wamid, Status: typ[len("status."):]}}
+			Status: &sdk.Status{MessageID: wamid, Status: string(typ[len("status."):])}}
 		if _, err := h.st.Append(ctx, []sdk.Event{ev}); err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestStatusesAreMonotonic(t *testing.T) {
 	if fmt.Sprint(states) != "[queued accepted read delivered sent]" {
 		t.Errorf("history %v", states)
 	}
-	evs, _ := h.st.Events(ctx, store.EventFilter{Type: sdk.TypeStatusRead, Limit: 1})
+	evs, _ := h.st.Events(ctx, store.EventFilter{Type: string(sdk.TypeStatusRead), Limit: 1})
 	if len(evs) != 1 || evs[0].Outbound == nil || evs[0].Outbound.ID != rec.ID {
 		t.Errorf("status event %+v does not name its outbox message", evs)
 	}

@@ -251,17 +251,17 @@ func (x *decision) check(c *cond) bool {
 	}
 
 	if !c.events.empty() {
-		p, ok := c.events.match(ev.Type)
+		p, ok := c.events.match(string(ev.Type))
 		if !ok {
 			fail()
-			if tr.static = c.eventFail[ev.Type]; tr.static == 0 {
-				tr.str("event: ").quote(ev.Type).str(" is not one of ").str(c.events.list)
+			if tr.static = c.eventFail[string(ev.Type)]; tr.static == 0 {
+				tr.str("event: ").quote(string(ev.Type)).str(" is not one of ").str(c.events.list)
 			}
 			return false
 		}
 		sep()
-		tr.str("event: ").quote(ev.Type)
-		if p == ev.Type {
+		tr.str("event: ").quote(string(ev.Type))
+		if p == string(ev.Type) {
 			tr.str(" is one of ").str(c.events.list)
 		} else {
 			tr.str(" matches ").str(p)

@@ -432,13 +432,13 @@ func (r *Router) decide(ev *sdk.Event, now time.Time, st State, quiet bool) Deci
 	var deliver []string
 	for i := range r.triggers {
 		t := &r.triggers[i]
-		p, ok := t.on.match(ev.Type)
+		p, ok := t.on.match(string(ev.Type))
 		if !ok {
 			continue
 		}
 		start := len(x.tr.buf)
-		x.tr.str("on: ").quote(ev.Type)
-		if p == ev.Type {
+		x.tr.str("on: ").quote(string(ev.Type))
+		if p == string(ev.Type) {
 			x.tr.str(" is one of ").str(t.on.list)
 		} else {
 			x.tr.str(" matches ").str(p)
@@ -566,7 +566,7 @@ func (x *decision) connectors(teamName string, deliver []string) []string {
 		for i := range t.connectors {
 			b := &t.connectors[i]
 			if b.events != nil {
-				if _, ok := b.events.match(ev.Type); !ok {
+				if _, ok := b.events.match(string(ev.Type)); !ok {
 					tr.static = b.skip
 					tr.step(kConnector, b.name, false)
 					continue
@@ -577,12 +577,12 @@ func (x *decision) connectors(teamName string, deliver []string) []string {
 	}
 	for i := range r.subs {
 		s := &r.subs[i]
-		p, ok := s.events.match(ev.Type)
+		p, ok := s.events.match(string(ev.Type))
 		if !ok {
 			continue
 		}
-		tr.str("events: ").quote(ev.Type)
-		if p == ev.Type {
+		tr.str("events: ").quote(string(ev.Type))
+		if p == string(ev.Type) {
 			tr.str(" is one of ").str(s.events.list)
 		} else {
 			tr.str(" matches ").str(p)

@@ -97,12 +97,12 @@ func evt(opts ...opt) *sdk.Event {
 
 func text(s string) opt { return func(e *sdk.Event) { e.Message.Text = s } }
 
-func typ(t string) opt {
+func typ(t sdk.EventType) opt {
 	return func(e *sdk.Event) {
 		e.Type = t
-		if strings.HasPrefix(t, "status.") {
+		if strings.HasPrefix(string(t), "status.") {
 			e.Message = nil
-			e.Status = &sdk.Status{MessageID: "wamid.out", Status: strings.TrimPrefix(t, "status.")}
+			e.Status = &sdk.Status{MessageID: "wamid.out", Status: strings.TrimPrefix(string(t), "status.")}
 		}
 	}
 }
@@ -904,7 +904,7 @@ connectors:
   audit: {plugin: webhook}
 `)
 	tests := []struct {
-		typ  string
+		typ  sdk.EventType
 		want []string
 	}{
 		{sdk.TypeMessageReceived, []string{"crm", "zendesk"}},

@@ -143,7 +143,7 @@ func (s *Sandbox) ConsoleView() console.SandboxView {
 	}
 	if wh := s.webhook(); wh != nil {
 		for _, d := range wh.Received() {
-			v.Webhooks = append(v.Webhooks, console.SandboxDelivery{ID: d.ID, Type: d.Event.Type, Valid: d.Valid, At: d.Event.ReceivedAt})
+			v.Webhooks = append(v.Webhooks, console.SandboxDelivery{ID: d.ID, Type: string(d.Event.Type), Valid: d.Valid, At: d.Event.ReceivedAt})
 		}
 	}
 	return v

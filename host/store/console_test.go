@@ -102,7 +102,7 @@ func TestConsoleQueriesAndStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Inbound.ByTeam["billing"] != 2 || st.Inbound.ByTeam["support"] != 1 || st.Inbound.ByType[sdk.TypeMessageReceived] != 3 {
+	if st.Inbound.ByTeam["billing"] != 2 || st.Inbound.ByTeam["support"] != 1 || st.Inbound.ByType[string(sdk.TypeMessageReceived)] != 3 {
 		t.Errorf("inbound %+v", st.Inbound)
 	}
 	if c := st.Connectors["hook"]; c.DeliveredSince != 3 || c.Errors != 2 || c.Delivered != 3 || c.Dead != 1 {

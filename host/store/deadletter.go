@@ -28,7 +28,7 @@ func (s *Store) announceDeadLetter(tx *txn, deliveryID int64, reason string) err
 	if err := json.Unmarshal(body, &orig); err != nil {
 		return fmt.Errorf("event of delivery %d: %w", deliveryID, err)
 	}
-	if strings.HasPrefix(orig.Type, "deadletter.") {
+	if strings.HasPrefix(string(orig.Type), "deadletter.") {
 		return nil
 	}
 	at := time.UnixMilli(s.now().UnixMilli()).UTC()

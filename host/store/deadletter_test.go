@@ -37,7 +37,7 @@ func TestDeadLetterIsAnnouncedOnce(t *testing.T) {
 	}
 	dispatch()
 	kill("crm")
-	evs, err := s.Events(ctx, EventFilter{Type: sdk.TypeDeadLetter})
+	evs, err := s.Events(ctx, EventFilter{Type: string(sdk.TypeDeadLetter)})
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("deadletter events: %v %v", evs, err)
 	}
@@ -53,7 +53,7 @@ func TestDeadLetterIsAnnouncedOnce(t *testing.T) {
 	}
 	// The alerts connector failing on it announces nothing more.
 	kill("alerts")
-	if evs, _ := s.Events(ctx, EventFilter{Type: sdk.TypeDeadLetter}); len(evs) != 1 {
+	if evs, _ := s.Events(ctx, EventFilter{Type: string(sdk.TypeDeadLetter)}); len(evs) != 1 {
 		t.Fatalf("a dead deadletter was announced: %d events", len(evs))
 	}
 }

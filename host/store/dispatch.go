@@ -69,10 +69,10 @@ type DecideFunc func(ev *sdk.Event, st RouteState) Decision
 
 // IsActivity tells which events keep a conversation open for affinity
 // (wahub route --explain follows Dispatch with it).
-func IsActivity(typ string) bool { return isActivity(typ) }
+func IsActivity(typ sdk.EventType) bool { return isActivity(typ) }
 
 // isActivity tells which events keep a conversation open for affinity.
-func isActivity(typ string) bool {
+func isActivity(typ sdk.EventType) bool {
 	return isInbound(typ) || typ == sdk.TypeMessageSent
 }
 

@@ -102,7 +102,7 @@ func (s *Store) appendEvent(tx *txn, ev *sdk.Event, body []byte) (bool, error) {
 	if err := s.enqueueMedia(tx, ev, seq, contactKey, phoneID); err != nil {
 		return false, err
 	}
-	if strings.HasPrefix(ev.Type, "whatsapp.") {
+	if strings.HasPrefix(string(ev.Type), "whatsapp.") {
 		if err := s.applyTemplateEvent(tx, ev); err != nil {
 			return false, fmt.Errorf("template catalogue: %w", err)
 		}
@@ -121,7 +121,7 @@ func ConversationID(phoneNumberID, contactKey string) string {
 
 // isInbound tells which events open (or keep open) the customer-service
 // window: anything the customer sent.
-func isInbound(typ string) bool {
+func isInbound(typ sdk.EventType) bool {
 	return typ == sdk.TypeMessageReceived || typ == sdk.TypeButtonClicked
 }
 

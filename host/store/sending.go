@@ -254,7 +254,7 @@ func (s *Store) AcceptOutbound(ctx context.Context, id, wamid string, sent *sdk.
 }
 
 // statusState maps a status event type to an outbox state.
-func statusState(typ string) string {
+func statusState(typ sdk.EventType) string {
 	switch typ {
 	case sdk.TypeStatusSent:
 		return OutSent

@@ -96,7 +96,7 @@ func (s *Store) Stats(ctx context.Context, since time.Time) (Stats, error) {
 		if team == "" {
 			team = "(none)"
 		}
-		if typ == sdk.TypeMessageReceived || typ == sdk.TypeButtonClicked {
+		if isInbound(sdk.EventType(typ)) {
 			st.Inbound.ByTeam[team] += n
 		}
 	}
@@ -190,7 +190,8 @@ func (s *Store) firstResponse(ctx context.Context, since int64) (map[string]Dura
 	convs := map[string]*open{}
 	byTeam := map[string][]time.Duration{}
 	for rows.Next() {
-		var conv, typ, team string
+		var conv, team string
+		var typ sdk.EventType
 		var at int64
 		if err := rows.Scan(&conv, &typ, &at, &team); err != nil {
 			return nil, err

@@ -220,7 +220,7 @@ func scanTemplate(row interface{ Scan(...any) error }) (templates.Template, erro
 // only what the hub did not commit (a duplicate adds no event and changes
 // nothing here), and a fetch that began before it cannot undo it.
 func (s *Store) applyTemplateEvent(tx *txn, ev *sdk.Event) error {
-	u, ok := templates.FromWebhook(ev.Type, ev.Raw)
+	u, ok := templates.FromWebhook(string(ev.Type), ev.Raw)
 	if !ok {
 		return nil
 	}

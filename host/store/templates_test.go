@@ -10,7 +10,7 @@ import (
 	"github.com/wahub/wahub/sdk"
 )
 
-func templateEvent(id, typ, value string, received time.Time) sdk.Event {
+func templateEvent(id string, typ sdk.EventType, value string, received time.Time) sdk.Event {
 	return sdk.Event{ID: id, Type: typ, OccurredAt: received, ReceivedAt: received, Raw: json.RawMessage(value)}
 }
 

@@ -101,7 +101,7 @@ func (i *instance) Deliver(ctx context.Context, events []sdk.Event) []sdk.Result
 	return results
 }
 
-func handled(typ string) bool {
+func handled(typ sdk.EventType) bool {
 	switch typ {
 	case sdk.TypeMessageReceived, sdk.TypeButtonClicked, sdk.TypeMessageSent:
 		return true

@@ -81,7 +81,7 @@ func TestMessageRendering(t *testing.T) {
 	cases := []struct {
 		name    string
 		msg     sdk.Message
-		typ     string
+		typ     sdk.EventType
 		subject string
 		has     []string
 		hasNot  []string

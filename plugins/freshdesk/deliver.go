@@ -34,7 +34,7 @@ func (c *connector) deliverEvent(ctx context.Context, s *settings, ev *sdk.Event
 	case sdk.TypeStatusFailed:
 		return c.failedNote(ctx, s, ev)
 	}
-	return sdk.SkippedResult(ev.ID, "freshdesk files customer messages, messages sent and failed replies, not "+ev.Type)
+	return sdk.SkippedResult(ev.ID, "freshdesk files customer messages, messages sent and failed replies, not "+string(ev.Type))
 }
 
 // convState is what the KV keeps per conversation (key conv:<id>).

@@ -245,10 +245,10 @@ func TestCustomerWithoutPhone(t *testing.T) {
 }
 
 func TestFailedStatusNote(t *testing.T) {
-	status := func(id, typ string) sdk.Event {
+	status := func(id string, typ sdk.EventType) sdk.Event {
 		ev := inbound(id, ana, 5, "")
 		ev.Type, ev.Message = typ, nil
-		ev.Status = &sdk.Status{MessageID: "wamid.out.1", Status: strings.TrimPrefix(typ, "status."),
+		ev.Status = &sdk.Status{MessageID: "wamid.out.1", Status: strings.TrimPrefix(string(typ), "status."),
 			Errors: []sdk.Error{{Code: 131047, Title: "Re-engagement message", Details: "More than 24 hours have passed"}}}
 		ev.Outbound = &sdk.Outbound{ID: "msg_1", Source: "connector:slack"}
 		return ev
@@ -288,7 +288,7 @@ func TestFailedStatusNote(t *testing.T) {
 func TestSkipped(t *testing.T) {
 	e := newEnv(t)
 	var events []sdk.Event
-	for i, typ := range []string{sdk.TypeStatusSent, sdk.TypeStatusDelivered, sdk.TypeStatusRead, sdk.TypeOptinGranted,
+	for i, typ := range []sdk.EventType{sdk.TypeStatusSent, sdk.TypeStatusDelivered, sdk.TypeStatusRead, sdk.TypeOptinGranted,
 		sdk.TypeOptinRevoked, sdk.TypeContactChanged, "whatsapp.message_template_status_update"} {
 		ev := inbound(fmt.Sprintf("evt_%d", i), ana, i, "")
 		ev.Type = typ

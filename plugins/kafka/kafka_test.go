@@ -81,7 +81,7 @@ func TestDeliverKeepsEachConversationInOnePartitionInOrder(t *testing.T) {
 		if err := json.Unmarshal(r.Value, &ev); err != nil {
 			t.Fatal(err)
 		}
-		if r.Key != ev.ConversationID || r.Headers["wahub-event-id"] != ev.ID || r.Headers["wahub-event-type"] != ev.Type || r.Headers["content-type"] != "application/json" {
+		if r.Key != ev.ConversationID || r.Headers["wahub-event-id"] != ev.ID || r.Headers["wahub-event-type"] != string(ev.Type) || r.Headers["content-type"] != "application/json" {
 			t.Fatalf("record key %q headers %v for event %s/%s", r.Key, r.Headers, ev.ConversationID, ev.ID)
 		}
 		if p, ok := partOf[r.Key]; ok && p != r.Partition {

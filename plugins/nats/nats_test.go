@@ -87,7 +87,7 @@ func TestDeliverInOrderAndRedeliveryIsDropped(t *testing.T) {
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			t.Fatal(err)
 		}
-		if m.Subject != "wahub."+ev.Type || m.Headers["Nats-Msg-Id"] != ev.ID || m.Headers["wahub-event-id"] != ev.ID || m.Headers["wahub-event-type"] != ev.Type {
+		if m.Subject != "wahub."+string(ev.Type) || m.Headers["Nats-Msg-Id"] != ev.ID || m.Headers["wahub-event-id"] != ev.ID || m.Headers["wahub-event-type"] != string(ev.Type) {
 			t.Fatalf("message on %s with headers %v for event %s %s", m.Subject, m.Headers, ev.ID, ev.Type)
 		}
 		if ev.Seq <= last[ev.ConversationID] {

@@ -162,7 +162,7 @@ func deadLetterAlert(ev *sdk.Event) post {
 	d := ev.DeadLetter
 	text := fmt.Sprintf("Delivery to %s gave up after %d attempt(s): %s", d.Connector, d.Attempts, d.Error)
 	body := fmt.Sprintf(":skull: *Delivery to %s gave up* after %d attempt(s)\n%s\nevent `%s` (%s) — `wahub deadletters replay --connector %s %s` sends it again",
-		esc(d.Connector), d.Attempts, esc(d.Error), esc(d.EventID), esc(d.EventType), esc(d.Connector), esc(d.EventID))
+		esc(d.Connector), d.Attempts, esc(d.Error), esc(d.EventID), esc(string(d.EventType)), esc(d.Connector), esc(d.EventID))
 	return post{text: text, blocks: sections(body)}
 }
 

@@ -134,7 +134,7 @@ func (r *run) handle(ctx context.Context, ev *sdk.Event) sdk.Result {
 			return r.alert(ctx, ev, deadLetterAlert(ev))
 		}
 	}
-	return sdk.SkippedResult(ev.ID, "the slack connector does not show "+ev.Type+" events")
+	return sdk.SkippedResult(ev.ID, "the slack connector does not show "+string(ev.Type)+" events")
 }
 
 // conversation names ev's conversation; the hub sets one on every event
@@ -493,7 +493,7 @@ func (r *run) sent(ctx context.Context, ev *sdk.Event) sdk.Result {
 // reaction on it, and for a failure a line in the thread saying why.
 func (r *run) status(ctx context.Context, ev *sdk.Event) sdk.Result {
 	if ev.Status == nil {
-		return sdk.SkippedResult(ev.ID, ev.Type+" without a status")
+		return sdk.SkippedResult(ev.ID, string(ev.Type)+" without a status")
 	}
 	failed := ev.Type == sdk.TypeStatusFailed
 	if !failed && r.s.statuses == "off" {
@@ -533,7 +533,7 @@ func (r *run) status(ctx context.Context, ev *sdk.Event) sdk.Result {
 		}
 	}
 	if r.s.statuses == "reactions" && ref.TS != "" {
-		name := map[string]string{sdk.TypeStatusDelivered: reactionDelivered, sdk.TypeStatusRead: reactionRead, sdk.TypeStatusFailed: reactionFailed}[ev.Type]
+		name := map[sdk.EventType]string{sdk.TypeStatusDelivered: reactionDelivered, sdk.TypeStatusRead: reactionRead, sdk.TypeStatusFailed: reactionFailed}[ev.Type]
 		if err := r.react(ctx, ref, name); err != nil {
 			if !errors.Is(err, errGone) {
 				return result(ev.ID, err)

@@ -378,10 +378,10 @@ func sentEvent(id, wamid, outboxID, source string) sdk.Event {
 	}
 }
 
-func statusEvent(id, typ, wamid string, errs ...sdk.Error) sdk.Event {
+func statusEvent(id string, typ sdk.EventType, wamid string, errs ...sdk.Error) sdk.Event {
 	return sdk.Event{
 		ID: id, Type: typ, OccurredAt: fixedNow, Business: biz, Contact: ana, ConversationID: convOf(ana),
-		Status: &sdk.Status{MessageID: wamid, Status: strings.TrimPrefix(typ, "status."), Errors: errs},
+		Status: &sdk.Status{MessageID: wamid, Status: strings.TrimPrefix(string(typ), "status."), Errors: errs},
 	}
 }
 

@@ -49,7 +49,7 @@ func (c *connector) deliverEvent(ctx context.Context, s *settings, ev *sdk.Event
 		}
 		return c.note(ctx, s, ev, failedNote(ev))
 	}
-	return sdk.SkippedResult(ev.ID, "the zendesk connector turns customer messages into tickets; "+ev.Type+" is not one")
+	return sdk.SkippedResult(ev.ID, "the zendesk connector turns customer messages into tickets; "+string(ev.Type)+" is not one")
 }
 
 // customerMessage adds a customer's message to the conversation's ticket,

@@ -474,8 +474,8 @@ func TestFailedReplyStatusAddsNote(t *testing.T) {
 
 func TestOtherEventsSkipped(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	for _, typ := range []string{sdk.TypeStatusDelivered, sdk.TypeStatusRead, sdk.TypeOptinRevoked, sdk.TypeContactChanged, "whatsapp.account_update"} {
-		ev := text("evt_"+typ, "conv_a", ana, "")
+	for _, typ := range []sdk.EventType{sdk.TypeStatusDelivered, sdk.TypeStatusRead, sdk.TypeOptinRevoked, sdk.TypeContactChanged, "whatsapp.account_update"} {
+		ev := text("evt_"+string(typ), "conv_a", ana, "")
 		ev.Type = typ
 		if res := e.deliver(ev)[ev.ID]; res.Outcome != sdk.Skipped {
 			t.Errorf("%s: %s", typ, res.Outcome)

@@ -19,7 +19,7 @@ const subjectRunes = 80
 func renderMessage(ev *sdk.Event) string {
 	m := ev.Message
 	if m == nil {
-		return "[" + ev.Type + "]"
+		return "[" + string(ev.Type) + "]"
 	}
 	var b strings.Builder
 	if q := m.Quoted; q != nil && m.Reaction == nil {

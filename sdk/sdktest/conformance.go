@@ -178,7 +178,7 @@ func Events() []sdk.Event {
 	ana := &sdk.Contact{WAID: "5511987650001", Name: "Ana Souza"}
 	bruno := &sdk.Contact{WAID: "5521998760002", Name: "Bruno Lima", Attributes: map[string]string{"tier": "gold"}}
 	route := &sdk.Route{Rule: "default", Team: "support", Connectors: []string{"test"}}
-	ev := func(n int, typ string, c *sdk.Contact, conv string) sdk.Event {
+	ev := func(n int, typ sdk.EventType, c *sdk.Contact, conv string) sdk.Event {
 		return sdk.Event{ID: fmt.Sprintf("evt_conformance%02d", n), Seq: int64(n), Type: typ,
 			OccurredAt: at.Add(time.Duration(n) * time.Second), ReceivedAt: at.Add(time.Duration(n) * time.Second),
 			Business: biz, Contact: c, ConversationID: conv, Route: route, Raw: json.RawMessage(`{}`)}
@@ -195,7 +195,7 @@ func Events() []sdk.Event {
 	e5.Status = &sdk.Status{MessageID: "wamid.out.1", Status: "delivered"}
 	e6 := ev(6, sdk.TypeOptinRevoked, bruno, "conv_bruno")
 	e6.Preference = &sdk.Preference{Category: "marketing_messages", Value: "stop"}
-	e7 := ev(7, sdk.TypeFieldPrefix+"message_template_status_update", nil, "")
+	e7 := ev(7, sdk.FieldType("message_template_status_update"), nil, "")
 	e7.Route = nil
 	return []sdk.Event{e1, e2, e3, e4, e5, e6, e7}
 }

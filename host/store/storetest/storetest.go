@@ -273,7 +273,7 @@ func testEventFilter(t *testing.T, open Opener) {
 		want []string
 	}{
 		{"newest last, limited", store.EventFilter{Tail: true, Limit: 3}, []string{"s3", "m4", "s4"}},
-		{"by type", store.EventFilter{Tail: true, Type: sdk.TypeMessageReceived, Limit: 2}, []string{"m3", "m4"}},
+		{"by type", store.EventFilter{Tail: true, Type: string(sdk.TypeMessageReceived), Limit: 2}, []string{"m3", "m4"}},
 		{"from the start", store.EventFilter{Limit: 2}, []string{"m0", "s0"}},
 		{"by type glob", store.EventFilter{Type: "status.*", After: 6}, []string{"s3", "s4"}},
 		{"after seq", store.EventFilter{After: 8}, []string{"m4", "s4"}},

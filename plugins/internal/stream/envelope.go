@@ -82,7 +82,7 @@ func (e Encoder) Encode(ev *sdk.Event) ([]byte, []Header, error) {
 		h := []Header{
 			{p + "specversion", SpecVersion},
 			{p + "id", ev.ID},
-			{p + "type", ev.Type},
+			{p + "type", string(ev.Type)},
 			{p + "source", src},
 		}
 		if !ev.OccurredAt.IsZero() {
@@ -93,7 +93,7 @@ func (e Encoder) Encode(ev *sdk.Event) ([]byte, []Header, error) {
 		}
 		return body, append(h, Header{HeaderContentType, ContentTypeJSON}), nil
 	}
-	h := []Header{{HeaderEventID, ev.ID}, {HeaderEventType, ev.Type}}
+	h := []Header{{HeaderEventID, ev.ID}, {HeaderEventType, string(ev.Type)}}
 	if ev.ConversationID != "" {
 		h = append(h, Header{HeaderConversationID, ev.ConversationID})
 	}

@@ -27,7 +27,7 @@ type part struct {
 
 // Placeholders a template may use.
 var placeholders = map[string]func(*sdk.Event) string{
-	"type": func(ev *sdk.Event) string { return ev.Type },
+	"type": func(ev *sdk.Event) string { return string(ev.Type) },
 	"phone_number_id": func(ev *sdk.Event) string {
 		if ev.Business != nil && ev.Business.PhoneNumberID != "" {
 			return ev.Business.PhoneNumberID
@@ -123,7 +123,7 @@ func (t Template) Expand(ev *sdk.Event) string {
 // KnownTypes are the event types of CONTRACT §4 that a template is checked
 // with beforehand (wahub check): whatsapp.<field> types depend on what
 // Meta sends and cannot be listed.
-var KnownTypes = []string{
+var KnownTypes = []sdk.EventType{
 	sdk.TypeMessageReceived, sdk.TypeButtonClicked, sdk.TypeMessageSent,
 	sdk.TypeStatusSent, sdk.TypeStatusDelivered, sdk.TypeStatusRead, sdk.TypeStatusFailed, sdk.TypeStatusPlayed,
 	sdk.TypeOptinGranted, sdk.TypeOptinRevoked, sdk.TypeContactChanged,

@@ -67,7 +67,7 @@ func MustConfigure(tb testing.TB, newConnector func() sdk.Connector, cfg map[str
 
 // Events returns n events of type typ spread over convs conversations, in
 // log order.
-func Events(n, convs int, typ string) []sdk.Event {
+func Events(n, convs int, typ sdk.EventType) []sdk.Event {
 	base := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	out := make([]sdk.Event, n)
 	for i := range out {
