@@ -486,13 +486,14 @@ func (w *worker) prepare(ctx context.Context, batch []store.Delivery) ([]store.D
 		return batch, nil
 	}
 	var held []store.Attempt
-	waiting := map[string]bool{}
+	waiting := map[string]time.Time{}
 	send := batch[:0:0]
 	for _, d := range batch {
-		if waiting[d.Conversation] {
-			// Left as it is: the store gives no event of a conversation
-			// while an earlier one waits, and this one goes with the
-			// held one's release rather than at its deadline.
+		if until, ok := waiting[d.Conversation]; ok {
+			// Behind the held one, and released with it (the store ties
+			// the two by MediaFollowReason).
+			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
+				State: store.StatePending, NextAt: until, Error: store.MediaFollowReason})
 			continue
 		}
 		body, hold, err := w.e.opt.Prepare(ctx, d.JSON)
@@ -503,7 +504,7 @@ func (w *worker) prepare(ctx context.Context, batch []store.Delivery) ([]store.D
 			continue
 		}
 		if !hold.IsZero() {
-			waiting[d.Conversation] = true
+			waiting[d.Conversation] = hold
 			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
 				State: store.StatePending, NextAt: hold, Error: store.MediaHoldReason})
 			continue

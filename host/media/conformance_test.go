@@ -11,10 +11,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/wahub/wahub/host/graph"
+	"github.com/wahub/wahub/host/graph/graphtest"
 	"github.com/wahub/wahub/host/media"
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/host/store/pgtest"
@@ -234,6 +237,54 @@ func TestStoreOnEveryBackend(t *testing.T) {
 			}
 			if _, _, err := readAll(t, ms, info.ID); !errors.Is(err, sdk.ErrMediaUnavailable) {
 				t.Fatalf("Open after Delete: %v", err)
+			}
+
+			// An inbound file: queued with its event, fetched, then gone
+			// with its contact's data; bytes another file shares stay.
+			fake := graphtest.NewServer(graphtest.WithAccessToken(token))
+			srv := httptest.NewServer(fake)
+			defer srv.Close()
+			defer fake.Close()
+			ms, err = media.New(media.Options{Backend: b, Records: st, SpoolDir: t.TempDir(), Graph: graph.New(srv.URL+"/v23.0", token, nil),
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			photo := patterned(200_000)
+			f := fake.AddMedia("", "image/jpeg", "", photo)
+			now := time.Now()
+			ev := []sdk.Event{{ID: "evt_photo", Type: "message.received", OccurredAt: now, ReceivedAt: now,
+				Business: &sdk.Business{PhoneNumberID: "106540352242922"}, Contact: &sdk.Contact{WAID: "5511987650001"},
+				Message: &sdk.Message{ID: "wamid.photo", Type: "image", Media: &sdk.Media{ID: f.ID, MimeType: "image/jpeg", SHA256: f.SHA256Base64}}}}
+			if _, err := st.Append(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			if rec, err := st.MediaRecord(ctx, f.ID); err != nil || rec.State != sdk.MediaPending || rec.ContactKey == "" {
+				t.Fatalf("queued with the event: %+v, %v", rec, err)
+			}
+			_, got, err = readAll(t, ms, f.ID) // pending: fetched on demand
+			if err != nil || !bytes.Equal(got, photo) {
+				t.Fatalf("Open of a pending file: %v, %d bytes", err, len(got))
+			}
+			shared, err := ms.Put(ctx, sdk.MediaUpload{MimeType: "image/jpeg"}, bytes.NewReader(photo))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := ms.DeleteContact(ctx, "5511987650001"); err != nil || n != 1 {
+				t.Fatalf("DeleteContact = %d, %v; want 1 file", n, err)
+			}
+			if _, _, err := readAll(t, ms, f.ID); !errors.Is(err, sdk.ErrMediaUnavailable) {
+				t.Fatalf("the contact's file after deletion: %v", err)
+			}
+			if _, got, err := readAll(t, ms, shared.ID); err != nil || !bytes.Equal(got, photo) {
+				t.Fatalf("a file with the same bytes lost them: %v", err)
+			}
+			// Retention: files older than the cutoff go.
+			if n, err := ms.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+				t.Fatalf("Prune = %d, %v; want 1", n, err)
+			}
+			if ok, _ := b.Has(ctx, shared.SHA256); ok {
+				t.Fatal("Prune left the bytes")
 			}
 		})
 	}

@@ -159,16 +159,45 @@ func (s *Store) NextDue(ctx context.Context, connector string) (t time.Time, ok 
 
 // NextDueIn is NextDue restricted to the delivery partitions parts (nil:
 // all).
+//
+// Only each conversation's first pending delivery counts: a later one is
+// not due before the one ahead of it goes, whatever its own next_at (a
+// message that arrived while the conversation waits for a retry or a
+// media file), and counting it would wake the worker at once, again and
+// again, for nothing it may send.
 func (s *Store) NextDueIn(ctx context.Context, connector string, parts []int) (t time.Time, ok bool, err error) {
-	var at sql.NullInt64
 	cond, pargs := partsFilter(parts)
-	err = s.reader.QueryRowContext(ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state = 'pending'`+cond,
-		append([]any{connector}, pargs...)...).Scan(&at)
-	if err != nil || !at.Valid {
+	rows, err := s.reader.QueryContext(ctx, `SELECT conversation, next_at FROM deliveries WHERE connector = ? AND state = 'pending'`+cond+
+		` ORDER BY seq LIMIT ?`, append(append([]any{connector}, pargs...), nextDueWindow)...)
+	if err != nil {
 		return time.Time{}, false, err
 	}
-	return time.UnixMilli(at.Int64), true, nil
+	defer rows.Close()
+	heads := map[string]bool{}
+	var earliest int64
+	for rows.Next() {
+		var conv string
+		var at int64
+		if err := rows.Scan(&conv, &at); err != nil {
+			return time.Time{}, false, err
+		}
+		if heads[conv] {
+			continue
+		}
+		heads[conv] = true
+		if len(heads) == 1 || at < earliest {
+			earliest = at
+		}
+	}
+	if err := rows.Err(); err != nil || len(heads) == 0 {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(earliest), true, nil
 }
+
+// nextDueWindow bounds NextDueIn's scan, as DueIn's own window bounds
+// what it looks at.
+const nextDueWindow = 10000
 
 // Attempt is the outcome of one delivery attempt.
 type Attempt struct {
@@ -214,6 +243,17 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []Attempt, fence ..
 					WHERE id = ? AND EXISTS (SELECT 1 FROM media_events me JOIN media m ON m.id = me.media_id
 						WHERE me.seq = deliveries.seq AND m.state = ?)`,
 					StatePending, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID, "pending"); err != nil {
+					return fmt.Errorf("delivery %d: %w", a.DeliveryID, err)
+				}
+				continue
+			}
+			if a.Held && a.Error == MediaFollowReason {
+				// Only behind a media hold that took: else the event is due.
+				if _, err := tx.Exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, updated_at = ?
+					WHERE id = ? AND EXISTS (SELECT 1 FROM deliveries h WHERE h.connector = deliveries.connector
+						AND h.conversation = deliveries.conversation AND h.seq < deliveries.seq AND h.state = ?
+						AND h.last_error = ? AND h.next_at > ?)`,
+					StatePending, a.NextAt.UnixMilli(), a.Error, now, a.DeliveryID, StatePending, MediaHoldReason, now); err != nil {
 					return fmt.Errorf("delivery %d: %w", a.DeliveryID, err)
 				}
 				continue

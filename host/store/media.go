@@ -21,6 +21,10 @@ const (
 // event's file is fetched; a finished fetch releases exactly those.
 const MediaHoldReason = "held: waiting for the event's media file to be fetched"
 
+// MediaFollowReason is the last_error of a later event of the same
+// conversation, held with it and released with it.
+const MediaFollowReason = "held behind an earlier event of its conversation that waits for its media file"
+
 // MediaRecord is what the hub knows of one file: the bytes themselves
 // live in the media store under SHA256.
 type MediaRecord struct {
@@ -266,6 +270,14 @@ func (s *Store) FinishMediaFetch(ctx context.Context, o MediaOutcome) error {
 			}
 		default:
 			return fmt.Errorf("store: media %s: unknown state %q", o.ID, o.State)
+		}
+		// Followers first: the query finds them through the held ones.
+		if _, err := tx.Exec(`UPDATE deliveries SET next_at = ?, last_error = '', updated_at = ?
+			WHERE state = ? AND last_error = ? AND next_at > ? AND EXISTS (SELECT 1 FROM deliveries h
+				WHERE h.connector = deliveries.connector AND h.conversation = deliveries.conversation AND h.seq < deliveries.seq
+				AND h.seq IN (SELECT seq FROM media_events WHERE media_id = ?))`,
+			now, now, StatePending, MediaFollowReason, now, o.ID); err != nil {
+			return err
 		}
 		_, err := tx.Exec(`UPDATE deliveries SET next_at = ?, last_error = '', updated_at = ?
 			WHERE seq IN (SELECT seq FROM media_events WHERE media_id = ?) AND state = ? AND last_error = ? AND next_at > ?`,
