@@ -146,7 +146,7 @@ func TestMediaMessageUploadsThenSends(t *testing.T) {
 		})
 	}
 	// message.sent names the media.
-	evs, err := h.st.Events(context.Background(), store.EventFilter{Type: sdk.TypeMessageSent, Limit: 10})
+	evs, err := h.st.Events(context.Background(), store.EventFilter{Type: string(sdk.TypeMessageSent), Limit: 10})
 	if err != nil || len(evs) != len(tests) {
 		t.Fatalf("%d message.sent, %v", len(evs), err)
 	}
