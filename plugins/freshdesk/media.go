@@ -342,7 +342,7 @@ func (c *connector) storeAttachment(ctx context.Context, s *settings, a fdAttach
 	req.Header.Set("User-Agent", "wahub-freshdesk/"+Version)
 	resp, err := s.files.Do(req)
 	if err != nil {
-		return sdk.MediaInfo{}, fmt.Errorf("%w", sdkhttp.DoError(ctx, what, transferTimeout, err))
+		return sdk.MediaInfo{}, sdkhttp.DoError(ctx, what, transferTimeout, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -90,8 +90,10 @@ func mediaKind(m *sdk.Message) string {
 	return m.Type
 }
 
-// mediaNote is what the comment says in place of a file it does not
-// carry, or "" when the file is attached.
+// mediaUpload uploads the event's file, once: it returns the upload's
+// token, or the note the comment carries in place of a file it cannot
+// have ("" when the file is attached). An error is worth a retry, or says
+// what to fix.
 func (c *connector) mediaUpload(ctx context.Context, s *settings, ev *sdk.Event) (token, note string, err error) {
 	m := ev.Message
 	if m == nil || m.Media == nil || m.Media.ID == "" {
@@ -163,9 +165,16 @@ func (c *connector) uploadMedia(ctx context.Context, s *settings, m *sdk.Message
 	}
 	name := fileName(m, info, mt)
 	token, err = s.uploadFile(ctx, name, mt, info.Size, r)
+	var ae *apiError
 	switch {
 	case isStatus(err, http.StatusRequestEntityTooLarge):
 		return "", tooLargeNote(kind, info), nil
+	case errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusUnprocessableEntity):
+		// The account does not take this file (Admin Center > Tickets >
+		// allowed file types, or attachments turned off): the message
+		// goes without it.
+		why := strings.TrimPrefix(strings.TrimPrefix(ae.msg, "POST /api/v2/uploads: "), "Zendesk refused the data: ")
+		return "", fmt.Sprintf("(Zendesk did not take the %s: %s; an admin can download it from wahub: GET /api/v1/media/%s.)", kind, why, info.ID), nil
 	case err != nil:
 		return "", "", err
 	}

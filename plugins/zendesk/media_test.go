@@ -168,6 +168,18 @@ func TestInboundMediaNotAttached(t *testing.T) {
 				})
 			},
 			has: []string{"[Document: scan.pdf]", "(The document is 4 bytes, larger than the 50.0 MB Zendesk takes; an admin can download it from wahub: GET /api/v1/media/m_doc.)"}},
+		{name: "a file type the account does not allow", typ: "document",
+			media: &sdk.Media{ID: "m_exe", MimeType: "application/x-msdownload", Filename: "setup.exe"},
+			setup: func(e *env) {
+				e.host.AddMedia(sdk.MediaInfo{ID: "m_exe", MimeType: "application/x-msdownload"}, []byte("MZ"))
+				e.setIntercept(func(r *http.Request) *injected {
+					if strings.HasPrefix(r.URL.Path, "/api/v2/uploads") {
+						return &injected{status: 422, body: `{"error":"RecordInvalid","description":"Record validation errors","details":{"base":[{"description":"File type is not allowed"}]}}`}
+					}
+					return nil
+				})
+			},
+			has: []string{"[Document: setup.exe]", "(Zendesk did not take the document: Zendesk answered 422 Unprocessable Entity (RecordInvalid; Record validation errors; base: File type is not allowed); an admin can download it from wahub: GET /api/v1/media/m_exe.)"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
