@@ -400,6 +400,10 @@ func fileRefusal(code string) bool { return strings.HasPrefix(code, "media_") }
 // attachment. Refused parts are told in one private note; a failure worth
 // retrying answers 503, and the parts already done are not done again.
 func (c *connector) sendReply(ctx context.Context, s *settings, st *stored, ticketID int64, key, text string, atts []fdAttachment) *sdk.HookResponse {
+	// The work goes on if Freshdesk stops waiting for the answer (a large
+	// file takes a while): its retry finds the parts done, or, for one
+	// still in flight, the hub's idempotency key sends it once.
+	ctx = context.WithoutCancel(ctx)
 	kv := s.host.KV()
 	log := c.log.With("ticket_id", ticketID, "reply", key)
 	var parts []replyPart

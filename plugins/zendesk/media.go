@@ -414,6 +414,11 @@ func (p replyPart) what() string {
 // note; a failure worth retrying answers 503, and the parts already done
 // are not done again.
 func (c *connector) sendReply(ctx context.Context, s *settings, tr ticketRecord, ticketID int64, cm *zComment) *sdk.HookResponse {
+	// Zendesk waits 12 seconds for a webhook's answer, less than a large
+	// file may take: the work goes on when it stops waiting, and its
+	// retry finds the parts done (or, for one still in flight, the hub's
+	// idempotency key sends it once).
+	ctx = context.WithoutCancel(ctx)
 	kv := s.host.KV()
 	var parts []replyPart
 	if t := strings.TrimSpace(cm.text()); t != "" {
