@@ -165,7 +165,7 @@ func fileRefused(err error) bool {
 // one made of the kind and the media id, with the MIME type's extension.
 func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
 	for _, n := range []string{m.Media.Filename, info.Filename} {
-		if n = strings.TrimSpace(n); n != "" {
+		if n = cleanName(n); n != "" {
 			return n
 		}
 	}
@@ -177,6 +177,22 @@ func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
 		kind = "voice"
 	}
 	return kind + "-" + m.Media.ID + extension(mimeType)
+}
+
+// cleanName keeps a customer's file name safe to pass on: no directories,
+// no control characters (a line break in a multipart header or a query
+// would start a new one).
+func cleanName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	return strings.TrimSpace(name)
 }
 
 // extension is a MIME type's usual file extension; the system's table

@@ -49,6 +49,7 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 		{name: "image", typ: "image", mime: "image/jpeg", wantName: "image-m_image.jpg", size: 300 << 10},
 		{name: "voice note", typ: "audio", mime: "audio/ogg", voice: true, wantName: "voice-m_voice.ogg", size: 40 << 10},
 		{name: "pdf", typ: "document", mime: "application/pdf", filename: "fatura.pdf", wantName: "fatura.pdf", size: 1<<20 + 17},
+		{name: "path and line break", typ: "document", mime: "application/pdf", filename: "..\\x\\evil\r\n.pdf", wantName: "evil.pdf", size: 10},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
