@@ -333,3 +333,35 @@ func TestAgentReplyAttachmentRetriedAfterTransientFailure(t *testing.T) {
 		t.Errorf("the hub holds sha256 %s, want %s", sum(got), sum(data))
 	}
 }
+
+func TestInboundMediaNoteAddedOnceWhenTheAnswerIsLost(t *testing.T) {
+	var lost atomic.Bool
+	e := newEnv(t, setup{handler: func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/notes") && lost.CompareAndSwap(false, true) {
+				// Freshdesk adds the note; the answer never arrives.
+				fake.ServeHTTP(httptest.NewRecorder(), r)
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			fake.ServeHTTP(w, r)
+		})
+	}})
+	e.mustDeliver(text("evt_1", "conv_ana", ana, "Olá"))
+	data := fileBytes(6, 70<<10)
+	e.host.AddMedia(sdk.MediaInfo{ID: "m1", MimeType: "image/jpeg"}, data)
+	ev := mediaEvent("evt_img", "conv_ana", "image", &sdk.Media{ID: "m1", MimeType: "image/jpeg", Caption: "a foto"})
+	if res := e.deliver(ev)["evt_img"]; res.Outcome != sdk.Retry {
+		t.Fatalf("first attempt: %s %s, want retry", res.Outcome, res.Error)
+	}
+	e.mustDeliver(ev)
+	e.mustDeliver(ev)
+	tk := e.onlyTicket()
+	if len(tk.Conversations) != 1 {
+		t.Fatalf("notes %q, want the photo once", bodies(tk.Conversations))
+	}
+	atts := attachments(t, tk.Conversations[0].Attachments)
+	if got, _ := e.fake.FileBytes(atts[0].ID); len(atts) != 1 || sum(got) != sum(data) {
+		t.Errorf("attachments %+v", atts)
+	}
+}
