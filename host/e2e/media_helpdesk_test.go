@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,4 +249,44 @@ func hdGetMedia(t *testing.T, h *hubProc, id string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+// TestMediaHelpdeskKilledMidUpload kills the hub and its Zendesk plugin
+// (SIGKILL, the whole process group) while the customer's file is half
+// uploaded to Zendesk: after a restart the message is on the ticket once,
+// with the file attached once and byte-identical.
+func TestMediaHelpdeskKilledMidUpload(t *testing.T) {
+	graph, graphURL := newGraph(t)
+	z := helpdeskNewZendesk(t).(*helpdeskZendesk)
+	fake := hdZendesk{z}
+	const connector = "crash-zendesk"
+	h := newHubProc(t, helpdeskConfig(graphURL, connector, "zendesk", z.config()), true)
+	t.Cleanup(func() { _ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL) })
+	hold := z.fake.HoldUploads(64 << 10)
+	t.Cleanup(hold.Release)
+
+	f := hdMediaFile{typ: "document", mime: "application/pdf", filename: "contrato.pdf", caption: "o contrato", data: hdBytes(5, 2<<20)}
+	mf := graph.AddMedia("", f.mime, f.filename, f.data)
+	hdPostMedia(h, helpdeskCustomerOpen, "wamid.media-hd-crash", f, mf, time.Now())
+	select {
+	case <-hold.Started():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no upload reached Zendesk within 60s:%s", helpdeskDump(fake))
+	}
+	if err := syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-h.exited
+	hold.Release()
+
+	h.start()
+	helpdeskWait(t, fake, "the document on the ticket after the restart", func([]helpdeskTicket) bool { return len(fake.files(t)) > 0 })
+	helpdeskWaitIdle(h, connector)
+	tks := fake.tickets()
+	if len(tks) != 1 || len(tks[0].customerEntries()) != 1 {
+		t.Fatalf("want one ticket with the customer's message once:%s", helpdeskDump(fake))
+	}
+	if got := fake.files(t); len(got) != 1 || got[0] != hdSHA(f.data) {
+		t.Errorf("files at Zendesk (sha256) %q, want the customer's document once (%s)", got, hdSHA(f.data))
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"html"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/wahub/wahub/sdk"
 )
@@ -132,6 +134,59 @@ func (c *connector) markDone(ctx context.Context, kv sdk.KV, eventID, effect str
 	if err := kv.Put(ctx, eventKey(eventID), []byte(effect)); err != nil {
 		c.log.Warn("event delivered but not recorded; a redelivery would repeat it", "event_id", eventID, "err", err)
 	}
+	if strings.HasPrefix(effect, "note:") {
+		_ = kv.Delete(ctx, pendingKey(eventID)) // a leftover only costs a look-up
+	}
+}
+
+// pending is pending:<event id>: the event's note is being added to a
+// ticket since At (Unix seconds).
+type pending struct {
+	TicketID int64 `json:"ticket_id"`
+	At       int64 `json:"at"`
+}
+
+func pendingKey(eventID string) string { return "pending:" + eventID }
+
+// pendingSlack is how much earlier than the pending mark a note may be
+// stamped and still count as ours (the clocks of Freshdesk and the hub
+// differ).
+const pendingSlack = 2 * time.Minute
+
+func (c *connector) markPending(ctx context.Context, kv sdk.KV, eventID string, ticketID int64) error {
+	raw, _ := json.Marshal(pending{TicketID: ticketID, At: c.now().Unix()})
+	if err := kv.Put(ctx, pendingKey(eventID), raw); err != nil {
+		return fmt.Errorf("write %s to the hub's KV: %w", pendingKey(eventID), err)
+	}
+	return nil
+}
+
+// pendingNote finds the note an earlier delivery of the event was adding
+// to t when it ended without recording it: the customer's incoming note
+// with the same text, added since the pending mark. Only a delivery that
+// left a mark reads the ticket's conversations.
+func (c *connector) pendingNote(ctx context.Context, s *settings, eventID string, t ticket, html string) (int64, bool, error) {
+	raw, found, err := s.host.KV().Get(ctx, pendingKey(eventID))
+	if err != nil {
+		return 0, false, fmt.Errorf("read %s from the hub's KV: %w", pendingKey(eventID), err)
+	}
+	var p pending
+	if !found || json.Unmarshal(raw, &p) != nil || p.TicketID != t.ID {
+		return 0, false, nil
+	}
+	convs, err := c.conversations(ctx, s, t.ID)
+	if err != nil {
+		return 0, false, fmt.Errorf("%w (looking for the note an interrupted delivery added)", err)
+	}
+	since := time.Unix(p.At, 0).Add(-pendingSlack)
+	want := normalize(html)
+	for i := len(convs) - 1; i >= 0; i-- {
+		cv := convs[i]
+		if cv.Incoming && !cv.Private && cv.UserID == t.RequesterID && !cv.CreatedAt.Before(since) && normalize(cv.Body) == want {
+			return cv.ID, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // inbound files a customer's message: a new ticket or a note on the
@@ -211,6 +266,17 @@ func (c *connector) inbound(ctx context.Context, s *settings, ev *sdk.Event) sdk
 			}
 		}
 		if st.TicketID != 0 {
+			// A delivery before this one may have added the note and
+			// lost the answer (or crashed before recording it).
+			if id, found, err := c.pendingNote(ctx, s, ev.ID, t, msg.html); err != nil {
+				return resultFor(ev.ID, err)
+			} else if found {
+				c.markDone(ctx, kv, ev.ID, "note:"+strconv.FormatInt(id, 10))
+				return sdk.DeliveredResult(ev.ID)
+			}
+			if err := c.markPending(ctx, kv, ev.ID, t.ID); err != nil {
+				return sdk.RetryResult(ev.ID, 0, err)
+			}
 			body := map[string]any{"body": msg.html, "private": false, "incoming": true, "user_id": t.RequesterID}
 			note, err := c.addNote(ctx, s, t.ID, body, file)
 			if file != nil && fileRefused(err) {

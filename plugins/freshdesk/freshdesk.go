@@ -74,9 +74,12 @@
 // not the lagging search index) before creating one. The cost is one tag
 // agents see, and one extra call only after a crash; a custom field would
 // need the admin to create it first, and search by tag lags by minutes.
-// The window that remains is between a note's creation and the evt: write
-// (a crash there adds the note twice): notes have no external id either,
-// and looking for them on every message would double the calls.
+// Notes have no external id either: before adding one, the connector
+// records pending:<event id> (the ticket, the time); a redelivery that
+// finds the mark looks for the customer's note with the same text among
+// the ticket's conversations before adding it again, so a lost answer or
+// a crash after the note was added (with its file) adds nothing twice.
+// Only such a redelivery costs the extra call.
 //
 // # Agent replies: Freshdesk → WhatsApp
 //

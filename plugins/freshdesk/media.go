@@ -165,7 +165,7 @@ func fileRefused(err error) bool {
 // one made of the kind and the media id, with the MIME type's extension.
 func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
 	for _, n := range []string{m.Media.Filename, info.Filename} {
-		if n = strings.TrimSpace(n); n != "" {
+		if n = cleanName(n); n != "" {
 			return n
 		}
 	}
@@ -177,6 +177,22 @@ func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
 		kind = "voice"
 	}
 	return kind + "-" + m.Media.ID + extension(mimeType)
+}
+
+// cleanName keeps a customer's file name safe to pass on: no directories,
+// no control characters (a line break in a multipart header or a query
+// would start a new one).
+func cleanName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	return strings.TrimSpace(name)
 }
 
 // extension is a MIME type's usual file extension; the system's table
@@ -342,7 +358,7 @@ func (c *connector) storeAttachment(ctx context.Context, s *settings, a fdAttach
 	req.Header.Set("User-Agent", "wahub-freshdesk/"+Version)
 	resp, err := s.files.Do(req)
 	if err != nil {
-		return sdk.MediaInfo{}, fmt.Errorf("%w", sdkhttp.DoError(ctx, what, transferTimeout, err))
+		return sdk.MediaInfo{}, sdkhttp.DoError(ctx, what, transferTimeout, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -400,6 +416,10 @@ func fileRefusal(code string) bool { return strings.HasPrefix(code, "media_") }
 // attachment. Refused parts are told in one private note; a failure worth
 // retrying answers 503, and the parts already done are not done again.
 func (c *connector) sendReply(ctx context.Context, s *settings, st *stored, ticketID int64, key, text string, atts []fdAttachment) *sdk.HookResponse {
+	// The work goes on if Freshdesk stops waiting for the answer (a large
+	// file takes a while): its retry finds the parts done, or, for one
+	// still in flight, the hub's idempotency key sends it once.
+	ctx = context.WithoutCancel(ctx)
 	kv := s.host.KV()
 	log := c.log.With("ticket_id", ticketID, "reply", key)
 	var parts []replyPart

@@ -63,6 +63,7 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 		{name: "image", id: "m_img", typ: "image", mime: "image/jpeg", wantName: "image-m_img.jpg", size: 300 << 10},
 		{name: "voice note", id: "m_voice", typ: "audio", mime: "audio/ogg", voice: true, wantName: "voice-m_voice.ogg", size: 40 << 10},
 		{name: "pdf", id: "m_pdf", typ: "document", mime: "application/pdf", filename: "fatura \"março\".pdf", wantName: "fatura \"março\".pdf", size: 1<<20 + 17},
+		{name: "a name with a path and a line break", id: "m_evil", typ: "document", mime: "application/pdf", filename: "../../etc/evil\r\nX-Injected: 1.pdf", wantName: "evilX-Injected: 1.pdf", size: 100},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,8 +92,8 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 	}
 	// Delivered again: nothing more is attached.
 	e.mustDeliver(mediaEvent("evt_m_pdf", "conv_ana", "document", &sdk.Media{ID: "m_pdf", MimeType: "application/pdf"}))
-	if n := len(e.onlyTicket().Conversations); n != 2 {
-		t.Errorf("%d notes after a redelivery, want 2", n)
+	if n := len(e.onlyTicket().Conversations); n != len(cases)-1 {
+		t.Errorf("%d notes after a redelivery, want %d", n, len(cases)-1)
 	}
 }
 
@@ -330,5 +331,37 @@ func TestAgentReplyAttachmentRetriedAfterTransientFailure(t *testing.T) {
 	}
 	if got, _ := e.host.MediaBytes(sent[0].Media.ID); sum(got) != sum(data) {
 		t.Errorf("the hub holds sha256 %s, want %s", sum(got), sum(data))
+	}
+}
+
+func TestInboundMediaNoteAddedOnceWhenTheAnswerIsLost(t *testing.T) {
+	var lost atomic.Bool
+	e := newEnv(t, setup{handler: func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/notes") && lost.CompareAndSwap(false, true) {
+				// Freshdesk adds the note; the answer never arrives.
+				fake.ServeHTTP(httptest.NewRecorder(), r)
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			fake.ServeHTTP(w, r)
+		})
+	}})
+	e.mustDeliver(text("evt_1", "conv_ana", ana, "Olá"))
+	data := fileBytes(6, 70<<10)
+	e.host.AddMedia(sdk.MediaInfo{ID: "m1", MimeType: "image/jpeg"}, data)
+	ev := mediaEvent("evt_img", "conv_ana", "image", &sdk.Media{ID: "m1", MimeType: "image/jpeg", Caption: "a foto"})
+	if res := e.deliver(ev)["evt_img"]; res.Outcome != sdk.Retry {
+		t.Fatalf("first attempt: %s %s, want retry", res.Outcome, res.Error)
+	}
+	e.mustDeliver(ev)
+	e.mustDeliver(ev)
+	tk := e.onlyTicket()
+	if len(tk.Conversations) != 1 {
+		t.Fatalf("notes %q, want the photo once", bodies(tk.Conversations))
+	}
+	atts := attachments(t, tk.Conversations[0].Attachments)
+	if got, _ := e.fake.FileBytes(atts[0].ID); len(atts) != 1 || sum(got) != sum(data) {
+		t.Errorf("attachments %+v", atts)
 	}
 }

@@ -90,8 +90,10 @@ func mediaKind(m *sdk.Message) string {
 	return m.Type
 }
 
-// mediaNote is what the comment says in place of a file it does not
-// carry, or "" when the file is attached.
+// mediaUpload uploads the event's file, once: it returns the upload's
+// token, or the note the comment carries in place of a file it cannot
+// have ("" when the file is attached). An error is worth a retry, or says
+// what to fix.
 func (c *connector) mediaUpload(ctx context.Context, s *settings, ev *sdk.Event) (token, note string, err error) {
 	m := ev.Message
 	if m == nil || m.Media == nil || m.Media.ID == "" {
@@ -163,9 +165,16 @@ func (c *connector) uploadMedia(ctx context.Context, s *settings, m *sdk.Message
 	}
 	name := fileName(m, info, mt)
 	token, err = s.uploadFile(ctx, name, mt, info.Size, r)
+	var ae *apiError
 	switch {
 	case isStatus(err, http.StatusRequestEntityTooLarge):
 		return "", tooLargeNote(kind, info), nil
+	case errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusUnprocessableEntity):
+		// The account does not take this file (Admin Center > Tickets >
+		// allowed file types, or attachments turned off): the message
+		// goes without it.
+		why := strings.TrimPrefix(strings.TrimPrefix(ae.msg, "POST /api/v2/uploads: "), "Zendesk refused the data: ")
+		return "", fmt.Sprintf("(Zendesk did not take the %s: %s; an admin can download it from wahub: GET /api/v1/media/%s.)", kind, why, info.ID), nil
 	case err != nil:
 		return "", "", err
 	}
@@ -181,7 +190,7 @@ func tooLargeNote(kind string, info sdk.MediaInfo) string {
 // one made of the kind and the media id, with the MIME type's extension.
 func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
 	for _, n := range []string{m.Media.Filename, info.Filename} {
-		if n = strings.TrimSpace(n); n != "" {
+		if n = cleanName(n); n != "" {
 			return n
 		}
 	}
@@ -193,6 +202,22 @@ func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
 		kind = "voice"
 	}
 	return kind + "-" + m.Media.ID + extension(mimeType)
+}
+
+// cleanName keeps a customer's file name safe to pass on: no directories,
+// no control characters (a line break in a multipart header or a query
+// would start a new one).
+func cleanName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	return strings.TrimSpace(name)
 }
 
 // extension is a MIME type's usual file extension; the system's table
@@ -405,6 +430,11 @@ func (p replyPart) what() string {
 // note; a failure worth retrying answers 503, and the parts already done
 // are not done again.
 func (c *connector) sendReply(ctx context.Context, s *settings, tr ticketRecord, ticketID int64, cm *zComment) *sdk.HookResponse {
+	// Zendesk waits 12 seconds for a webhook's answer, less than a large
+	// file may take: the work goes on when it stops waiting, and its
+	// retry finds the parts done (or, for one still in flight, the hub's
+	// idempotency key sends it once).
+	ctx = context.WithoutCancel(ctx)
 	kv := s.host.KV()
 	var parts []replyPart
 	if t := strings.TrimSpace(cm.text()); t != "" {

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wahub/wahub/plugins/zendesk/zendesktest"
 	"github.com/wahub/wahub/sdk"
@@ -47,6 +49,7 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 		{name: "image", typ: "image", mime: "image/jpeg", wantName: "image-m_image.jpg", size: 300 << 10},
 		{name: "voice note", typ: "audio", mime: "audio/ogg", voice: true, wantName: "voice-m_voice.ogg", size: 40 << 10},
 		{name: "pdf", typ: "document", mime: "application/pdf", filename: "fatura.pdf", wantName: "fatura.pdf", size: 1<<20 + 17},
+		{name: "path and line break", typ: "document", mime: "application/pdf", filename: "..\\x\\evil\r\n.pdf", wantName: "evil.pdf", size: 10},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,6 +171,18 @@ func TestInboundMediaNotAttached(t *testing.T) {
 				})
 			},
 			has: []string{"[Document: scan.pdf]", "(The document is 4 bytes, larger than the 50.0 MB Zendesk takes; an admin can download it from wahub: GET /api/v1/media/m_doc.)"}},
+		{name: "a file type the account does not allow", typ: "document",
+			media: &sdk.Media{ID: "m_exe", MimeType: "application/x-msdownload", Filename: "setup.exe"},
+			setup: func(e *env) {
+				e.host.AddMedia(sdk.MediaInfo{ID: "m_exe", MimeType: "application/x-msdownload"}, []byte("MZ"))
+				e.setIntercept(func(r *http.Request) *injected {
+					if strings.HasPrefix(r.URL.Path, "/api/v2/uploads") {
+						return &injected{status: 422, body: `{"error":"RecordInvalid","description":"Record validation errors","details":{"base":[{"description":"File type is not allowed"}]}}`}
+					}
+					return nil
+				})
+			},
+			has: []string{"[Document: setup.exe]", "(Zendesk did not take the document: Zendesk answered 422 Unprocessable Entity (RecordInvalid; Record validation errors; base: File type is not allowed); an admin can download it from wahub: GET /api/v1/media/m_exe.)"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -367,5 +382,52 @@ func TestAgentReplyAttachmentRetriedAfterTransientFailure(t *testing.T) {
 	}
 	if got, _ := e.host.MediaBytes(sent[0].Media.ID); sum(got) != sum(data) {
 		t.Errorf("the hub holds sha256 %s, want %s", sum(got), sum(data))
+	}
+}
+
+func TestAgentReplyAttachmentSentAfterZendeskStopsWaiting(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	id := withTicket(t, e)
+	data := fileBytes(4, 50<<10)
+	cid, err := e.fake.AgentCommentFiles(id, "", true, zendesktest.File{Name: "a.pdf", ContentType: "application/pdf", Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.setIntercept(func(r *http.Request) *injected {
+		if strings.HasPrefix(r.URL.Path, "/_files/") {
+			once.Do(func() { close(started) })
+			<-release
+		}
+		return nil
+	})
+	sent := make(chan sdk.OutboundMessage, 1)
+	e.host.Send = func(m sdk.OutboundMessage) (sdk.SendResult, error) {
+		sent <- m
+		return sdk.SendResult{ID: "msg_1", State: "queued"}, nil
+	}
+	// Zendesk gives up on the webhook while the file is downloading.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	body := zendesktest.WebhookBody(id, cid)
+	go func() {
+		_, err := e.r.HandleHook(ctx, &sdk.HookRequest{Method: http.MethodPost, Path: "/hooks/zendesk", Header: e.fake.SignWebhook(body), Body: body})
+		done <- err
+	}()
+	<-started
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("HandleHook answered although its caller had gone")
+	}
+	close(release)
+	var m sdk.OutboundMessage
+	select {
+	case m = <-sent:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the attachment was not sent once Zendesk stopped waiting")
+	}
+	if got, _ := e.host.MediaBytes(m.Media.ID); sum(got) != sum(data) {
+		t.Errorf("sent %+v holding sha256 %s, want %s", m, sum(got), sum(data))
 	}
 }

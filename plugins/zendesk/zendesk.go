@@ -114,8 +114,9 @@
 // or WhatsApp refuses (too large for its type, a type WhatsApp does not
 // send), or that cannot be downloaded, is named in the internal note with
 // the reason. Zendesk gives a webhook 12 seconds: a large file can take
-// longer, and Zendesk's retry then carries on where the last attempt
-// stopped. Internal notes, comments by the
+// longer, and the connector carries on after Zendesk stops waiting; the
+// retry finds the parts done, and one still in flight is sent once (the
+// hub's idempotency key). Internal notes, comments by the
 // requester or any end user, and tickets wahub did not open are answered
 // 200 and left alone. When the hub refuses the message (the customer
 // opted out, or the 24-hour window is closed) the connector adds an

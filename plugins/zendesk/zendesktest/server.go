@@ -244,6 +244,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	limit := int64(maxBody)
 	if path == "/api/v2/uploads" {
 		limit = s.uploadLimit()
+		if h := s.uploadHold(); h != nil {
+			r.Body = &heldBody{ReadCloser: r.Body, h: h}
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {

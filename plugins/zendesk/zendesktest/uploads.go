@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -93,6 +95,7 @@ type files struct {
 	signKey   []byte
 	downloads []Download
 	limit     int64 // the largest upload; MaxUploadBytes unless WithUploadLimit
+	hold      *Hold
 }
 
 func (s *Server) fs() *files {
@@ -346,4 +349,55 @@ func (fs *files) sign(tok, exp string) string {
 	mac := hmac.New(sha256.New, fs.signKey)
 	mac.Write([]byte(tok + "\n" + exp))
 	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// Hold stalls uploads part-way, for crash tests: each upload reads its
+// first After bytes, then waits for Release.
+type Hold struct {
+	after    int64
+	started  chan struct{}
+	once     sync.Once
+	released chan struct{}
+	rel      sync.Once
+}
+
+// Started is closed when an upload reached the hold.
+func (h *Hold) Started() <-chan struct{} { return h.started }
+
+// Release lets held and later uploads go on.
+func (h *Hold) Release() { h.rel.Do(func() { close(h.released) }) }
+
+// HoldUploads stalls every upload after its first after bytes until the
+// hold is released.
+func (s *Server) HoldUploads(after int64) *Hold {
+	h := &Hold{after: after, started: make(chan struct{}), released: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fs().hold = h
+	return h
+}
+
+func (s *Server) uploadHold() *Hold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fs().hold
+}
+
+// heldBody reads an upload's body through its hold.
+type heldBody struct {
+	io.ReadCloser
+	h *Hold
+	n int64
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	if b.n >= b.h.after {
+		b.h.once.Do(func() { close(b.h.started) })
+		<-b.h.released
+	} else if rest := b.h.after - b.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
 }
