@@ -125,12 +125,15 @@ type attachment struct {
 // files scope).
 func (c *connector) attach(ctx context.Context, s *settings, k kind, ev *sdk.Event) (attachment, error) {
 	m := ev.Message
-	if !s.attachMedia || (k != kindInbound && k != kindOutbound) || m == nil || m.Media == nil || m.Media.ID == "" {
+	if (k != kindInbound && k != kindOutbound) || m == nil || m.Media == nil || m.Media.ID == "" {
 		return attachment{}, nil
 	}
 	what := mediafile.Noun(m)
 	if m.Media.State == sdk.MediaUnavailable {
 		return attachment{note: mediafile.Unavailable(what, m.Media.Reason)}, nil
+	}
+	if !s.attachMedia {
+		return attachment{}, nil
 	}
 	key := kvFile + ev.ID + ":" + m.Media.ID
 	kv := s.host.KV()
