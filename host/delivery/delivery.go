@@ -409,7 +409,7 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery, fence []st
 	for _, d := range batch {
 		n := len(d.JSON) + eventOverhead
 		if n > limit {
-			settled = append(settled, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "failed", State: store.StateDead,
+			settled = append(settled, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: store.AttemptFailed, State: store.StateDead,
 				Error: fmt.Sprintf("the event is %d bytes as JSON, over the %d bytes one plugin call may carry; it cannot be delivered (inspect it with GET /api/v1/events/%s)",
 					len(d.JSON), limit, d.EventID)})
 			w.e.log.Error("dead letter: the event is too large for one plugin call", "connector", w.name, "event", d.EventID, "bytes", len(d.JSON))
@@ -426,7 +426,7 @@ func (w *worker) deliver(ctx context.Context, batch []store.Delivery, fence []st
 		chunks = append(chunks, cur)
 	}
 	hold := func(d store.Delivery, until time.Time, why string) {
-		settled = append(settled, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
+		settled = append(settled, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: store.AttemptHeld, Held: true,
 			State: store.StatePending, NextAt: until, Error: why})
 	}
 	held := map[string]time.Time{} // conversation → not before
@@ -492,7 +492,7 @@ func (w *worker) prepare(ctx context.Context, batch []store.Delivery) ([]store.D
 		if until, ok := waiting[d.Conversation]; ok {
 			// Behind the held one, and released with it (the store ties
 			// the two by MediaFollowReason).
-			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
+			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: store.AttemptHeld, Held: true,
 				State: store.StatePending, NextAt: until, Error: store.MediaFollowReason})
 			continue
 		}
@@ -505,7 +505,7 @@ func (w *worker) prepare(ctx context.Context, batch []store.Delivery) ([]store.D
 		}
 		if !hold.IsZero() {
 			waiting[d.Conversation] = hold
-			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: "held", Held: true,
+			held = append(held, store.Attempt{DeliveryID: d.ID, At: w.e.opt.Clock.Now(), Outcome: store.AttemptHeld, Held: true,
 				State: store.StatePending, NextAt: hold, Error: store.MediaHoldReason})
 			continue
 		}
@@ -582,17 +582,17 @@ func (w *worker) outcomes(batch []store.Delivery, results []sdk.Result, callErr 
 		var outcome sdk.Outcome
 		switch {
 		case callErr != nil:
-			a.Outcome, a.Error = "error", callErr.Error()
+			a.Outcome, a.Error = store.AttemptError, callErr.Error()
 		case !found:
-			a.Outcome, a.Error = "error", "the plugin returned no result for this event"
+			a.Outcome, a.Error = store.AttemptError, "the plugin returned no result for this event"
 		default:
 			outcome = res.Outcome
-			a.Outcome, a.Error, a.RetryAfter = outcome.String(), res.Error, res.RetryAfter
+			a.Outcome, a.Error, a.RetryAfter = store.OutcomeOf(outcome), res.Error, res.RetryAfter
 		}
 		if found && callErr == nil && res.NotAttempted && res.Outcome == sdk.Retry {
 			// Not the event's failure: it waits behind its conversation
 			// without spending its retry budget.
-			a.Outcome, a.Held, a.State = "held", true, store.StatePending
+			a.Outcome, a.Held, a.State = store.AttemptHeld, true, store.StatePending
 			a.NextAt = end.Add(w.delay(max(d.Attempts, 1), a.RetryAfter))
 			a.Error = errtext.Cap(a.Error)
 			attempts = append(attempts, a)

@@ -43,7 +43,7 @@ func (m *Metrics) batch(connector string, took time.Duration, attempts []store.A
 	}
 	m.batchTime.WithLabelValues(connector).Observe(took.Seconds())
 	for _, a := range attempts {
-		m.outcomes.WithLabelValues(connector, a.Outcome, a.State).Inc()
+		m.outcomes.WithLabelValues(connector, string(a.Outcome), a.State).Inc()
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wahub/wahub/sdk"
 )
 
 // Delivery states.
@@ -199,14 +201,47 @@ func (s *Store) NextDueIn(ctx context.Context, connector string, parts []int) (t
 // what it looks at.
 const nextDueWindow = 10000
 
+// AttemptOutcome is what one delivery attempt came to, as
+// delivery_attempts.outcome keeps it.
+type AttemptOutcome string
+
+// Attempt outcomes: the connector's answer (OutcomeOf), or what the hub
+// itself concluded.
+const (
+	AttemptDelivered AttemptOutcome = "delivered"
+	AttemptRetry     AttemptOutcome = "retry"
+	AttemptFailed    AttemptOutcome = "failed"
+	AttemptSkipped   AttemptOutcome = "skipped"
+	// AttemptError: the plugin could not be reached or gave no result
+	// for the event, so what became of it is unknown.
+	AttemptError AttemptOutcome = "error"
+	// AttemptHeld: the connector did not try the event, held behind an
+	// earlier event of its conversation.
+	AttemptHeld AttemptOutcome = "held"
+)
+
+// OutcomeOf is the attempt outcome a connector's answer records; an
+// outcome the SDK does not define is an error.
+func OutcomeOf(o sdk.Outcome) AttemptOutcome {
+	switch o {
+	case sdk.Delivered:
+		return AttemptDelivered
+	case sdk.Retry:
+		return AttemptRetry
+	case sdk.Failed:
+		return AttemptFailed
+	case sdk.Skipped:
+		return AttemptSkipped
+	}
+	return AttemptError
+}
+
 // Attempt is the outcome of one delivery attempt.
 type Attempt struct {
 	DeliveryID int64
 	At         time.Time
 	Duration   time.Duration
-	// Outcome is delivered, retry, failed, skipped, or error (the plugin
-	// could not be reached: the outcome is unknown).
-	Outcome    string
+	Outcome    AttemptOutcome
 	Error      string
 	RetryAfter time.Duration
 	// State is the delivery's new state; NextAt when it stays pending.
@@ -402,12 +437,12 @@ type DeliveryRecord struct {
 
 // AttemptRecord is one stored attempt.
 type AttemptRecord struct {
-	Attempt    int       `json:"attempt"`
-	At         time.Time `json:"at"`
-	DurationMs int64     `json:"duration_ms"`
-	Outcome    string    `json:"outcome"`
-	Error      string    `json:"error,omitempty"`
-	RetryAfter int64     `json:"retry_after_ms,omitempty"`
+	Attempt    int            `json:"attempt"`
+	At         time.Time      `json:"at"`
+	DurationMs int64          `json:"duration_ms"`
+	Outcome    AttemptOutcome `json:"outcome"`
+	Error      string         `json:"error,omitempty"`
+	RetryAfter int64          `json:"retry_after_ms,omitempty"`
 }
 
 // EventDeliveries returns every connector's delivery of the event seq.
@@ -448,7 +483,7 @@ func (s *Store) EventDeliveries(ctx context.Context, seq int64) ([]DeliveryRecor
 		if attempt.Valid {
 			out[i].Attempts = append(out[i].Attempts, AttemptRecord{
 				Attempt: int(attempt.Int64), At: time.UnixMilli(at.Int64).UTC(), DurationMs: dur.Int64,
-				Outcome: outcome.String, Error: aerr.String, RetryAfter: retryAfter.Int64,
+				Outcome: AttemptOutcome(outcome.String), Error: aerr.String, RetryAfter: retryAfter.Int64,
 			})
 		}
 	}

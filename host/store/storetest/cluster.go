@@ -102,7 +102,7 @@ func testLeasesAndFencing(t *testing.T, b Backend) {
 	if other, _ := s.DueIn(ctx, "c", []int{}, clock.Now(), 10); len(other) != 0 {
 		t.Fatalf("no partitions held, yet %d due", len(other))
 	}
-	done := []store.Attempt{{DeliveryID: due[0].ID, At: clock.Now(), Outcome: "delivered", State: store.StateDelivered}}
+	done := []store.Attempt{{DeliveryID: due[0].ID, At: clock.Now(), Outcome: store.AttemptDelivered, State: store.StateDelivered}}
 	// The River #1302 regression: a late owner's outcome changes nothing.
 	if err := s.RecordAttempts(ctx, done, a...); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("A records under a lost lease: %v, want ErrLeaseLost", err)

@@ -550,10 +550,10 @@ func testPruneKeepsWhatIsNotSettled(t *testing.T, open Opener) {
 	}
 	var attempts []store.Attempt
 	for _, d := range due {
-		a := store.Attempt{DeliveryID: d.ID, At: t0, Outcome: "delivered", State: store.StateDelivered}
+		a := store.Attempt{DeliveryID: d.ID, At: t0, Outcome: store.AttemptDelivered, State: store.StateDelivered}
 		switch d.EventID {
 		case "dead":
-			a.Outcome, a.State = "failed", store.StateDead
+			a.Outcome, a.State = store.AttemptFailed, store.StateDead
 		case "pending":
 			continue
 		}
@@ -592,9 +592,9 @@ func testReadsOnAFilledStore(t *testing.T, open Opener) {
 		t.Fatalf("due %d %v", len(due), err)
 	}
 	if err := s.RecordAttempts(ctx, []store.Attempt{
-		{DeliveryID: due[0].ID, At: t0, Outcome: "delivered", State: store.StateDelivered},
-		{DeliveryID: due[1].ID, At: t0, Outcome: "retry", Error: "503", State: store.StatePending, NextAt: t0.Add(time.Minute)},
-		{DeliveryID: due[2].ID, At: t0, Outcome: "failed", Error: "400", State: store.StateDead},
+		{DeliveryID: due[0].ID, At: t0, Outcome: store.AttemptDelivered, State: store.StateDelivered},
+		{DeliveryID: due[1].ID, At: t0, Outcome: store.AttemptRetry, Error: "503", State: store.StatePending, NextAt: t0.Add(time.Minute)},
+		{DeliveryID: due[2].ID, At: t0, Outcome: store.AttemptFailed, Error: "400", State: store.StateDead},
 	}); err != nil {
 		t.Fatal(err)
 	}
