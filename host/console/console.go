@@ -97,8 +97,10 @@ type Options struct {
 	StoreKind string
 	// Sandbox is the sandbox's fakes, nil when sandbox mode is off.
 	Sandbox Sandbox
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Media shows customers' files in conversations (nil: not shown).
+	Media  Media
+	Logger *slog.Logger
+	Now    func() time.Time
 	// Keepalive is how often the live stream sends a comment and a
 	// refresh while nothing changes (default 10s).
 	Keepalive time.Duration
@@ -159,6 +161,7 @@ func New(opt Options) (*Console, error) {
 	c.mux.Handle("GET /console/sandbox", c.view(c.sandbox))
 	c.mux.Handle("POST /console/sandbox/{action}", c.action(c.sandboxAction, admin_))
 	c.mux.Handle("GET /console/live", c.view(c.live))
+	c.mux.Handle("GET /console/media/{id}", c.view(c.media))
 	return c, nil
 }
 
@@ -173,7 +176,7 @@ func cacheStatic(h http.Handler) http.Handler {
 
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")

@@ -257,6 +257,7 @@ type bubble struct {
 	Ev         sdk.Event
 	Dir        string // in, out, note
 	Text       string
+	File       *fileView // a message's media
 	Deliveries []store.DeliveryState
 	Out        *store.OutboundRecord
 }
@@ -325,7 +326,8 @@ func (c *Console) conversation(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	for _, ev := range evs {
-		b := bubble{Ev: ev, Deliveries: states[ev.Seq]}
+		c.annotate(ctx, &ev)
+		b := bubble{Ev: ev, Deliveries: states[ev.Seq], File: c.fileView(ev.Message)}
 		switch {
 		case ev.Type == sdk.TypeMessageSent:
 			b.Dir = "out"

@@ -16,6 +16,7 @@ func (h *Hub) newConsole() (*console.Console, error) {
 	started := h.clock.Now()
 	host, _ := os.Hostname()
 	opt := console.Options{
+		Media:       h.media,
 		AdminToken:  h.cfg.Server.AdminToken.Reveal(),
 		ViewerToken: h.cfg.Server.ViewerToken.Reveal(),
 		Secure:      h.cfg.Server.TLSCert != "" && h.cfg.Server.TLSKey != "",

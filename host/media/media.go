@@ -74,6 +74,10 @@ type Store struct {
 	log     *slog.Logger
 	metrics *Metrics
 
+	// started bounds holds too: files queued before a restart get their
+	// wait again, since the fetcher was not running for them.
+	started time.Time
+
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // media id → closed when its fetch ends
 	kick     chan struct{}
@@ -103,7 +107,7 @@ func New(opt Options) (*Store, error) {
 	return &Store{
 		backend: opt.Backend, records: opt.Records, graph: opt.Graph, maxSize: opt.MaxSize,
 		spool: opt.SpoolDir, fetch: opt.Fetch.withDefaults(), wait: opt.Wait, clock: opt.Clock, log: opt.Logger,
-		inflight: map[string]chan struct{}{}, kick: make(chan struct{}, 1),
+		inflight: map[string]chan struct{}{}, kick: make(chan struct{}, 1), started: opt.Clock.Now(),
 	}, nil
 }
 

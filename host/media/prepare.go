@@ -17,7 +17,8 @@ var mediaKey = []byte(`"media"`)
 // Prepare gives an event to delivery as a plugin should see it now:
 // message.media with the file's state, size and, when unavailable, why.
 // While the file is still being fetched and the event is younger than
-// media.delivery_wait, it returns hold instead: delivery tries again then,
+// media.delivery_wait (or the hub was started less than that ago), it
+// returns hold instead: delivery tries again then,
 // or as soon as the fetch ends (the store releases the hold), so
 // connectors normally see the file available and one that is lost never
 // holds up a conversation for longer than the wait.
@@ -47,7 +48,11 @@ func (s *Store) Prepare(ctx context.Context, body []byte) (out []byte, hold time
 		return nil, time.Time{}, err
 	}
 	if rec.State == sdk.MediaPending && s.wait > 0 {
-		if until := rec.CreatedAt.Add(s.wait); until.After(s.clock.Now()) {
+		from := rec.CreatedAt
+		if s.started.After(from) {
+			from = s.started
+		}
+		if until := from.Add(s.wait); until.After(s.clock.Now()) {
 			return nil, until, nil
 		}
 	}

@@ -1,0 +1,104 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/wahub/wahub/sdk"
+)
+
+// Media is the hub's media store as the console shows it: files streamed
+// to the browser, and each event's file state.
+type Media interface {
+	Open(ctx context.Context, id string) (sdk.MediaInfo, io.ReadCloser, error)
+	Annotate(ctx context.Context, ev *sdk.Event)
+}
+
+// media streams a customer's file to a signed-in operator, so the
+// conversation view can show the photo, play the voice note and open the
+// document. Images, audio and video show inline; anything else downloads.
+func (c *Console) media(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.opt.Media == nil {
+		http.NotFound(w, r)
+		return
+	}
+	info, rc, err := c.opt.Media.Open(r.Context(), r.PathValue("id"))
+	if errors.Is(err, sdk.ErrMediaUnavailable) {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		c.opt.Logger.Error("console: media", "media", r.PathValue("id"), "err", err)
+		http.Error(w, "the media store could not answer; see the hub's log", http.StatusInternalServerError)
+		return
+	}
+	defer rc.Close()
+	h := w.Header()
+	mt := info.MimeType
+	if mt == "" {
+		mt = "application/octet-stream"
+	}
+	h.Set("Content-Type", mt)
+	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	// A file is the same bytes for ever; it is the customer's, so private.
+	h.Set("Cache-Control", "private, max-age=3600")
+	disposition := "inline"
+	if kind := sdk.MediaTypeFor(mt); kind == sdk.MediaDocument {
+		// A document could be HTML or SVG: never rendered in the
+		// console's origin.
+		disposition = "attachment"
+	}
+	if info.Filename != "" {
+		disposition = mime.FormatMediaType(disposition, map[string]string{"filename": info.Filename})
+	}
+	h.Set("Content-Disposition", disposition)
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	io.Copy(w, rc)
+}
+
+// annotate gives a bubble's media its current state.
+func (c *Console) annotate(ctx context.Context, ev *sdk.Event) {
+	if c.opt.Media != nil && ev.Message != nil && ev.Message.Media != nil {
+		c.opt.Media.Annotate(ctx, ev)
+	}
+}
+
+// fileView is how a bubble shows its file: inline when the hub holds it,
+// else why not.
+type fileView struct {
+	URL  string // empty when the file cannot be shown
+	Kind string // image, sticker, audio, video, document
+	Name string
+	Note string
+}
+
+func (c *Console) fileView(m *sdk.Message) *fileView {
+	if m == nil || m.Media == nil || m.Media.ID == "" || c.opt.Media == nil {
+		return nil
+	}
+	md := m.Media
+	kind := m.Type
+	switch kind {
+	case sdk.MediaImage, sdk.MediaSticker, sdk.MediaAudio, sdk.MediaVideo, sdk.MediaDocument:
+	default:
+		kind = sdk.MediaTypeFor(md.MimeType)
+	}
+	f := &fileView{Kind: kind, Name: md.Filename}
+	if f.Name == "" {
+		f.Name = kind + " " + md.MimeType
+	}
+	switch md.State {
+	case sdk.MediaAvailable:
+		f.URL = "/console/media/" + url.PathEscape(md.ID)
+	case sdk.MediaUnavailable:
+		f.Note = "The file could not be retrieved: " + md.Reason
+	default:
+		f.Note = "The file is being fetched from WhatsApp."
+	}
+	return f
+}

@@ -1,0 +1,93 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wahub/wahub/host/media"
+	"github.com/wahub/wahub/host/store"
+	"github.com/wahub/wahub/sdk"
+)
+
+// The conversation view shows a customer's photo inline, plays the voice
+// note, links the document, and says why a lost file is missing; the
+// files come from /console/media/{id} to a signed-in operator only.
+func TestConversationShowsMedia(t *testing.T) {
+	var ms *media.Store
+	e := newEnv(t, func(o *Options) {
+		b, err := media.NewLocal(filepath.Join(t.TempDir(), "media"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ms, err = media.New(media.Options{Backend: b, Records: o.Store.(*store.Store), Logger: slog.New(slog.DiscardHandler)}); err != nil {
+			t.Fatal(err)
+		}
+		o.Media = ms
+	})
+	ctx := context.Background()
+	photo := []byte("\xff\xd8\xff\xe0 a jpeg")
+	files := []struct {
+		id, kind, mime, name string
+		data                 []byte
+		state                sdk.MediaState
+		want                 string
+	}{
+		{"m-photo", "image", "image/jpeg", "", photo, sdk.MediaAvailable, `<img src="/console/media/m-photo"`},
+		{"m-voice", "audio", "audio/ogg; codecs=opus", "", []byte("OggS voice"), sdk.MediaAvailable, `<audio controls preload="none" src="/console/media/m-voice">`},
+		{"m-pdf", "document", "application/pdf", "fatura.pdf", []byte("%PDF-1.4"), sdk.MediaAvailable, `<a class="file" href="/console/media/m-pdf">fatura.pdf</a>`},
+		{"m-gone", "image", "image/jpeg", "", nil, sdk.MediaUnavailable, `The file could not be retrieved: gone at WhatsApp`},
+	}
+	var evs []sdk.Event
+	for _, f := range files {
+		evs = append(evs, sdk.Event{ID: "evt_" + f.id, Type: sdk.TypeMessageReceived, OccurredAt: e.clock.Now(), ReceivedAt: e.clock.Now(),
+			Business: &sdk.Business{PhoneNumberID: "pn"}, Contact: &sdk.Contact{WAID: "5511987650001"},
+			Message: &sdk.Message{ID: "wamid." + f.id, Type: f.kind, Media: &sdk.Media{ID: f.id, MimeType: f.mime, Filename: f.name}}})
+	}
+	if _, err := e.st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Dispatch(ctx, 100, func(*sdk.Event, store.RouteState) store.Decision {
+		return store.Decision{Route: &sdk.Route{Rule: "r", Team: "support"}, Team: "support"}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		out := store.MediaOutcome{ID: f.id, State: f.state, Reason: "gone at WhatsApp"}
+		if f.data != nil {
+			// Keep the bytes as the fetcher would, under the media id.
+			info, err := ms.Put(ctx, sdk.MediaUpload{MimeType: f.mime}, bytes.NewReader(f.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = store.MediaOutcome{ID: f.id, State: f.state, SHA256: info.SHA256, Size: info.Size}
+		}
+		if err := e.st.FinishMediaFetch(ctx, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	viewer, _ := e.signIn(viewerTok)
+	_, page := viewer.get("/console/conversations/" + evs[0].ConversationID)
+	for _, f := range files {
+		if !strings.Contains(page, f.want) {
+			t.Errorf("conversation lacks %s", f.want)
+		}
+	}
+	resp, body := viewer.get("/console/media/m-photo")
+	if resp.StatusCode != 200 || body != string(photo) || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Fatalf("GET /console/media/m-photo: %d %q %s", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+	if resp, _ := viewer.get("/console/media/m-pdf"); !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Errorf("a document is served %q, want as an attachment", resp.Header.Get("Content-Disposition"))
+	}
+	if resp, _ := viewer.get("/console/media/m-gone"); resp.StatusCode != 404 {
+		t.Errorf("a lost file: %d, want 404", resp.StatusCode)
+	}
+	anon := &client{e: e}
+	if resp, body := anon.get("/console/media/m-photo"); resp.StatusCode == 200 || body == string(photo) {
+		t.Fatalf("without a session: %d", resp.StatusCode)
+	}
+}
