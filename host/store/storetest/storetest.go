@@ -326,7 +326,9 @@ func testCaughtUpDispatchIsQuiet(t *testing.T, open Opener) {
 	if len(r.seen) != 1 {
 		t.Fatalf("dispatched %d events, want 1", len(r.seen))
 	}
-	ch := s.Changed()
+	// Commits are what signal Changed to this hub's stages; a PostgreSQL
+	// store also signals on its listener's own schedule (polls, its own
+	// NOTIFY echoed back), so Changed itself proves nothing there.
 	commits, _ := s.WriterStats()
 	for range 3 {
 		if n, err := s.Dispatch(context.Background(), 100, r.decide); err != nil || n != 0 {
@@ -335,11 +337,6 @@ func testCaughtUpDispatchIsQuiet(t *testing.T, open Opener) {
 	}
 	if after, _ := s.WriterStats(); after != commits {
 		t.Errorf("a caught-up dispatch committed %d times", after-commits)
-	}
-	select {
-	case <-ch:
-		t.Error("a caught-up dispatch signalled Changed")
-	default:
 	}
 	// And the next event is still dispatched.
 	if _, err := s.Append(context.Background(), []sdk.Event{textEvent("q2", "551", "", "", t0)}); err != nil {
