@@ -118,6 +118,10 @@ func (h *Hold) wait(ctx context.Context) {
 // byte: a client that dies meanwhile has uploaded nothing.
 func (s *Server) HoldUpload() *Hold { return s.hold("upload") }
 
+// HoldDownload stalls the next authorised download before it sends any
+// byte.
+func (s *Server) HoldDownload() *Hold { return s.hold("download") }
+
 // HoldAnswer lets the next call of method take effect (a file shared, a
 // message posted) and stalls its answer: to the caller, what dying just
 // after Slack acted looks like.
@@ -437,7 +441,15 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		data, mimetype, size = f.data, f.Mimetype, f.Size
 	}
+	var hold *Hold
+	if authorised {
+		hold = s.takeHold("download")
+	}
 	s.mu.Unlock()
+	hold.wait(r.Context())
+	if r.Context().Err() != nil {
+		return // the client went away while held
+	}
 	switch {
 	case !authorised:
 		// files.slack.com sends whoever lacks access to sign in.
