@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"github.com/wahub/wahub/host/admin"
+	"github.com/wahub/wahub/host/graph/graphtest"
 	"github.com/wahub/wahub/plugins/slack/slacktest"
 )
 
 // Media through the Slack connector end to end (issue 18): the real
 // binary fetches a customer's file from the Graph fake, and the slack
 // plugin uploads it into the conversation's thread of the Slack fake,
-// byte for byte.
+// byte for byte; an agent's file in the thread reaches the Graph fake as
+// an upload plus a media message with the same bytes, and one too large
+// for WhatsApp is explained in the thread and not sent.
 
 const slackMediaKeys = `
 media:
@@ -175,5 +178,127 @@ func TestMediaSlackKill(t *testing.T) {
 				t.Errorf("completeUploadExternal called %d times, want %d", n, tc.wantShares)
 			}
 		})
+	}
+}
+
+func TestMediaSlackOutbound(t *testing.T) {
+	graph, graphURL := newGraph(t)
+	slack, slackURL := slackNewFake(t)
+	h := newHub(t, slackConfig(graphURL, slackURL)+slackMediaKeys)
+	h.waitConnector(slackConnector, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	h.postText(slackCustomerA, "wamid.mo-0", "Pode me mandar a segunda via?", time.Now())
+	root, _ := slackWaitThread(t, slack, 1, "Pode me mandar a segunda via?", 0)
+
+	pdf := slackMediaBytes("%PDF-1.7\n", 700<<10, 4)
+	f := slack.AddFile("segunda-via.pdf", "application/pdf", slackAgent, pdf)
+	body := slacktest.EventCallback("EvMO1", time.Now(), slacktest.MessageEvent{
+		User: slackAgent, SubType: "file_share", Text: "Segue a segunda via", TS: fmt.Sprintf("%d.000100", time.Now().Unix()),
+		ThreadTS: root.TS, Channel: slackChannel, Files: []json.RawMessage{slack.FileObject(slackURL, f.ID, false)},
+	})
+	// Slack's retry of the same event sends nothing twice.
+	for retry := range 2 {
+		if status, resp := slackHook(t, h, slackSecret, body, retry); status != 200 {
+			t.Fatalf("hook: %d %s", status, resp)
+		}
+	}
+	var sent graphtest.Sent
+	slackWait(t, slack, 60*time.Second, "the agent's PDF sent to the customer", func() bool {
+		for _, s := range slackSentTo(graph, slackCustomerA) {
+			if s.MediaID != "" {
+				sent = s
+				return true
+			}
+		}
+		return false
+	})
+	var up graphtest.Upload
+	for _, u := range graph.Uploads() {
+		if u.ID == sent.MediaID {
+			up = u
+		}
+	}
+	if up.SHA256 != slackMediaSum(pdf) || up.Size != int64(len(pdf)) {
+		t.Errorf("Graph got upload %+v, want the agent's %d bytes (sha256 %s)", up, len(pdf), slackMediaSum(pdf))
+	}
+	if sent.Kind != "document" || sent.Caption != "Segue a segunda via" || sent.Filename != "segunda-via.pdf" {
+		t.Errorf("media message %+v", sent)
+	}
+	if n := graph.UploadCount(); n != 1 {
+		t.Errorf("%d uploads to Graph, want 1", n)
+	}
+
+	// Too large for WhatsApp's image limit (5 MB): a note, nothing sent.
+	big := slackMediaBytes("\x89PNG\r\n\x1a\n", 6<<20, 5)
+	g := slack.AddFile("foto-grande.png", "image/png", slackAgent, big)
+	before := len(slackSentTo(graph, slackCustomerA))
+	body = slacktest.EventCallback("EvMO2", time.Now(), slacktest.MessageEvent{
+		User: slackAgent, SubType: "file_share", TS: fmt.Sprintf("%d.000200", time.Now().Unix()),
+		ThreadTS: root.TS, Channel: slackChannel, Files: []json.RawMessage{slack.FileObject(slackURL, g.ID, false)},
+	})
+	if status, resp := slackHook(t, h, slackSecret, body, 0); status != 200 {
+		t.Fatalf("hook: %d %s", status, resp)
+	}
+	slackWait(t, slack, 60*time.Second, "a note that the large image was not sent", func() bool {
+		for _, m := range slackBotReplies(slack, root.TS) {
+			if strings.Contains(m.Text, "Not sent to WhatsApp") && strings.Contains(m.Text, "foto-grande.png") {
+				return true
+			}
+		}
+		return false
+	})
+	if after := len(slackSentTo(graph, slackCustomerA)); after != before {
+		t.Errorf("%d messages sent for a file that was refused", after-before)
+	}
+}
+
+// Killed while the plugin reads an agent's file from Slack: the reply was
+// recorded before Slack was answered, so after the restart the file
+// reaches the customer, once.
+func TestMediaSlackKillMidDownload(t *testing.T) {
+	graph, graphURL := newGraph(t)
+	slack, slackURL := slackNewFake(t)
+	h := newHub(t, slackConfig(graphURL, slackURL)+slackMediaKeys)
+	st := h.waitConnector(slackConnector, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" && c.PID != 0 })
+	h.postText(slackCustomerA, "wamid.mk-0", "Manda o contrato?", time.Now())
+	root, _ := slackWaitThread(t, slack, 1, "Manda o contrato?", 0)
+
+	pdf := slackMediaBytes("%PDF-1.7\n", 900<<10, 6)
+	f := slack.AddFile("contrato.pdf", "application/pdf", slackAgent, pdf)
+	hold := slack.HoldDownload()
+	body := slacktest.EventCallback("EvMK1", time.Now(), slacktest.MessageEvent{
+		User: slackAgent, SubType: "file_share", Text: "Segue o contrato", TS: fmt.Sprintf("%d.000300", time.Now().Unix()),
+		ThreadTS: root.TS, Channel: slackChannel, Files: []json.RawMessage{slack.FileObject(slackURL, f.ID, false)},
+	})
+	if status, resp := slackHook(t, h, slackSecret, body, 0); status != 200 {
+		t.Fatalf("hook: %d %s", status, resp)
+	}
+	select {
+	case <-hold.Reached():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the plugin never started the download; the Slack fake holds:%s", slackDump(slack))
+	}
+	h.kill()
+	slackPluginGone(t, st.PID)
+	hold.Release()
+	h.start()
+	slackWait(t, slack, 60*time.Second, "the agent's PDF sent after the restart", func() bool {
+		for _, s := range slackSentTo(graph, slackCustomerA) {
+			if s.MediaID != "" {
+				return true
+			}
+		}
+		return false
+	})
+	var media []graphtest.Sent
+	for _, s := range slackSentTo(graph, slackCustomerA) {
+		if s.MediaID != "" {
+			media = append(media, s)
+		}
+	}
+	if len(media) != 1 || media[0].Caption != "Segue o contrato" {
+		t.Fatalf("media messages %+v, want one with the agent's text", media)
+	}
+	if ups := graph.Uploads(); len(ups) != 1 || ups[0].SHA256 != slackMediaSum(pdf) {
+		t.Errorf("Graph uploads %+v, want the agent's file once", ups)
 	}
 }
