@@ -251,27 +251,58 @@ func hdGetMedia(t *testing.T, h *hubProc, id string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// TestMediaHelpdeskKilledMidUpload kills the hub and its Zendesk plugin
+// TestMediaHelpdeskKilledMidUpload kills the hub and its helpdesk plugin
 // (SIGKILL, the whole process group) while the customer's file is half
-// uploaded to Zendesk: after a restart the message is on the ticket once,
+// uploaded to Zendesk (POST /api/v2/uploads) or Freshdesk (the note's
+// multipart body): after a restart the message is on the ticket once,
 // with the file attached once and byte-identical.
 func TestMediaHelpdeskKilledMidUpload(t *testing.T) {
-	graph, graphURL := newGraph(t)
-	z := helpdeskNewZendesk(t).(*helpdeskZendesk)
-	fake := hdZendesk{z}
-	const connector = "crash-zendesk"
-	h := newHubProc(t, helpdeskConfig(graphURL, connector, "zendesk", z.config()), true)
-	t.Cleanup(func() { _ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL) })
-	hold := z.fake.HoldUploads(64 << 10)
-	t.Cleanup(hold.Release)
+	for _, tc := range []struct {
+		plugin string
+		// newFake returns the fake and a hold that stalls its uploads.
+		newFake func(*testing.T) (hdFake, hdHold)
+	}{
+		{"zendesk", func(t *testing.T) (hdFake, hdHold) {
+			z := helpdeskNewZendesk(t).(*helpdeskZendesk)
+			return hdZendesk{z}, z.fake.HoldUploads(64 << 10)
+		}},
+		{"freshdesk", func(t *testing.T) (hdFake, hdHold) {
+			f := helpdeskNewFreshdesk(t).(*helpdeskFreshdesk)
+			return hdFreshdesk{f}, f.fake.HoldMultipart(64 << 10)
+		}},
+	} {
+		t.Run(tc.plugin, func(t *testing.T) {
+			t.Parallel()
+			fake, hold := tc.newFake(t)
+			hdKilledMidUpload(t, tc.plugin, fake, hold)
+		})
+	}
+}
 
+// hdHold is a fake's stall of uploads.
+type hdHold interface {
+	Started() <-chan struct{}
+	Release()
+}
+
+func hdKilledMidUpload(t *testing.T, plugin string, fake hdFake, hold hdHold) {
+	graph, graphURL := newGraph(t)
+	connector := "crash-" + plugin
+	t.Cleanup(hold.Release)
+	h := newHubProc(t, helpdeskConfig(graphURL, connector, plugin, fake.config()), true)
+	t.Cleanup(func() { _ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL) })
+
+	// A first message opens the ticket, so that the file goes into a
+	// note (Freshdesk) or comment of its own.
+	h.postText(helpdeskCustomerOpen, "wamid.media-hd-crash-1", "vou mandar o contrato", time.Now())
+	helpdeskWait(t, fake, "the ticket", func(tks []helpdeskTicket) bool { return len(tks) == 1 })
 	f := hdMediaFile{typ: "document", mime: "application/pdf", filename: "contrato.pdf", caption: "o contrato", data: hdBytes(5, 2<<20)}
 	mf := graph.AddMedia("", f.mime, f.filename, f.data)
-	hdPostMedia(h, helpdeskCustomerOpen, "wamid.media-hd-crash", f, mf, time.Now())
+	hdPostMedia(h, helpdeskCustomerOpen, "wamid.media-hd-crash-2", f, mf, time.Now())
 	select {
 	case <-hold.Started():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("no upload reached Zendesk within 60s:%s", helpdeskDump(fake))
+		t.Fatalf("no upload reached the helpdesk within 60s:%s", helpdeskDump(fake))
 	}
 	if err := syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -283,10 +314,10 @@ func TestMediaHelpdeskKilledMidUpload(t *testing.T) {
 	helpdeskWait(t, fake, "the document on the ticket after the restart", func([]helpdeskTicket) bool { return len(fake.files(t)) > 0 })
 	helpdeskWaitIdle(h, connector)
 	tks := fake.tickets()
-	if len(tks) != 1 || len(tks[0].customerEntries()) != 1 {
-		t.Fatalf("want one ticket with the customer's message once:%s", helpdeskDump(fake))
+	if len(tks) != 1 || len(tks[0].customerEntries()) != 2 {
+		t.Fatalf("want one ticket with the customer's two messages once each:%s", helpdeskDump(fake))
 	}
 	if got := fake.files(t); len(got) != 1 || got[0] != hdSHA(f.data) {
-		t.Errorf("files at Zendesk (sha256) %q, want the customer's document once (%s)", got, hdSHA(f.data))
+		t.Errorf("files at the helpdesk (sha256) %q, want the customer's document once (%s)", got, hdSHA(f.data))
 	}
 }
