@@ -1,6 +1,7 @@
 package freshdesk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -253,16 +254,62 @@ func (c *connector) callMultipart(ctx context.Context, s *settings, path string,
 		defer close(done)
 		pw.CloseWithError(writeForm(ctx, mw, fields, file))
 	}()
-	err := c.send(ctx, s, http.MethodPost, path, nil, pr, mw.FormDataContentType(), transferTimeout, out)
+	err := c.send(ctx, s, http.MethodPost, path, nil, pr, mw.FormDataContentType(), formLength(mw.Boundary(), fields, file), transferTimeout, out)
 	// Unblocks the writer when the request ended before reading it all.
 	pr.CloseWithError(errors.New("the request ended"))
 	<-done
 	return err
 }
 
+// formLength is the length of the body writeForm writes, so that the
+// request says it (Content-Length) instead of being chunked: the fields
+// and the file's part header written once more to count them, the file's
+// size, and the closing boundary. -1 when the file's size is unknown.
+func formLength(boundary string, fields map[string]any, file *inboundFile) int64 {
+	if file.info.Size <= 0 {
+		return -1
+	}
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	if mw.SetBoundary(boundary) != nil || writeFields(mw, fields) != nil {
+		return -1
+	}
+	if _, err := mw.CreatePart(fileHeader(file)); err != nil {
+		return -1
+	}
+	return int64(head.Len()) + file.info.Size + int64(len("\r\n--"+boundary+"--\r\n"))
+}
+
+func fileHeader(file *inboundFile) textproto.MIMEHeader {
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="attachments[]"; filename="`+quoteEscaper.Replace(file.name)+`"`)
+	h.Set("Content-Type", file.mime)
+	return h
+}
+
 // writeForm writes the form: each field a part ("name[]" repeated for a
 // list), then the file as "attachments[]".
 func writeForm(ctx context.Context, mw *multipart.Writer, fields map[string]any, file *inboundFile) error {
+	if err := writeFields(mw, fields); err != nil {
+		return err
+	}
+	r, err := file.open(ctx)
+	if err != nil {
+		return fmt.Errorf("read the customer's file from the hub: %w", err)
+	}
+	defer r.Close()
+	part, err := mw.CreatePart(fileHeader(file))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(part, r); err != nil {
+		return fmt.Errorf("stream the customer's file: %w", err)
+	}
+	return mw.Close()
+}
+
+// writeFields writes the form's fields in key order.
+func writeFields(mw *multipart.Writer, fields map[string]any) error {
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
 		keys = append(keys, k)
@@ -296,22 +343,7 @@ func writeForm(ctx context.Context, mw *multipart.Writer, fields map[string]any,
 			return err
 		}
 	}
-	r, err := file.open(ctx)
-	if err != nil {
-		return fmt.Errorf("read the customer's file from the hub: %w", err)
-	}
-	defer r.Close()
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="attachments[]"; filename="`+quoteEscaper.Replace(file.name)+`"`)
-	h.Set("Content-Type", file.mime)
-	part, err := mw.CreatePart(h)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(part, r); err != nil {
-		return fmt.Errorf("stream the customer's file: %w", err)
-	}
-	return mw.Close()
+	return nil
 }
 
 // fileRedirect follows an attachment_url's redirects, no further than

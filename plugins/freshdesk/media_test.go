@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -51,8 +52,42 @@ func attachments(t *testing.T, list []any) []freshdesktest.Attachment {
 	return out
 }
 
+// countingBody counts what a request body gives.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
 func TestInboundMediaAttachedByteIdentical(t *testing.T) {
-	e := newEnv(t, setup{})
+	// Each multipart request says its length (Content-Length, not
+	// chunked), and it is the body's.
+	type length struct {
+		declared, sent int64
+		chunked        bool
+	}
+	var mu sync.Mutex
+	var lengths []length
+	e := newEnv(t, setup{handler: func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+				fake.ServeHTTP(w, r)
+				return
+			}
+			body := &countingBody{ReadCloser: r.Body}
+			r.Body = body
+			fake.ServeHTTP(w, r)
+			_, _ = io.Copy(io.Discard, body)
+			mu.Lock()
+			lengths = append(lengths, length{r.ContentLength, body.n, len(r.TransferEncoding) > 0})
+			mu.Unlock()
+		})
+	}})
 	cases := []struct {
 		name, id, typ, mime, filename, wantName string
 		voice                                   bool
@@ -90,6 +125,16 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 			}
 		})
 	}
+	mu.Lock()
+	if len(lengths) != 4 {
+		t.Errorf("%d multipart requests, want 4", len(lengths))
+	}
+	for _, l := range lengths {
+		if l.declared <= 0 || l.declared != l.sent || l.chunked {
+			t.Errorf("multipart request: Content-Length %d, body %d bytes, chunked %t", l.declared, l.sent, l.chunked)
+		}
+	}
+	mu.Unlock()
 	// Delivered again: nothing more is attached.
 	e.mustDeliver(mediaEvent("evt_m_pdf", "conv_ana", "document", &sdk.Media{ID: "m_pdf", MimeType: "application/pdf"}))
 	if n := len(e.onlyTicket().Conversations); n != len(cases)-1 {
