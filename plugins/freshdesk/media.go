@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -17,7 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 	"github.com/wahub/wahub/sdk/sdkhttp"
 )
@@ -78,19 +80,6 @@ func (f *inboundFile) close() {
 	}
 }
 
-// mediaKind names a message's file for agents: "image", "voice message".
-func mediaKind(m *sdk.Message) string {
-	switch {
-	case m.Media != nil && m.Media.Voice:
-		return "voice message"
-	case m.Type == sdk.MediaAudio:
-		return "audio file"
-	case m.Type == "":
-		return "file"
-	}
-	return m.Type
-}
-
 // inboundMedia examines the event's file: what to attach, or the note
 // (HTML) to write instead. An error is worth a retry.
 func (c *connector) inboundMedia(ctx context.Context, s *settings, ev *sdk.Event) (*inboundFile, string, error) {
@@ -98,13 +87,13 @@ func (c *connector) inboundMedia(ctx context.Context, s *settings, ev *sdk.Event
 	if m == nil || m.Media == nil || m.Media.ID == "" {
 		return nil, "", nil
 	}
-	kind := mediaKind(m)
+	kind := mediafile.Noun(m)
 	if m.Media.State == sdk.MediaUnavailable {
 		return nil, unavailableNote(kind, m.Media.Reason), nil
 	}
 	info, r, err := s.host.OpenMedia(ctx, m.Media.ID)
 	if errors.Is(err, sdk.ErrMediaUnavailable) {
-		return nil, unavailableNote(kind, unavailableReason(err)), nil
+		return nil, unavailableNote(kind, mediafile.Reason(err)), nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read the customer's %s from the hub: %w", kind, err)
@@ -120,24 +109,17 @@ func (c *connector) inboundMedia(ctx context.Context, s *settings, ev *sdk.Event
 	if mt == "" {
 		mt = "application/octet-stream"
 	}
-	return &inboundFile{host: s.host, id: m.Media.ID, info: info, name: fileName(m, info, mt), mime: mt, r: r}, "", nil
-}
-
-// unavailableReason is what the hub said after "media unavailable: "
-// (the error wraps it once per process boundary).
-func unavailableReason(err error) string {
-	msg, marker := err.Error(), sdk.ErrMediaUnavailable.Error()+": "
-	if i := strings.LastIndex(msg, marker); i >= 0 {
-		return msg[i+len(marker):]
-	}
-	return msg
+	return &inboundFile{host: s.host, id: m.Media.ID, info: info, name: mediafile.Name(ev, info), mime: mt, r: r}, "", nil
 }
 
 func unavailableNote(kind, reason string) string {
-	if reason == "" {
-		reason = "the hub does not have it"
-	}
-	return para(em(esc(fmt.Sprintf("The %s could not be retrieved: %s.", kind, strings.TrimSuffix(reason, ".")))))
+	return para(em(esc(capitalize(mediafile.Unavailable(kind, strings.TrimSuffix(reason, "."))) + ".")))
+}
+
+// capitalize starts a sentence.
+func capitalize(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 func tooLargeNote(kind string, size int64, id string) string {
@@ -160,76 +142,6 @@ func refusedNote(kind string, err error, id string) string {
 func fileRefused(err error) bool {
 	ae, ok := asAPIError(err)
 	return ok && (ae.status == http.StatusRequestEntityTooLarge || (ae.status == http.StatusBadRequest && ae.field("attachments") != nil))
-}
-
-// fileName is the attachment's name: the customer's for a document, else
-// one made of the kind and the media id, with the MIME type's extension.
-func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
-	for _, n := range []string{m.Media.Filename, info.Filename} {
-		if n = cleanName(n); n != "" {
-			return n
-		}
-	}
-	kind := m.Type
-	if kind == "" {
-		kind = "file"
-	}
-	if m.Media.Voice {
-		kind = "voice"
-	}
-	return kind + "-" + m.Media.ID + extension(mimeType)
-}
-
-// cleanName keeps a customer's file name safe to pass on: no directories,
-// no control characters (a line break in a multipart header or a query
-// would start a new one).
-func cleanName(name string) string {
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, name)
-	return strings.TrimSpace(name)
-}
-
-// extension is a MIME type's usual file extension; the system's table
-// differs between machines, so WhatsApp's types are named here.
-func extension(mimeType string) string {
-	mt, _, _ := mime.ParseMediaType(mimeType)
-	switch mt {
-	case "image/jpeg":
-		return ".jpg"
-	case "image/png":
-		return ".png"
-	case "image/webp":
-		return ".webp"
-	case "audio/ogg":
-		return ".ogg"
-	case "audio/mpeg":
-		return ".mp3"
-	case "audio/mp4":
-		return ".m4a"
-	case "audio/aac":
-		return ".aac"
-	case "audio/amr":
-		return ".amr"
-	case "video/mp4":
-		return ".mp4"
-	case "video/3gpp":
-		return ".3gp"
-	case "application/pdf":
-		return ".pdf"
-	case "text/plain":
-		return ".txt"
-	}
-	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
-		return exts[0]
-	}
-	return ".bin"
 }
 
 func humanSize(n int64) string {

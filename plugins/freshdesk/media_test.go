@@ -95,8 +95,8 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 	}{
 		// The first opens the ticket (multipart create), the others are
 		// notes (multipart notes).
-		{name: "image", id: "m_img", typ: "image", mime: "image/jpeg", wantName: "image-m_img.jpg", size: 300 << 10},
-		{name: "voice note", id: "m_voice", typ: "audio", mime: "audio/ogg", voice: true, wantName: "voice-m_voice.ogg", size: 40 << 10},
+		{name: "image", id: "m_img", typ: "image", mime: "image/jpeg", wantName: "whatsapp-image-20261124-120000.jpg", size: 300 << 10},
+		{name: "voice note", id: "m_voice", typ: "audio", mime: "audio/ogg", voice: true, wantName: "whatsapp-voice-note-20261124-120000.ogg", size: 40 << 10},
 		{name: "pdf", id: "m_pdf", typ: "document", mime: "application/pdf", filename: "fatura \"março\".pdf", wantName: "fatura \"março\".pdf", size: 1<<20 + 17},
 		{name: "a name with a path and a line break", id: "m_evil", typ: "document", mime: "application/pdf", filename: "../../etc/evil\r\nX-Injected: 1.pdf", wantName: "evilX-Injected: 1.pdf", size: 100},
 	}
@@ -170,7 +170,7 @@ func TestInboundMediaNotAttached(t *testing.T) {
 			has:   "<em>The image could not be retrieved: the media id is gone at Meta.</em>"},
 		{name: "lost by the hub", typ: "audio", note: true,
 			media: &sdk.Media{ID: "m_lost", MimeType: "audio/ogg", Voice: true},
-			has:   "<em>The voice message could not be retrieved: no media &#34;m_lost&#34;.</em>"},
+			has:   "<em>The voice note could not be retrieved: no media &#34;m_lost&#34;.</em>"},
 		{name: "over the 20 MB Freshdesk takes", typ: "video",
 			media: &sdk.Media{ID: "m_big", MimeType: "video/mp4"},
 			has:   "<em>The video is 25.0 MB, larger than the 20.0 MB Freshdesk takes per ticket or note; an admin can download it from wahub: GET /api/v1/media/m_big.</em>"},
