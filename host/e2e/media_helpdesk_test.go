@@ -23,7 +23,9 @@ import (
 // the hub and reach the Zendesk and Freshdesk fakes byte-identical; a
 // media id that is gone still delivers its message, saying the file could
 // not be retrieved; an agent's attachment on a Zendesk or Freshdesk reply
-// is downloaded by the connector and stored in the hub byte-identical.
+// is downloaded by the connector, stored in the hub byte-identical and
+// reaches the Graph fake as an upload plus a media message with the same
+// bytes; a file WhatsApp refuses is explained in a private note.
 
 // hdMediaFile is a customer's file as the test sends it.
 type hdMediaFile struct {
@@ -223,8 +225,9 @@ func hdMediaRun(t *testing.T, connector, plugin string, fake hdFake) {
 
 	// An agent's reply with a PDF: the file reaches the hub's media store
 	// byte-identical (Host.PutMedia), however often the webhook comes.
+	const text = "Segue a segunda via."
 	pdf := hdMediaFile{mime: "application/pdf", filename: "segunda_via.pdf", data: hdBytes(7, 300<<10)}
-	replyID := fake.agentReplyFiles(t, tks[0].ID, "Segue a segunda via.", pdf)
+	replyID := fake.agentReplyFiles(t, tks[0].ID, text, pdf)
 	for i := range 2 {
 		if code, body := helpdeskDo(t, fake.hookRequest(t, hookURL, tks[0].ID, replyID, true)); code != 200 {
 			t.Fatalf("webhook %d: %d %s", i+1, code, body)
@@ -235,6 +238,73 @@ func hdMediaRun(t *testing.T, connector, plugin string, fake hdFake) {
 	if code != 200 || hdSHA(got) != hdSHA(pdf.data) {
 		t.Errorf("GET /api/v1/media/%s: %d, %d bytes (sha256 %s), want the agent's PDF (sha256 %s)", id, code, len(got), hdSHA(got), hdSHA(pdf.data))
 	}
+	hdAgentAttachmentSent(t, h, graph, fake, tks[0].ID, hookURL, pdf, text)
+}
+
+// hdAgentAttachmentSent follows the agent's PDF (already handed to the
+// hub) to the Graph fake: one upload with the same bytes and one document
+// message with it, and the reply's text once, although the webhook came
+// twice. Then a file WhatsApp does not send: no upload, no message, and a
+// private note tells the agent why.
+func hdAgentAttachmentSent(t *testing.T, h *hubProc, graph *graphtest.Server, fake hdFake, ticketID int64, hookURL string, pdf hdMediaFile, text string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(hdMediaSent(graph, helpdeskCustomerOpen)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no media message reached the Graph API within 30s; it holds:%s\nthe helpdesk:%s", helpdeskSentDump(graph), helpdeskDump(fake))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.waitOutboxSettled()
+	media := hdMediaSent(graph, helpdeskCustomerOpen)
+	ups := graph.Uploads()
+	if len(media) != 1 || len(ups) != 1 {
+		t.Fatalf("%d media messages and %d uploads, want one each:%s", len(media), len(ups), helpdeskSentDump(graph))
+	}
+	if ups[0].SHA256 != hdSHA(pdf.data) || media[0].MediaID != ups[0].ID || media[0].Kind != "document" || media[0].Filename != pdf.filename {
+		t.Errorf("upload %+v and message %+v, want the agent's PDF (sha256 %s) sent as a document", ups[0], media[0], hdSHA(pdf.data))
+	}
+	texts := 0
+	for _, s := range helpdeskSentTo(graph, helpdeskCustomerOpen) {
+		if s.Text == text {
+			texts++
+		}
+	}
+	if texts != 1 {
+		t.Errorf("the reply's text was sent %d times, want once:%s", texts, helpdeskSentDump(graph))
+	}
+
+	exe := hdMediaFile{mime: "application/x-msdownload", filename: "setup.exe", data: hdBytes(8, 2000)}
+	replyID := fake.agentReplyFiles(t, ticketID, "", exe)
+	if code, body := helpdeskDo(t, fake.hookRequest(t, hookURL, ticketID, replyID, true)); code != 200 {
+		t.Fatalf("webhook: %d %s", code, body)
+	}
+	helpdeskWait(t, fake, "a private note about setup.exe", func(tks []helpdeskTicket) bool {
+		for _, n := range tks[0].privateNotes() {
+			if strings.Contains(n.Body, "setup.exe") {
+				return true
+			}
+		}
+		return false
+	})
+	h.waitOutboxSettled()
+	if n := len(graph.Uploads()); n != 1 {
+		t.Errorf("%d uploads after a refused file, want still 1", n)
+	}
+	if n := len(hdMediaSent(graph, helpdeskCustomerOpen)); n != 1 {
+		t.Errorf("%d media messages after a refused file, want still 1", n)
+	}
+}
+
+// hdMediaSent returns the media messages the Graph fake accepted for waID.
+func hdMediaSent(graph *graphtest.Server, waID string) []graphtest.Sent {
+	var out []graphtest.Sent
+	for _, s := range helpdeskSentTo(graph, waID) {
+		if s.MediaID != "" || s.Link != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // hdGetMedia reads a file the hub keeps, as an admin.
@@ -251,27 +321,58 @@ func hdGetMedia(t *testing.T, h *hubProc, id string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// TestMediaHelpdeskKilledMidUpload kills the hub and its Zendesk plugin
+// TestMediaHelpdeskKilledMidUpload kills the hub and its helpdesk plugin
 // (SIGKILL, the whole process group) while the customer's file is half
-// uploaded to Zendesk: after a restart the message is on the ticket once,
+// uploaded to Zendesk (POST /api/v2/uploads) or Freshdesk (the note's
+// multipart body): after a restart the message is on the ticket once,
 // with the file attached once and byte-identical.
 func TestMediaHelpdeskKilledMidUpload(t *testing.T) {
-	graph, graphURL := newGraph(t)
-	z := helpdeskNewZendesk(t).(*helpdeskZendesk)
-	fake := hdZendesk{z}
-	const connector = "crash-zendesk"
-	h := newHubProc(t, helpdeskConfig(graphURL, connector, "zendesk", z.config()), true)
-	t.Cleanup(func() { _ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL) })
-	hold := z.fake.HoldUploads(64 << 10)
-	t.Cleanup(hold.Release)
+	for _, tc := range []struct {
+		plugin string
+		// newFake returns the fake and a hold that stalls its uploads.
+		newFake func(*testing.T) (hdFake, hdHold)
+	}{
+		{"zendesk", func(t *testing.T) (hdFake, hdHold) {
+			z := helpdeskNewZendesk(t).(*helpdeskZendesk)
+			return hdZendesk{z}, z.fake.HoldUploads(64 << 10)
+		}},
+		{"freshdesk", func(t *testing.T) (hdFake, hdHold) {
+			f := helpdeskNewFreshdesk(t).(*helpdeskFreshdesk)
+			return hdFreshdesk{f}, f.fake.HoldMultipart(64 << 10)
+		}},
+	} {
+		t.Run(tc.plugin, func(t *testing.T) {
+			t.Parallel()
+			fake, hold := tc.newFake(t)
+			hdKilledMidUpload(t, tc.plugin, fake, hold)
+		})
+	}
+}
 
+// hdHold is a fake's stall of uploads.
+type hdHold interface {
+	Started() <-chan struct{}
+	Release()
+}
+
+func hdKilledMidUpload(t *testing.T, plugin string, fake hdFake, hold hdHold) {
+	graph, graphURL := newGraph(t)
+	connector := "crash-" + plugin
+	t.Cleanup(hold.Release)
+	h := newHubProc(t, helpdeskConfig(graphURL, connector, plugin, fake.config()), true)
+	t.Cleanup(func() { _ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL) })
+
+	// A first message opens the ticket, so that the file goes into a
+	// note (Freshdesk) or comment of its own.
+	h.postText(helpdeskCustomerOpen, "wamid.media-hd-crash-1", "vou mandar o contrato", time.Now())
+	helpdeskWait(t, fake, "the ticket", func(tks []helpdeskTicket) bool { return len(tks) == 1 })
 	f := hdMediaFile{typ: "document", mime: "application/pdf", filename: "contrato.pdf", caption: "o contrato", data: hdBytes(5, 2<<20)}
 	mf := graph.AddMedia("", f.mime, f.filename, f.data)
-	hdPostMedia(h, helpdeskCustomerOpen, "wamid.media-hd-crash", f, mf, time.Now())
+	hdPostMedia(h, helpdeskCustomerOpen, "wamid.media-hd-crash-2", f, mf, time.Now())
 	select {
 	case <-hold.Started():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("no upload reached Zendesk within 60s:%s", helpdeskDump(fake))
+		t.Fatalf("no upload reached the helpdesk within 60s:%s", helpdeskDump(fake))
 	}
 	if err := syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -283,10 +384,10 @@ func TestMediaHelpdeskKilledMidUpload(t *testing.T) {
 	helpdeskWait(t, fake, "the document on the ticket after the restart", func([]helpdeskTicket) bool { return len(fake.files(t)) > 0 })
 	helpdeskWaitIdle(h, connector)
 	tks := fake.tickets()
-	if len(tks) != 1 || len(tks[0].customerEntries()) != 1 {
-		t.Fatalf("want one ticket with the customer's message once:%s", helpdeskDump(fake))
+	if len(tks) != 1 || len(tks[0].customerEntries()) != 2 {
+		t.Fatalf("want one ticket with the customer's two messages once each:%s", helpdeskDump(fake))
 	}
 	if got := fake.files(t); len(got) != 1 || got[0] != hdSHA(f.data) {
-		t.Errorf("files at Zendesk (sha256) %q, want the customer's document once (%s)", got, hdSHA(f.data))
+		t.Errorf("files at the helpdesk (sha256) %q, want the customer's document once (%s)", got, hdSHA(f.data))
 	}
 }

@@ -145,12 +145,12 @@ func (c *connector) call(ctx context.Context, s *settings, method, path string, 
 		}
 		body, contentType = bytes.NewReader(b), "application/json"
 	}
-	return c.send(ctx, s, method, path, query, body, contentType, s.timeout, out)
+	return c.send(ctx, s, method, path, query, body, contentType, -1, s.timeout, out)
 }
 
-// send makes one API call with body (of contentType) and decodes a 2xx
-// answer into out.
-func (c *connector) send(ctx context.Context, s *settings, method, path string, query url.Values, body io.Reader, contentType string, timeout time.Duration, out any) error {
+// send makes one API call with body (of contentType, length bytes when
+// known, else -1) and decodes a 2xx answer into out.
+func (c *connector) send(ctx context.Context, s *settings, method, path string, query url.Values, body io.Reader, contentType string, length int64, timeout time.Duration, out any) error {
 	op := method + " " + path
 	now := c.now()
 	if until := s.pausedUntil.Load(); until > now.UnixNano() {
@@ -167,6 +167,9 @@ func (c *connector) send(ctx context.Context, s *settings, method, path string, 
 	req, err := http.NewRequestWithContext(rctx, method, u, body)
 	if err != nil {
 		return &apiError{op: op, status: -1, text: fmt.Sprintf("%s: build request: %v", op, err)}
+	}
+	if length >= 0 {
+		req.ContentLength = length
 	}
 	req.SetBasicAuth(s.apiKey, "X")
 	req.Header.Set("Accept", "application/json")

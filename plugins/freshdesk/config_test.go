@@ -98,7 +98,7 @@ func TestMessageRendering(t *testing.T) {
 			subject: "Foto do produto", has: []string{"<em>Image</em> (image/jpeg, 2 KB)", "<div>Foto do produto</div>", "<em>The image could not be retrieved: no media &#34;1003383421387256&#34;.</em>"},
 			hasNot: []string{"lookaside"}},
 		{name: "voice note, gone at Meta", msg: sdk.Message{Type: "audio", Media: &sdk.Media{ID: "77", MimeType: "audio/ogg; codecs=opus", Voice: true, State: sdk.MediaUnavailable, Reason: "Meta no longer has it"}},
-			subject: "Voice message", has: []string{"<em>Voice message</em> (audio/ogg; codecs=opus)", "<em>The voice message could not be retrieved: Meta no longer has it.</em>"}},
+			subject: "Voice message", has: []string{"<em>Voice message</em> (audio/ogg; codecs=opus)", "<em>The voice note could not be retrieved: Meta no longer has it.</em>"}},
 		{name: "document, unsafe URL dropped", msg: sdk.Message{Type: "document", Media: &sdk.Media{ID: "9", Filename: "boleto.pdf", URL: "javascript:alert(1)"}},
 			subject: "Document boleto.pdf", has: []string{"Document boleto.pdf"}, hasNot: []string{"javascript"}},
 		{name: "location", msg: sdk.Message{Type: "location", Location: &sdk.Location{Latitude: -23.55052, Longitude: -46.633308, Name: "Loja Centro"}},

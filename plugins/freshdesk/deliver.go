@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -280,7 +281,7 @@ func (c *connector) inbound(ctx context.Context, s *settings, ev *sdk.Event) sdk
 			body := map[string]any{"body": msg.html, "private": false, "incoming": true, "user_id": t.RequesterID}
 			note, err := c.addNote(ctx, s, t.ID, body, file)
 			if file != nil && fileRefused(err) {
-				body["body"] = msg.html + refusedNote(mediaKind(ev.Message), err, file.id)
+				body["body"] = msg.html + refusedNote(mediafile.Noun(ev.Message), err, file.id)
 				note, err = c.addNote(ctx, s, t.ID, body, nil)
 			}
 			if isStatus(err, http.StatusNotFound) {
@@ -377,7 +378,7 @@ func (c *connector) openTicket(ctx context.Context, s *settings, ev *sdk.Event, 
 		}
 		if file != nil && fileRefused(err) {
 			// Not created: the ticket goes without the file, saying so.
-			msg.html += refusedNote(mediaKind(ev.Message), err, file.id)
+			msg.html += refusedNote(mediafile.Noun(ev.Message), err, file.id)
 			file = nil
 			continue
 		}

@@ -1,13 +1,13 @@
 package freshdesk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
 	"io"
-	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -16,7 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 	"github.com/wahub/wahub/sdk/sdkhttp"
 )
@@ -77,19 +80,6 @@ func (f *inboundFile) close() {
 	}
 }
 
-// mediaKind names a message's file for agents: "image", "voice message".
-func mediaKind(m *sdk.Message) string {
-	switch {
-	case m.Media != nil && m.Media.Voice:
-		return "voice message"
-	case m.Type == sdk.MediaAudio:
-		return "audio file"
-	case m.Type == "":
-		return "file"
-	}
-	return m.Type
-}
-
 // inboundMedia examines the event's file: what to attach, or the note
 // (HTML) to write instead. An error is worth a retry.
 func (c *connector) inboundMedia(ctx context.Context, s *settings, ev *sdk.Event) (*inboundFile, string, error) {
@@ -97,13 +87,13 @@ func (c *connector) inboundMedia(ctx context.Context, s *settings, ev *sdk.Event
 	if m == nil || m.Media == nil || m.Media.ID == "" {
 		return nil, "", nil
 	}
-	kind := mediaKind(m)
+	kind := mediafile.Noun(m)
 	if m.Media.State == sdk.MediaUnavailable {
 		return nil, unavailableNote(kind, m.Media.Reason), nil
 	}
 	info, r, err := s.host.OpenMedia(ctx, m.Media.ID)
 	if errors.Is(err, sdk.ErrMediaUnavailable) {
-		return nil, unavailableNote(kind, unavailableReason(err)), nil
+		return nil, unavailableNote(kind, mediafile.Reason(err)), nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read the customer's %s from the hub: %w", kind, err)
@@ -119,24 +109,17 @@ func (c *connector) inboundMedia(ctx context.Context, s *settings, ev *sdk.Event
 	if mt == "" {
 		mt = "application/octet-stream"
 	}
-	return &inboundFile{host: s.host, id: m.Media.ID, info: info, name: fileName(m, info, mt), mime: mt, r: r}, "", nil
-}
-
-// unavailableReason is what the hub said after "media unavailable: "
-// (the error wraps it once per process boundary).
-func unavailableReason(err error) string {
-	msg, marker := err.Error(), sdk.ErrMediaUnavailable.Error()+": "
-	if i := strings.LastIndex(msg, marker); i >= 0 {
-		return msg[i+len(marker):]
-	}
-	return msg
+	return &inboundFile{host: s.host, id: m.Media.ID, info: info, name: mediafile.Name(ev, info), mime: mt, r: r}, "", nil
 }
 
 func unavailableNote(kind, reason string) string {
-	if reason == "" {
-		reason = "the hub does not have it"
-	}
-	return para(em(esc(fmt.Sprintf("The %s could not be retrieved: %s.", kind, strings.TrimSuffix(reason, ".")))))
+	return para(em(esc(capitalize(mediafile.Unavailable(kind, strings.TrimSuffix(reason, "."))) + ".")))
+}
+
+// capitalize starts a sentence.
+func capitalize(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 func tooLargeNote(kind string, size int64, id string) string {
@@ -161,76 +144,6 @@ func fileRefused(err error) bool {
 	return ok && (ae.status == http.StatusRequestEntityTooLarge || (ae.status == http.StatusBadRequest && ae.field("attachments") != nil))
 }
 
-// fileName is the attachment's name: the customer's for a document, else
-// one made of the kind and the media id, with the MIME type's extension.
-func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
-	for _, n := range []string{m.Media.Filename, info.Filename} {
-		if n = cleanName(n); n != "" {
-			return n
-		}
-	}
-	kind := m.Type
-	if kind == "" {
-		kind = "file"
-	}
-	if m.Media.Voice {
-		kind = "voice"
-	}
-	return kind + "-" + m.Media.ID + extension(mimeType)
-}
-
-// cleanName keeps a customer's file name safe to pass on: no directories,
-// no control characters (a line break in a multipart header or a query
-// would start a new one).
-func cleanName(name string) string {
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, name)
-	return strings.TrimSpace(name)
-}
-
-// extension is a MIME type's usual file extension; the system's table
-// differs between machines, so WhatsApp's types are named here.
-func extension(mimeType string) string {
-	mt, _, _ := mime.ParseMediaType(mimeType)
-	switch mt {
-	case "image/jpeg":
-		return ".jpg"
-	case "image/png":
-		return ".png"
-	case "image/webp":
-		return ".webp"
-	case "audio/ogg":
-		return ".ogg"
-	case "audio/mpeg":
-		return ".mp3"
-	case "audio/mp4":
-		return ".m4a"
-	case "audio/aac":
-		return ".aac"
-	case "audio/amr":
-		return ".amr"
-	case "video/mp4":
-		return ".mp4"
-	case "video/3gpp":
-		return ".3gp"
-	case "application/pdf":
-		return ".pdf"
-	case "text/plain":
-		return ".txt"
-	}
-	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
-		return exts[0]
-	}
-	return ".bin"
-}
-
 func humanSize(n int64) string {
 	switch {
 	case n >= 1<<20:
@@ -253,16 +166,62 @@ func (c *connector) callMultipart(ctx context.Context, s *settings, path string,
 		defer close(done)
 		pw.CloseWithError(writeForm(ctx, mw, fields, file))
 	}()
-	err := c.send(ctx, s, http.MethodPost, path, nil, pr, mw.FormDataContentType(), transferTimeout, out)
+	err := c.send(ctx, s, http.MethodPost, path, nil, pr, mw.FormDataContentType(), formLength(mw.Boundary(), fields, file), transferTimeout, out)
 	// Unblocks the writer when the request ended before reading it all.
 	pr.CloseWithError(errors.New("the request ended"))
 	<-done
 	return err
 }
 
+// formLength is the length of the body writeForm writes, so that the
+// request says it (Content-Length) instead of being chunked: the fields
+// and the file's part header written once more to count them, the file's
+// size, and the closing boundary. -1 when the file's size is unknown.
+func formLength(boundary string, fields map[string]any, file *inboundFile) int64 {
+	if file.info.Size <= 0 {
+		return -1
+	}
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	if mw.SetBoundary(boundary) != nil || writeFields(mw, fields) != nil {
+		return -1
+	}
+	if _, err := mw.CreatePart(fileHeader(file)); err != nil {
+		return -1
+	}
+	return int64(head.Len()) + file.info.Size + int64(len("\r\n--"+boundary+"--\r\n"))
+}
+
+func fileHeader(file *inboundFile) textproto.MIMEHeader {
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="attachments[]"; filename="`+quoteEscaper.Replace(file.name)+`"`)
+	h.Set("Content-Type", file.mime)
+	return h
+}
+
 // writeForm writes the form: each field a part ("name[]" repeated for a
 // list), then the file as "attachments[]".
 func writeForm(ctx context.Context, mw *multipart.Writer, fields map[string]any, file *inboundFile) error {
+	if err := writeFields(mw, fields); err != nil {
+		return err
+	}
+	r, err := file.open(ctx)
+	if err != nil {
+		return fmt.Errorf("read the customer's file from the hub: %w", err)
+	}
+	defer r.Close()
+	part, err := mw.CreatePart(fileHeader(file))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(part, r); err != nil {
+		return fmt.Errorf("stream the customer's file: %w", err)
+	}
+	return mw.Close()
+}
+
+// writeFields writes the form's fields in key order.
+func writeFields(mw *multipart.Writer, fields map[string]any) error {
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
 		keys = append(keys, k)
@@ -296,22 +255,7 @@ func writeForm(ctx context.Context, mw *multipart.Writer, fields map[string]any,
 			return err
 		}
 	}
-	r, err := file.open(ctx)
-	if err != nil {
-		return fmt.Errorf("read the customer's file from the hub: %w", err)
-	}
-	defer r.Close()
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="attachments[]"; filename="`+quoteEscaper.Replace(file.name)+`"`)
-	h.Set("Content-Type", file.mime)
-	part, err := mw.CreatePart(h)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(part, r); err != nil {
-		return fmt.Errorf("stream the customer's file: %w", err)
-	}
-	return mw.Close()
+	return nil
 }
 
 // fileRedirect follows an attachment_url's redirects, no further than

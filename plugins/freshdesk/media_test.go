@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -51,8 +52,42 @@ func attachments(t *testing.T, list []any) []freshdesktest.Attachment {
 	return out
 }
 
+// countingBody counts what a request body gives.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
 func TestInboundMediaAttachedByteIdentical(t *testing.T) {
-	e := newEnv(t, setup{})
+	// Each multipart request says its length (Content-Length, not
+	// chunked), and it is the body's.
+	type length struct {
+		declared, sent int64
+		chunked        bool
+	}
+	var mu sync.Mutex
+	var lengths []length
+	e := newEnv(t, setup{handler: func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+				fake.ServeHTTP(w, r)
+				return
+			}
+			body := &countingBody{ReadCloser: r.Body}
+			r.Body = body
+			fake.ServeHTTP(w, r)
+			_, _ = io.Copy(io.Discard, body)
+			mu.Lock()
+			lengths = append(lengths, length{r.ContentLength, body.n, len(r.TransferEncoding) > 0})
+			mu.Unlock()
+		})
+	}})
 	cases := []struct {
 		name, id, typ, mime, filename, wantName string
 		voice                                   bool
@@ -60,8 +95,8 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 	}{
 		// The first opens the ticket (multipart create), the others are
 		// notes (multipart notes).
-		{name: "image", id: "m_img", typ: "image", mime: "image/jpeg", wantName: "image-m_img.jpg", size: 300 << 10},
-		{name: "voice note", id: "m_voice", typ: "audio", mime: "audio/ogg", voice: true, wantName: "voice-m_voice.ogg", size: 40 << 10},
+		{name: "image", id: "m_img", typ: "image", mime: "image/jpeg", wantName: "whatsapp-image-20261124-120000.jpg", size: 300 << 10},
+		{name: "voice note", id: "m_voice", typ: "audio", mime: "audio/ogg", voice: true, wantName: "whatsapp-voice-note-20261124-120000.ogg", size: 40 << 10},
 		{name: "pdf", id: "m_pdf", typ: "document", mime: "application/pdf", filename: "fatura \"março\".pdf", wantName: "fatura \"março\".pdf", size: 1<<20 + 17},
 		{name: "a name with a path and a line break", id: "m_evil", typ: "document", mime: "application/pdf", filename: "../../etc/evil\r\nX-Injected: 1.pdf", wantName: "evilX-Injected: 1.pdf", size: 100},
 	}
@@ -90,6 +125,16 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 			}
 		})
 	}
+	mu.Lock()
+	if len(lengths) != 4 {
+		t.Errorf("%d multipart requests, want 4", len(lengths))
+	}
+	for _, l := range lengths {
+		if l.declared <= 0 || l.declared != l.sent || l.chunked {
+			t.Errorf("multipart request: Content-Length %d, body %d bytes, chunked %t", l.declared, l.sent, l.chunked)
+		}
+	}
+	mu.Unlock()
 	// Delivered again: nothing more is attached.
 	e.mustDeliver(mediaEvent("evt_m_pdf", "conv_ana", "document", &sdk.Media{ID: "m_pdf", MimeType: "application/pdf"}))
 	if n := len(e.onlyTicket().Conversations); n != len(cases)-1 {
@@ -125,7 +170,7 @@ func TestInboundMediaNotAttached(t *testing.T) {
 			has:   "<em>The image could not be retrieved: the media id is gone at Meta.</em>"},
 		{name: "lost by the hub", typ: "audio", note: true,
 			media: &sdk.Media{ID: "m_lost", MimeType: "audio/ogg", Voice: true},
-			has:   "<em>The voice message could not be retrieved: no media &#34;m_lost&#34;.</em>"},
+			has:   "<em>The voice note could not be retrieved: no media &#34;m_lost&#34;.</em>"},
 		{name: "over the 20 MB Freshdesk takes", typ: "video",
 			media: &sdk.Media{ID: "m_big", MimeType: "video/mp4"},
 			has:   "<em>The video is 25.0 MB, larger than the 20.0 MB Freshdesk takes per ticket or note; an admin can download it from wahub: GET /api/v1/media/m_big.</em>"},

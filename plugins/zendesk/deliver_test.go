@@ -400,7 +400,7 @@ func TestMessageKinds(t *testing.T) {
 	if strings.Join(got, "\n--\n") != strings.Join(want, "\n--\n") {
 		t.Errorf("comments\n%s\nwant\n%s", strings.Join(got, "\n--\n"), strings.Join(want, "\n--\n"))
 	}
-	for i, name := range map[int]string{0: "fatura.pdf", 1: "voice-78.ogg"} {
+	for i, name := range map[int]string{0: "fatura.pdf", 1: "whatsapp-voice-note-20261124-120000.ogg"} {
 		if a := tk.Comments[i].Attachments; len(a) != 1 || a[0].FileName != name {
 			t.Errorf("comment %d attachments %+v, want one %s", i, a, name)
 		}

@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 	"github.com/wahub/wahub/sdk/sdkhttp"
 )
@@ -75,21 +77,6 @@ func partKey(comment int64, part string) string {
 	return commentKey(comment) + ":" + part
 }
 
-// mediaKind names a message's file for agents: "image", "voice message".
-func mediaKind(m *sdk.Message) string {
-	switch {
-	case m.Media != nil && m.Media.Voice:
-		return "voice message"
-	case m.Type == sdk.MediaAudio:
-		return "audio file"
-	case m.Media != nil && m.Media.Animated:
-		return "animated sticker"
-	case m.Type == "":
-		return "file"
-	}
-	return m.Type
-}
-
 // mediaUpload uploads the event's file, once: it returns the upload's
 // token, or the note the comment carries in place of a file it cannot
 // have ("" when the file is attached). An error is worth a retry, or says
@@ -110,12 +97,12 @@ func (c *connector) mediaUpload(ctx context.Context, s *settings, ev *sdk.Event)
 	if rec.Token != "" && c.now().Unix() < rec.ExpiresAt {
 		return rec.Token, "", nil
 	}
-	kind := mediaKind(m)
+	kind := mediafile.Noun(m)
 	rec = uploadRecord{}
 	if m.Media.State == sdk.MediaUnavailable {
 		rec.Note = unavailableNote(kind, m.Media.Reason)
 	} else {
-		rec.Token, rec.Note, err = c.uploadMedia(ctx, s, m, kind)
+		rec.Token, rec.Note, err = c.uploadMedia(ctx, s, ev, kind)
 		if err != nil {
 			return "", "", err
 		}
@@ -127,30 +114,24 @@ func (c *connector) mediaUpload(ctx context.Context, s *settings, ev *sdk.Event)
 	return rec.Token, rec.Note, nil
 }
 
-// unavailableReason is what the hub said after "media unavailable: "
-// (the error wraps it once per process boundary).
-func unavailableReason(err error) string {
-	msg, marker := err.Error(), sdk.ErrMediaUnavailable.Error()+": "
-	if i := strings.LastIndex(msg, marker); i >= 0 {
-		return msg[i+len(marker):]
-	}
-	return msg
+func unavailableNote(kind, reason string) string {
+	return "(" + capitalize(mediafile.Unavailable(kind, strings.TrimSuffix(reason, "."))) + ".)"
 }
 
-func unavailableNote(kind, reason string) string {
-	if reason == "" {
-		reason = "the hub does not have it"
-	}
-	return fmt.Sprintf("(The %s could not be retrieved: %s.)", kind, strings.TrimSuffix(reason, "."))
+// capitalize starts a sentence.
+func capitalize(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // uploadMedia streams the message's file from the hub into Zendesk's
 // uploads. A file the hub cannot have or Zendesk will not take is a note,
 // not an error; an error is worth retrying (or says what to fix).
-func (c *connector) uploadMedia(ctx context.Context, s *settings, m *sdk.Message, kind string) (token, note string, err error) {
+func (c *connector) uploadMedia(ctx context.Context, s *settings, ev *sdk.Event, kind string) (token, note string, err error) {
+	m := ev.Message
 	info, r, err := s.host.OpenMedia(ctx, m.Media.ID)
 	if errors.Is(err, sdk.ErrMediaUnavailable) {
-		return "", unavailableNote(kind, unavailableReason(err)), nil
+		return "", unavailableNote(kind, mediafile.Reason(err)), nil
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("read the customer's %s from the hub: %w", kind, err)
@@ -163,7 +144,7 @@ func (c *connector) uploadMedia(ctx context.Context, s *settings, m *sdk.Message
 	if mt == "" {
 		mt = m.Media.MimeType
 	}
-	name := fileName(m, info, mt)
+	name := mediafile.Name(ev, info)
 	token, err = s.uploadFile(ctx, name, mt, info.Size, r)
 	var ae *apiError
 	switch {
@@ -184,77 +165,6 @@ func (c *connector) uploadMedia(ctx context.Context, s *settings, m *sdk.Message
 func tooLargeNote(kind string, info sdk.MediaInfo) string {
 	return fmt.Sprintf("(The %s is %s, larger than the %s Zendesk takes; an admin can download it from wahub: GET /api/v1/media/%s.)",
 		kind, humanSize(info.Size), humanSize(maxUploadBytes), info.ID)
-}
-
-// fileName is the attachment's name: the customer's for a document, else
-// one made of the kind and the media id, with the MIME type's extension.
-func fileName(m *sdk.Message, info sdk.MediaInfo, mimeType string) string {
-	for _, n := range []string{m.Media.Filename, info.Filename} {
-		if n = cleanName(n); n != "" {
-			return n
-		}
-	}
-	kind := m.Type
-	if kind == "" {
-		kind = "file"
-	}
-	if m.Media.Voice {
-		kind = "voice"
-	}
-	return kind + "-" + m.Media.ID + extension(mimeType)
-}
-
-// cleanName keeps a customer's file name safe to pass on: no directories,
-// no control characters (a line break in a multipart header or a query
-// would start a new one).
-func cleanName(name string) string {
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, name)
-	return strings.TrimSpace(name)
-}
-
-// extension is a MIME type's usual file extension; the system's table
-// (mime.ExtensionsByType) differs between machines, so WhatsApp's types
-// are named here.
-func extension(mimeType string) string {
-	mt, _, _ := mime.ParseMediaType(mimeType)
-	switch mt {
-	case "image/jpeg":
-		return ".jpg"
-	case "image/png":
-		return ".png"
-	case "image/webp":
-		return ".webp"
-	case "audio/ogg":
-		return ".ogg"
-	case "audio/mpeg":
-		return ".mp3"
-	case "audio/mp4":
-		return ".m4a"
-	case "audio/aac":
-		return ".aac"
-	case "audio/amr":
-		return ".amr"
-	case "video/mp4":
-		return ".mp4"
-	case "video/3gpp":
-		return ".3gp"
-	case "application/pdf":
-		return ".pdf"
-	case "text/plain":
-		return ".txt"
-	}
-	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
-		return exts[0]
-	}
-	return ".bin"
 }
 
 func humanSize(n int64) string {

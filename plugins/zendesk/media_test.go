@@ -46,8 +46,8 @@ func TestInboundMediaAttachedByteIdentical(t *testing.T) {
 		voice                               bool
 		size                                int
 	}{
-		{name: "image", typ: "image", mime: "image/jpeg", wantName: "image-m_image.jpg", size: 300 << 10},
-		{name: "voice note", typ: "audio", mime: "audio/ogg", voice: true, wantName: "voice-m_voice.ogg", size: 40 << 10},
+		{name: "image", typ: "image", mime: "image/jpeg", wantName: "whatsapp-image-20261124-120000.jpg", size: 300 << 10},
+		{name: "voice note", typ: "audio", mime: "audio/ogg", voice: true, wantName: "whatsapp-voice-note-20261124-120000.ogg", size: 40 << 10},
 		{name: "pdf", typ: "document", mime: "application/pdf", filename: "fatura.pdf", wantName: "fatura.pdf", size: 1<<20 + 17},
 		{name: "path and line break", typ: "document", mime: "application/pdf", filename: "..\\x\\evil\r\n.pdf", wantName: "evil.pdf", size: 10},
 	}
@@ -155,7 +155,7 @@ func TestInboundMediaNotAttached(t *testing.T) {
 			has:   []string{"[Image]", "(The image could not be retrieved: the media id is gone at Meta.)"}},
 		{name: "lost by the hub", typ: "audio",
 			media: &sdk.Media{ID: "m_lost", MimeType: "audio/ogg", Voice: true, State: sdk.MediaPending},
-			has:   []string{"[Voice message]", `(The voice message could not be retrieved: no media "m_lost".)`}},
+			has:   []string{"[Voice message]", `(The voice note could not be retrieved: no media "m_lost".)`}},
 		{name: "larger than Zendesk takes", typ: "video",
 			media: &sdk.Media{ID: "m_big", MimeType: "video/mp4"},
 			has:   []string{"[Video]", "(The video is 60.0 MB, larger than the 50.0 MB Zendesk takes; an admin can download it from wahub: GET /api/v1/media/m_big.)"}},

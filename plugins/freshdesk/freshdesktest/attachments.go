@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -76,6 +77,7 @@ type fileStore struct {
 	base  string // the fake's address, as the last request reached it
 	host  string // where attachment_urls point; "" = base
 	limit int64
+	hold  *Hold
 }
 
 func (s *Server) fs() *fileStore {
@@ -338,4 +340,50 @@ func (s *Server) AgentReplyFiles(ticketID int64, text string, files ...File) (Co
 		last.Attachments = append(last.Attachments, s.storeFile(f.Name, f.ContentType, f.Data, now))
 	}
 	return *last, nil
+}
+
+// Hold stalls multipart requests (tickets and notes with files) part-way,
+// for crash tests: each reads its first After bytes, then waits for
+// Release.
+type Hold struct {
+	after    int64
+	started  chan struct{}
+	once     sync.Once
+	released chan struct{}
+	rel      sync.Once
+}
+
+// Started is closed when a request reached the hold.
+func (h *Hold) Started() <-chan struct{} { return h.started }
+
+// Release lets held and later requests go on.
+func (h *Hold) Release() { h.rel.Do(func() { close(h.released) }) }
+
+// HoldMultipart stalls every multipart request after its first after
+// bytes until the hold is released.
+func (s *Server) HoldMultipart(after int64) *Hold {
+	h := &Hold{after: after, started: make(chan struct{}), released: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fs().hold = h
+	return h
+}
+
+// heldBody reads a request's body through its hold.
+type heldBody struct {
+	io.ReadCloser
+	h *Hold
+	n int64
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	if b.n >= b.h.after {
+		b.h.once.Do(func() { close(b.h.started) })
+		<-b.h.released
+	} else if rest := b.h.after - b.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
 }

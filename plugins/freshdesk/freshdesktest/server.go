@@ -354,6 +354,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	key := s.apiKey
 	s.fs().base = requestBase(r)
+	if h := s.fs().hold; h != nil && isMultipart(r) {
+		r.Body = &heldBody{ReadCloser: r.Body, h: h}
+	}
 	s.mu.Unlock()
 
 	if !authorized(r, key) {

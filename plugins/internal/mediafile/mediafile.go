@@ -1,6 +1,7 @@
 // Package mediafile names the files of WhatsApp messages the way the CRM
-// connectors show them: what kind of file it is in words ("voice note"),
-// the name it gets where it is stored, and why it could not be had.
+// and helpdesk connectors show them: what kind of file it is in words
+// ("voice note"), the name it gets where it is stored, and why it could
+// not be had.
 package mediafile
 
 import (
