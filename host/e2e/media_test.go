@@ -19,6 +19,7 @@ import (
 
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/sandbox"
+	"github.com/wahub/wahub/host/store/pgtest"
 	"github.com/wahub/wahub/plugins/webhook/webhooktest"
 	"github.com/wahub/wahub/sdk"
 )
@@ -419,5 +420,29 @@ media:
 	}
 	if lost.State != "unavailable" || !lost.Unavailable || !strings.Contains(lost.OpenError, "no longer has this file") {
 		t.Fatalf("gone file as the plugin saw it: %+v", lost)
+	}
+}
+
+// Two hubs on one PostgreSQL database with media.store: postgres: a file
+// one of them fetched is served by the other, and fetched once.
+func TestMediaSharedByHubsOnPostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	fake, graphURL := newGraph(t)
+	rcv := newReceiver(t)
+	cfg := pgConfig(url, rcv.URL(), graphURL, 80) + "media: {store: postgres, delivery_wait: 60s}\n"
+	hubs := startHubs(t, 2, cfg)
+	data := sandbox.Samples[2].Bytes()
+	f := fake.AddMedia("", "application/pdf", "comprovante.pdf", data)
+	hubs[0].postRaw(mediaWebhook("document", "wamid.pg.doc", map[string]any{"id": f.ID, "mime_type": "application/pdf", "sha256": f.SHA256Base64, "filename": "comprovante.pdf"}))
+	if m := waitMedia(t, rcv, "wamid.pg.doc"); m.State != sdk.MediaAvailable {
+		t.Fatalf("delivered media %+v, want available", m)
+	}
+	for i, h := range hubs {
+		if resp, b := h.download(f.ID); resp.StatusCode != 200 || hexSum(b) != hexSum(data) {
+			t.Fatalf("hub %d: GET /api/v1/media: %d, sha256 %s", i, resp.StatusCode, hexSum(b))
+		}
+	}
+	if got, _ := fake.Media(f.ID); got.Downloads != 1 {
+		t.Fatalf("Graph served %d downloads to two hubs, want 1", got.Downloads)
 	}
 }
