@@ -152,6 +152,17 @@ func TestMediaInboundStoredAndServed(t *testing.T) {
 	if files != len(tests) {
 		t.Errorf("media directory holds %d files, want %d", files, len(tests))
 	}
+	resp, err := http.Get(h.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`wahub_media_files{state="available"} 3`, `wahub_media_fetches_total{outcome="available"} 3`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	if resp, _ := h.download("424242"); resp.StatusCode != 404 {
 		t.Errorf("unknown media id: %d, want 404", resp.StatusCode)
 	}
