@@ -9,14 +9,17 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/wahub/wahub/host/admin"
 	"github.com/wahub/wahub/host/sandbox"
+	"github.com/wahub/wahub/host/store/pgtest"
 	"github.com/wahub/wahub/plugins/webhook/webhooktest"
 	"github.com/wahub/wahub/sdk"
 )
@@ -148,6 +151,17 @@ func TestMediaInboundStoredAndServed(t *testing.T) {
 	})
 	if files != len(tests) {
 		t.Errorf("media directory holds %d files, want %d", files, len(tests))
+	}
+	resp, err := http.Get(h.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`wahub_media_files{state="available"} 3`, `wahub_media_fetches_total{outcome="available"} 3`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	if resp, _ := h.download("424242"); resp.StatusCode != 404 {
 		t.Errorf("unknown media id: %d, want 404", resp.StatusCode)
@@ -343,5 +357,103 @@ func TestMediaCheck(t *testing.T) {
 				t.Fatalf("exit %d, want %d naming %q:\n%s%s", code, tt.code, tt.want, out, errOut)
 			}
 		})
+	}
+}
+
+// mediaReport is what the mediaecho test plugin saw of one event's file.
+type mediaReport struct {
+	MediaID     string `json:"media_id"`
+	State       string `json:"state"`
+	OpenSHA256  string `json:"open_sha256"`
+	OpenSize    int64  `json:"open_size"`
+	InfoSHA256  string `json:"info_sha256"`
+	Unavailable bool   `json:"unavailable"`
+	OpenError   string `json:"open_error"`
+	PutID       string `json:"put_id"`
+	PutSHA256   string `json:"put_sha256"`
+	BigRefusal  string `json:"big_refusal"`
+}
+
+// A plugin of the real binary reads a customer's file with OpenMedia
+// (streamed over the plugin boundary), puts it back with PutMedia, and is
+// refused a file over media.max_size; an unavailable file is
+// sdk.ErrMediaUnavailable on its side.
+func TestMediaPluginOpensAndPuts(t *testing.T) {
+	fake, graphURL := newGraph(t)
+	var mu sync.Mutex
+	reports := map[string]mediaReport{}
+	rsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rep mediaReport
+		json.NewDecoder(r.Body).Decode(&rep)
+		mu.Lock()
+		reports[rep.MediaID] = rep
+		mu.Unlock()
+	}))
+	t.Cleanup(rsrv.Close)
+	plugin, sum := buildPlugin(t, "mediaecho")
+	cfg := strings.Replace(testConfig, "  verify_token: test-verify-token\n",
+		"  verify_token: test-verify-token\n  access_token: graph-token\n  api_url: "+graphURL+"\n", 1) + fmt.Sprintf(`
+connectors:
+  echo:
+    plugin: %s
+    sha256: %s
+    config: {report: %q, big: 2000001}
+subscriptions:
+  - connector: echo
+    events: ["message.received"]
+media:
+  max_size: 2MB
+`, plugin, sum, rsrv.URL)
+	h := newHub(t, cfg)
+	h.waitConnector("echo", "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	big := bytes.Repeat([]byte("%PDF-1.4 a long statement\n"), 60000) // 1.5 MB: many 256 KiB chunks
+	doc := fake.AddMedia("", "application/pdf", "extrato.pdf", big)
+	gone := fake.AddMedia("", "image/jpeg", "", sandbox.Samples[0].Bytes())
+	fake.RemoveMedia(gone.ID)
+	h.postRaw(mediaWebhook("document", "wamid.echo.doc", map[string]any{"id": doc.ID, "mime_type": "application/pdf", "sha256": doc.SHA256Base64, "filename": "extrato.pdf"}))
+	h.postRaw(mediaWebhook("image", "wamid.echo.gone", map[string]any{"id": gone.ID, "mime_type": "image/jpeg", "sha256": gone.SHA256Base64}))
+	h.waitConnector("echo", "delivered", func(c admin.ConnectorStatus) bool { return c.Delivered == 2 })
+	mu.Lock()
+	got, lost := reports[doc.ID], reports[gone.ID]
+	mu.Unlock()
+	want := hexSum(big)
+	if got.State != "available" || got.OpenSHA256 != want || got.OpenSize != int64(len(big)) || got.InfoSHA256 != want {
+		t.Fatalf("plugin read %+v, want the %d bytes with sha256 %s", got, len(big), want)
+	}
+	if got.PutID != "med_"+want[:24] || got.PutSHA256 != want {
+		t.Fatalf("PutMedia gave %q (%s), want med_%s", got.PutID, got.PutSHA256, want[:24])
+	}
+	if resp, b := h.download(got.PutID); resp.StatusCode != 200 || hexSum(b) != want {
+		t.Fatalf("GET the put file: %d, sha256 %s", resp.StatusCode, hexSum(b))
+	}
+	if got.BigRefusal != "media_too_large" {
+		t.Fatalf("a 2 MB+1 put: %q, want refused media_too_large", got.BigRefusal)
+	}
+	if lost.State != "unavailable" || !lost.Unavailable || !strings.Contains(lost.OpenError, "no longer has this file") {
+		t.Fatalf("gone file as the plugin saw it: %+v", lost)
+	}
+}
+
+// Two hubs on one PostgreSQL database with media.store: postgres: a file
+// one of them fetched is served by the other, and fetched once.
+func TestMediaSharedByHubsOnPostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	fake, graphURL := newGraph(t)
+	rcv := newReceiver(t)
+	cfg := pgConfig(url, rcv.URL(), graphURL, 80) + "media: {store: postgres, delivery_wait: 60s}\n"
+	hubs := startHubs(t, 2, cfg)
+	data := sandbox.Samples[2].Bytes()
+	f := fake.AddMedia("", "application/pdf", "comprovante.pdf", data)
+	hubs[0].postRaw(mediaWebhook("document", "wamid.pg.doc", map[string]any{"id": f.ID, "mime_type": "application/pdf", "sha256": f.SHA256Base64, "filename": "comprovante.pdf"}))
+	if m := waitMedia(t, rcv, "wamid.pg.doc"); m.State != sdk.MediaAvailable {
+		t.Fatalf("delivered media %+v, want available", m)
+	}
+	for i, h := range hubs {
+		if resp, b := h.download(f.ID); resp.StatusCode != 200 || hexSum(b) != hexSum(data) {
+			t.Fatalf("hub %d: GET /api/v1/media: %d, sha256 %s", i, resp.StatusCode, hexSum(b))
+		}
+	}
+	if got, _ := fake.Media(f.ID); got.Downloads != 1 {
+		t.Fatalf("Graph served %d downloads to two hubs, want 1", got.Downloads)
 	}
 }

@@ -60,6 +60,7 @@ func (h *Hub) newMedia() (*media.Store, error) {
 		return nil, err
 	}
 	ms.SetMetrics(media.NewMetrics(h.registry))
+	ms.RegisterFiles(h.registry)
 	return ms, nil
 }
 

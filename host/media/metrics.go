@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,4 +54,32 @@ func (m *Metrics) stored(origin string, n int64) {
 		return
 	}
 	m.bytes.WithLabelValues(origin).Add(float64(n))
+}
+
+// filesCollector reports how many files the store knows, by state, at
+// each scrape: a growing pending count is a fetcher that cannot keep up or
+// a Graph API that refuses.
+type filesCollector struct {
+	s    *Store
+	desc *prometheus.Desc
+}
+
+// RegisterFiles adds wahub_media_files{state} to reg.
+func (s *Store) RegisterFiles(reg prometheus.Registerer) {
+	reg.MustRegister(&filesCollector{s: s, desc: prometheus.NewDesc("wahub_media_files",
+		"Files the media store knows, by state (pending: not fetched yet).", []string{"state"}, nil)})
+}
+
+func (c *filesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *filesCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.s.records.MediaStats(ctx)
+	if err != nil {
+		return
+	}
+	for _, st := range []sdk.MediaState{sdk.MediaPending, sdk.MediaAvailable, sdk.MediaUnavailable} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	}
 }

@@ -26,6 +26,9 @@ var copyTables = []struct {
 	{"conversations", "id, contact_key, team, last_active, updated_at", ""},
 	{"outbox_early_statuses", "wamid, state, at, error_code, error", ""},
 	{"templates", "name, language, id, category, status, quality, reason, parameter_format, components, source, as_of, updated_at", ""},
+	// What each file is; the bytes stay in the media store (media.path).
+	{"media", "id, origin, state, reason, sha256, expect_sha256, mime_type, size, filename, contact_key, phone_number_id, attempts, next_at, claimed_until, last_error, created_at, updated_at", ""},
+	{"media_events", "media_id, seq", ""},
 }
 
 // CopyStats counts what CopyTo copied, by table.

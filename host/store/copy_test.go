@@ -31,7 +31,9 @@ func TestCopyToPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if _, err := src.Append(ctx, []sdk.Event{msg("a", "5511", storetest.T0), msg("b", "5522", storetest.T0)}); err != nil {
+	withPhoto := msg("b", "5522", storetest.T0)
+	withPhoto.Message.Type, withPhoto.Message.Media = "image", &sdk.Media{ID: "m-photo", MimeType: "image/jpeg", SHA256: "c2hh"}
+	if _, err := src.Append(ctx, []sdk.Event{msg("a", "5511", storetest.T0), withPhoto}); err != nil {
 		t.Fatal(err)
 	}
 	decide := func(ev *sdk.Event, st store.RouteState) store.Decision {
@@ -69,8 +71,11 @@ func TestCopyToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats["events"] != last || stats["outbox"] != 1 || stats["deliveries"] != 2 {
+	if stats["events"] != last || stats["outbox"] != 1 || stats["deliveries"] != 2 || stats["media"] != 1 || stats["media_events"] != 1 {
 		t.Fatalf("copied %v", stats)
+	}
+	if rec, err := dst.MediaRecord(ctx, "m-photo"); err != nil || rec.State != sdk.MediaPending || rec.ExpectSHA256 != "c2hh" || rec.ContactKey == "" {
+		t.Fatalf("media record after the copy: %+v %v", rec, err)
 	}
 	c, err := dst.Contact(ctx, "5511")
 	if err != nil || c.Consent.State != store.ConsentRevoked || c.Attributes["tier"] != "gold" ||
