@@ -244,6 +244,17 @@ type Error struct {
 	Details string `json:"details,omitempty"`
 }
 
+// Consent is whether a customer agreed to hear from the business, as the
+// hub keeps it per contact; an optin.granted or optin.revoked event
+// announces each change. "" means never stated.
+type Consent string
+
+// Consent states.
+const (
+	ConsentGranted Consent = "granted"
+	ConsentRevoked Consent = "revoked"
+)
+
 // Preference is a customer's marketing preference change (user_preferences).
 type Preference struct {
 	Category string `json:"category,omitempty"`

@@ -65,7 +65,7 @@ type ContactPatch struct {
 	Attributes map[string]*string `json:"attributes,omitempty"`
 	// Consent is "granted" or "revoked"; a change emits optin.granted or
 	// optin.revoked.
-	Consent string `json:"consent,omitempty"`
+	Consent sdk.Consent `json:"consent,omitempty"`
 	// Team hands the contact's conversations to a team (affinity); null
 	// closes them, so the next message is routed afresh.
 	Team json.RawMessage `json:"team,omitempty"`

@@ -64,9 +64,9 @@ var timeZero time.Time
 // consentEvent announces a consent change a message stated. Its id derives
 // from the message's, so that it is appended once however often the
 // message is seen.
-func consentEvent(cause *sdk.Event, state, source string) *sdk.Event {
+func consentEvent(cause *sdk.Event, state sdk.Consent, source string) *sdk.Event {
 	typ, value := sdk.TypeOptinGranted, "resume"
-	if state == route.ConsentRevoked {
+	if state == sdk.ConsentRevoked {
 		typ, value = sdk.TypeOptinRevoked, "stop"
 	}
 	ev := &sdk.Event{

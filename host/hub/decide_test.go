@@ -50,16 +50,16 @@ func TestDecide(t *testing.T) {
 	cases := []struct {
 		name         string
 		ev           *sdk.Event
-		consent      string
+		consent      sdk.Consent
 		consentEvent sdk.EventType // the type of the announcing event; "" for none
 		attributes   map[string]string
 		replies      int
 	}{
 		{name: "plain message", ev: msg("e1", "oi")},
-		{name: "opt-out keyword", ev: msg("e2", "PARAR"), consent: route.ConsentRevoked, consentEvent: sdk.TypeOptinRevoked},
+		{name: "opt-out keyword", ev: msg("e2", "PARAR"), consent: sdk.ConsentRevoked, consentEvent: sdk.TypeOptinRevoked},
 		{name: "preference webhook", ev: &sdk.Event{ID: "e3", Type: sdk.TypeOptinRevoked, OccurredAt: at,
 			Contact: &sdk.Contact{WAID: "5511987654321"}, Preference: &sdk.Preference{Category: "marketing_messages", Value: "stop"}},
-			consent: route.ConsentRevoked},
+			consent: sdk.ConsentRevoked},
 		{name: "trigger", ev: msg("e4", "meu pedido 123"), attributes: map[string]string{"topic": "orders"}, replies: 1},
 	}
 	for _, tc := range cases {

@@ -123,7 +123,7 @@ func (o ops) UpdateContact(ctx context.Context, id string, p admin.ContactPatch)
 		}
 		team = t
 	}
-	if p.Consent != "" && p.Consent != store.ConsentGranted && p.Consent != store.ConsentRevoked {
+	if p.Consent != "" && p.Consent != sdk.ConsentGranted && p.Consent != sdk.ConsentRevoked {
 		return &admin.InvalidError{Field: "consent", Message: fmt.Sprintf("%q: want granted or revoked", p.Consent)}
 	}
 	if len(p.Attributes) > 0 {
@@ -145,7 +145,7 @@ func (o ops) UpdateContact(ctx context.Context, id string, p admin.ContactPatch)
 		at := o.h.clock.Now()
 		announce := func(ct *sdk.Contact) *sdk.Event {
 			typ, value := sdk.TypeOptinGranted, "resume"
-			if p.Consent == store.ConsentRevoked {
+			if p.Consent == sdk.ConsentRevoked {
 				typ, value = sdk.TypeOptinRevoked, "stop"
 			}
 			return &sdk.Event{

@@ -160,7 +160,7 @@ func (p *Policy) check(ctx context.Context, known func(context.Context, string) 
 	}
 
 	template := msg.Template != nil
-	if r.Consent == store.ConsentRevoked {
+	if r.Consent == sdk.ConsentRevoked {
 		if !template {
 			return "", refuse(RefusedOptedOut, "%s opted out; only utility and authentication templates may be sent", msg.To)
 		}

@@ -117,7 +117,7 @@ func TestPolicyRefusals(t *testing.T) {
 	h.inbound("5511900000002", t0.Add(-25*time.Hour)) // window closed
 	h.inbound("5398765432", t0.Add(-time.Hour))       // Cuba
 	h.inbound("5511900000003", t0.Add(-time.Hour))    // opts out below
-	if _, err := h.st.SetConsent(context.Background(), "5511900000003", store.ConsentRevoked, "api", nil); err != nil {
+	if _, err := h.st.SetConsent(context.Background(), "5511900000003", sdk.ConsentRevoked, "api", nil); err != nil {
 		t.Fatal(err)
 	}
 	promo := &sdk.Template{Name: "promo", Language: "pt_BR"}

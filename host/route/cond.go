@@ -328,7 +328,8 @@ func (x *decision) check(c *cond) bool {
 	}
 
 	if len(c.consent) > 0 {
-		v := x.st.Consent
+		// Rules name consent as configured text: granted, revoked, unknown.
+		v := string(x.st.Consent)
 		if v == "" {
 			v = "unknown"
 		}

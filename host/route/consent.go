@@ -7,12 +7,6 @@ import (
 	"github.com/wahub/wahub/sdk"
 )
 
-// Consent changes an event can state.
-const (
-	ConsentGranted = "granted"
-	ConsentRevoked = "revoked"
-)
-
 // consentWords are the configured opt-out and opt-in keywords, folded.
 type consentWords struct {
 	out, in       map[string]string // folded keyword → as configured
@@ -47,12 +41,12 @@ func wholeMessage(s string) string {
 // a user_preferences stop/resume (ingest makes those optin.* events), an
 // opt-out or opt-in keyword as the whole text of a message, or a template
 // quick-reply payload configured as one.
-func (r *Router) ConsentChange(ev *sdk.Event) (state, source string) {
+func (r *Router) ConsentChange(ev *sdk.Event) (state sdk.Consent, source string) {
 	switch ev.Type {
 	case sdk.TypeOptinRevoked, sdk.TypeOptinGranted:
-		state = ConsentGranted
+		state = sdk.ConsentGranted
 		if ev.Type == sdk.TypeOptinRevoked {
-			state = ConsentRevoked
+			state = sdk.ConsentRevoked
 		}
 		source = "user_preferences"
 		if ev.Preference != nil && ev.Preference.Source != "" {
@@ -66,9 +60,9 @@ func (r *Router) ConsentChange(ev *sdk.Event) (state, source string) {
 		id := ev.Message.Button.ID
 		switch {
 		case r.consent.outPay[id]:
-			return ConsentRevoked, "button " + id
+			return sdk.ConsentRevoked, "button " + id
 		case r.consent.inPay[id]:
-			return ConsentGranted, "button " + id
+			return sdk.ConsentGranted, "button " + id
 		}
 	case sdk.TypeMessageReceived:
 		if ev.Message == nil || ev.Message.Text == "" || len(ev.Message.Text) > 64 {
@@ -76,10 +70,10 @@ func (r *Router) ConsentChange(ev *sdk.Event) (state, source string) {
 		}
 		w := wholeMessage(ev.Message.Text)
 		if k, ok := r.consent.out[w]; ok {
-			return ConsentRevoked, "keyword " + k
+			return sdk.ConsentRevoked, "keyword " + k
 		}
 		if k, ok := r.consent.in[w]; ok {
-			return ConsentGranted, "keyword " + k
+			return sdk.ConsentGranted, "keyword " + k
 		}
 	}
 	return "", ""

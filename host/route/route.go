@@ -39,8 +39,8 @@ const RuleAffinity = "affinity"
 // State is what the caller knows about the event's conversation and contact
 // beyond the event itself.
 type State struct {
-	// Consent is "granted", "revoked", or "unknown" ("" means unknown).
-	Consent string
+	// Consent is the contact's consent; "" means never stated.
+	Consent sdk.Consent
 	// Team is the team that currently has the conversation and LastActive
 	// when the conversation last had an event; zero values mean none.
 	Team       string

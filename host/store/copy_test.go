@@ -37,7 +37,7 @@ func TestCopyToPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	decide := func(ev *sdk.Event, st store.RouteState) store.Decision {
-		return store.Decision{Connectors: []string{"c"}, Team: "billing", Consent: store.ConsentRevoked, ConsentSource: "keyword STOP"}
+		return store.Decision{Connectors: []string{"c"}, Team: "billing", Consent: sdk.ConsentRevoked, ConsentSource: "keyword STOP"}
 	}
 	if _, err := src.Dispatch(ctx, 100, decide); err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestCopyToPostgres(t *testing.T) {
 		t.Fatalf("media record after the copy: %+v %v", rec, err)
 	}
 	c, err := dst.Contact(ctx, "5511")
-	if err != nil || c.Consent.State != store.ConsentRevoked || c.Attributes["tier"] != "gold" ||
+	if err != nil || c.Consent.State != sdk.ConsentRevoked || c.Attributes["tier"] != "gold" ||
 		len(c.Conversations) != 1 || c.Conversations[0].Team != "billing" {
 		t.Fatalf("contact after the copy: %+v %v", c, err)
 	}

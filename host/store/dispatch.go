@@ -13,12 +13,6 @@ import (
 	"github.com/wahub/wahub/sdk"
 )
 
-// Consent states of a contact.
-const (
-	ConsentGranted = "granted"
-	ConsentRevoked = "revoked"
-)
-
 // Decision is where one event must go, and what else routing it changes.
 // Everything in it is stored in the commit that records the decision, so
 // a crash never leaves half of it.
@@ -32,10 +26,11 @@ type Decision struct {
 	// recorded, with the event's time as the conversation's last activity,
 	// when the event is activity (a customer message or a message sent).
 	Team string
-	// Consent, when set, is the consent the event states (ConsentGranted,
-	// ConsentRevoked), and ConsentSource how ("keyword PARAR",
+	// Consent, when set, is the consent the event states (sdk.ConsentGranted,
+	// sdk.ConsentRevoked), and ConsentSource how ("keyword PARAR",
 	// "button stop_promos", "user_preferences", "api").
-	Consent, ConsentSource string
+	Consent       sdk.Consent
+	ConsentSource string
 	// ConsentEvent is appended to the log when Consent changes the
 	// contact's consent; its id must derive from the event's, so that it is
 	// appended once whatever happens.
@@ -55,8 +50,8 @@ type QueuedMessage struct {
 // RouteState is what the store knows of an event's contact and
 // conversation when the event is routed.
 type RouteState struct {
-	// Consent is ConsentGranted, ConsentRevoked, or "" (never stated).
-	Consent string
+	// Consent is sdk.ConsentGranted, sdk.ConsentRevoked, or "" (never stated).
+	Consent sdk.Consent
 	// Team is the team that has the conversation, LastActive when it last
 	// had activity; zero when the conversation is new.
 	Team       string
@@ -214,7 +209,7 @@ type dispatchItem struct {
 
 // consentAt is a contact's consent and when it was stated.
 type consentAt struct {
-	state string
+	state sdk.Consent
 	at    time.Time
 }
 
@@ -251,7 +246,7 @@ func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
 				it.ev.Contact.Attributes = it.attrs
 			}
 		}
-		it.st.Consent, it.st.Team = cons.String, tm.String
+		it.st.Consent, it.st.Team = sdk.Consent(cons.String), tm.String
 		if consAt.Valid && cons.String != "" {
 			it.consentAt = time.UnixMilli(consAt.Int64).UTC()
 		}
@@ -343,7 +338,7 @@ func (s *Store) applyDecision(tx *txn, it *dispatchItem, d *Decision, now int64,
 
 // setConsentTx records a consent change on the contact and appends the
 // event that announces it (once: its id is derived from its cause).
-func (s *Store) setConsentTx(tx *txn, key, state, source string, at time.Time, announce *sdk.Event, now int64) error {
+func (s *Store) setConsentTx(tx *txn, key string, state sdk.Consent, source string, at time.Time, announce *sdk.Event, now int64) error {
 	if _, err := tx.Exec(`UPDATE contacts SET consent = ?, consent_source = ?, consent_at = ?, updated_at = ? WHERE key = ?`,
 		state, source, at.UnixMilli(), now, key); err != nil {
 		return err
@@ -364,9 +359,9 @@ func (s *Store) setConsentTx(tx *txn, key, state, source string, at time.Time, a
 // SetConsent changes a contact's consent from outside the webhook flow
 // (the admin API), appending announce when the consent changes. It
 // reports whether it changed.
-func (s *Store) SetConsent(ctx context.Context, id, state, source string, announce func(c *sdk.Contact) *sdk.Event) (bool, error) {
-	if state != ConsentGranted && state != ConsentRevoked {
-		return false, fmt.Errorf("store: consent %q: want %q or %q", state, ConsentGranted, ConsentRevoked)
+func (s *Store) SetConsent(ctx context.Context, id string, state sdk.Consent, source string, announce func(c *sdk.Contact) *sdk.Event) (bool, error) {
+	if state != sdk.ConsentGranted && state != sdk.ConsentRevoked {
+		return false, fmt.Errorf("store: consent %q: want %q or %q", state, sdk.ConsentGranted, sdk.ConsentRevoked)
 	}
 	key, err := s.resolveContactKey(ctx, id)
 	if err != nil {
@@ -375,7 +370,7 @@ func (s *Store) SetConsent(ctx context.Context, id, state, source string, announ
 	changed := false
 	err = s.write(ctx, func(tx *txn) error {
 		changed = false
-		var cur string
+		var cur sdk.Consent
 		var wa, user sql.NullString
 		var name string
 		err := tx.QueryRow(`SELECT consent, wa_id, user_id, name FROM contacts WHERE key = ?`, key).Scan(&cur, &wa, &user, &name)

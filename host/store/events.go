@@ -420,9 +420,9 @@ type Contact struct {
 
 // Consent is a contact's marketing consent and its last change.
 type Consent struct {
-	State  string     `json:"state"` // granted, revoked, unknown
-	Source string     `json:"source,omitempty"`
-	At     *time.Time `json:"at,omitempty"`
+	State  sdk.Consent `json:"state"` // granted, revoked, unknown
+	Source string      `json:"source,omitempty"`
+	At     *time.Time  `json:"at,omitempty"`
 }
 
 // Conversation is a customer's conversation with one business number.

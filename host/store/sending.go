@@ -346,7 +346,7 @@ type Recipient struct {
 	Key         string
 	WAID        string
 	UserID      string
-	Consent     string
+	Consent     sdk.Consent
 	LastInbound time.Time // zero: never wrote
 	// LastPhoneNumberID is the business number the customer last wrote to.
 	LastPhoneNumberID string

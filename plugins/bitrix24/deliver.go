@@ -315,22 +315,19 @@ func (d *delivery) resolve(need []*customer) error {
 	var create []*customer
 	for i, r := range res {
 		cust := need[i]
+		if f := r.failure("crm.duplicate.findbycomm: the batch answer has no result for this lookup"); f != nil {
+			cust.failed = f
+			continue
+		}
+		ref, ok, perr := d.parseFind(r.result)
 		switch {
-		case r.err != nil:
-			cust.failed = failureOf(r.err)
-		case !r.executed:
-			cust.failed = &failure{err: errors.New("crm.duplicate.findbycomm: the batch answer has no result for this lookup"), class: classTransient}
+		case perr != nil:
+			cust.failed = &failure{err: perr, class: classTransient}
+		case ok:
+			cust.ref = ref
+			d.remember(cust)
 		default:
-			ref, ok, perr := d.parseFind(r.result)
-			switch {
-			case perr != nil:
-				cust.failed = &failure{err: perr, class: classTransient}
-			case ok:
-				cust.ref = ref
-				d.remember(cust)
-			default:
-				create = append(create, cust)
-			}
+			create = append(create, cust)
 		}
 	}
 	if err != nil {
@@ -346,23 +343,32 @@ func (d *delivery) resolve(need []*customer) error {
 	res, err = d.s.client.run(d.ctx, cmds, false)
 	for i, r := range res {
 		cust := create[i]
-		switch {
-		case r.err != nil:
-			cust.failed = failureOf(r.err)
-		case !r.executed:
-			cust.failed = &failure{err: fmt.Errorf("%s: the batch answer has no result for this record", cmds[i].method), class: classTransient}
-		default:
-			id, ok := parseID(r.result)
-			if !ok {
-				cust.failed = &failure{err: fmt.Errorf("%s: Bitrix24 answered %s, not the new record's id", cmds[i].method, snippet(r.result, true)), class: classTransient}
-				continue
-			}
-			cust.ref = entityRef{Portal: d.s.portal, Type: d.s.entity, ID: id}
-			d.c.log.Info("created a CRM record for a WhatsApp customer", "portal", d.s.portal, "entity", d.s.entity, "id", id)
-			d.remember(cust)
+		if f := r.failure(cmds[i].method + ": the batch answer has no result for this record"); f != nil {
+			cust.failed = f
+			continue
 		}
+		id, ok := parseID(r.result)
+		if !ok {
+			cust.failed = &failure{err: fmt.Errorf("%s: Bitrix24 answered %s, not the new record's id", cmds[i].method, snippet(r.result, true)), class: classTransient}
+			continue
+		}
+		cust.ref = entityRef{Portal: d.s.portal, Type: d.s.entity, ID: id}
+		d.c.log.Info("created a CRM record for a WhatsApp customer", "portal", d.s.portal, "entity", d.s.entity, "id", id)
+		d.remember(cust)
 	}
 	return err
+}
+
+// failure is what became of a command that did not run: its own error,
+// or (missing) a batch answer without its result, which is worth a retry.
+func (r cmdResult) failure(missing string) *failure {
+	switch {
+	case r.err != nil:
+		return failureOf(r.err)
+	case !r.executed:
+		return &failure{err: errors.New(missing), class: classTransient}
+	}
+	return nil
 }
 
 // remember keeps a customer's entity in the KV. Failing to is not an

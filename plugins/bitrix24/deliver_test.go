@@ -174,10 +174,7 @@ func TestPacingStaysUnderTheBucket(t *testing.T) {
 	for c := 0; c < 60; c++ {
 		events = append(events, msg(fmt.Sprintf("evt_%02d", c), fmt.Sprintf("5511987651%03d", c), "", "hi"))
 	}
-	res := deliver(t, r, events...)
-	for _, ev := range events {
-		wantOutcome(t, res, ev.ID, sdk.Delivered)
-	}
+	sdktest.MustDeliver(t, r, events...)
 	st := e.fake.State()
 	if st.Rejected != 0 || st.MaxPerSecond > 2 {
 		t.Errorf("rejected %d, max %d per second; want 0 and at most 2", st.Rejected, st.MaxPerSecond)
@@ -214,12 +211,9 @@ func TestResponseForms(t *testing.T) {
 			existing := e.fake.AddContact(map[string]any{"NAME": "Bruno"}, "+55 21 99876-0002")
 			r, _ := e.start(e.config(nil))
 			events := append(msgs("evt_a", "5511987650001", "Ana", 3), msgs("evt_b", "5521998760002", "Bruno", 2)...)
-			res := deliver(t, r, events...)
-			for _, ev := range events {
-				wantOutcome(t, res, ev.ID, sdk.Delivered)
-			}
+			sdktest.MustDeliver(t, r, events...)
 			// Again: everything comes from the KV now.
-			res = deliver(t, r, append(events, msg("evt_a9", "5511987650001", "Ana", "again"))...)
+			res := deliver(t, r, append(events, msg("evt_a9", "5511987650001", "Ana", "again"))...)
 			for _, ev := range events {
 				wantOutcome(t, res, ev.ID, sdk.Delivered)
 			}
@@ -403,10 +397,7 @@ func TestBatchSavesCalls(t *testing.T) {
 	for c := 0; c < 3; c++ {
 		events = append(events, msg(fmt.Sprintf("evt_%d", c), fmt.Sprintf("551198765000%d", c), "", "oi"))
 	}
-	res := deliver(t, r, events...)
-	for _, ev := range events {
-		wantOutcome(t, res, ev.ID, sdk.Delivered)
-	}
+	sdktest.MustDeliver(t, r, events...)
 	want := "batch(crm.duplicate.findbycomm,crm.duplicate.findbycomm,crm.duplicate.findbycomm) " +
 		"batch(crm.contact.add,crm.contact.add,crm.contact.add) " +
 		"batch(crm.timeline.comment.add,crm.timeline.comment.add,crm.timeline.comment.add)"

@@ -78,6 +78,18 @@ func (e *env) mustDeliver(events ...sdk.Event) {
 	sdktest.MustDeliver(e.t, e.remote, events...)
 }
 
+// wantOnlyRequester checks that the account has one contact, id, and that
+// the one ticket is theirs: no duplicate was created.
+func (e *env) wantOnlyRequester(id int64) {
+	e.t.Helper()
+	if n := len(e.fake.Contacts()); n != 1 {
+		e.t.Errorf("%d contacts, want only %d", n, id)
+	}
+	if tk := e.onlyTicket(); tk.RequesterID != id {
+		e.t.Errorf("requester %d, want %d", tk.RequesterID, id)
+	}
+}
+
 var (
 	biz   = &sdk.Business{WABAID: "102290129340398", PhoneNumberID: "106540352242922", DisplayPhoneNumber: "15550783881"}
 	ana   = &sdk.Contact{WAID: "5511987650001", Name: "Ana Souza"}
@@ -182,12 +194,7 @@ func TestCustomerLookup(t *testing.T) {
 		e := newEnv(t, setup{})
 		existing := e.fake.AddContact(freshdesktest.Contact{Name: "Ana (CRM)", Mobile: ptr("+5511987650001")})
 		e.mustDeliver(text("evt_1", "conv", ana, "oi"))
-		if n := len(e.fake.Contacts()); n != 1 {
-			t.Errorf("%d contacts, want the existing one only", n)
-		}
-		if tk := e.onlyTicket(); tk.RequesterID != existing.ID {
-			t.Errorf("requester %d, want %d", tk.RequesterID, existing.ID)
-		}
+		e.wantOnlyRequester(existing.ID)
 	})
 	t.Run("no profile name", func(t *testing.T) {
 		e := newEnv(t, setup{})
@@ -220,12 +227,7 @@ func TestCustomerLookup(t *testing.T) {
 			})
 		}})
 		e.mustDeliver(text("evt_1", "conv", ana, "oi"))
-		if n := len(e.fake.Contacts()); n != 1 {
-			t.Errorf("%d contacts, want 1", n)
-		}
-		if tk := e.onlyTicket(); tk.RequesterID != holder.ID {
-			t.Errorf("requester %d, want the 409's user_id %d", tk.RequesterID, holder.ID)
-		}
+		e.wantOnlyRequester(holder.ID) // the 409's user_id
 	})
 	t.Run("remembered contact deleted", func(t *testing.T) {
 		e := newEnv(t, setup{})

@@ -187,7 +187,11 @@ func (c *connector) contactID(ctx context.Context, s *settings, ct *sdk.Contact,
 		if found && !strings.HasPrefix(string(val), markerPrefix) && string(val) != "" {
 			return string(val), nil
 		}
+		// cur is what a compare-and-swap must find: the marker of an
+		// interrupted creation, or nothing.
+		var cur []byte
 		if found {
+			cur = val
 			since, ok := parseMarker(val)
 			if ok {
 				if wait := since.Add(s.searchLag).Sub(c.now()); wait > 0 {
@@ -196,50 +200,29 @@ func (c *connector) contactID(ctx context.Context, s *settings, ct *sdk.Contact,
 			}
 			// The interrupted creation is old enough for search to show
 			// its contact, if it happened.
-			if phone != "" {
-				obj, err := c.searchByPhone(ctx, s, phone)
-				if err != nil {
-					return "", err
-				}
-				if obj != nil {
-					if ok, err := kv.CompareAndSwap(ctx, key, val, []byte(obj.ID)); err != nil {
-						return "", fmt.Errorf("hub KV: writing %s: %w", key, err)
-					} else if !ok {
-						continue
-					}
-					return string(obj.ID), nil
-				}
-			} else {
-				c.log.Warn("hubspot: an earlier creation of this customer's contact was interrupted and the customer has no phone number to search by; creating the contact again, which may duplicate it", "customer", ct.Key())
-			}
-			marker := c.marker()
-			if ok, err := kv.CompareAndSwap(ctx, key, val, marker); err != nil {
-				return "", fmt.Errorf("hub KV: writing %s: %w", key, err)
-			} else if !ok {
-				continue
-			}
-			return c.createContact(ctx, s, key, ct, phone, ref)
 		}
-
-		if phone != "" && !c.recentlyNotFound(phone) {
+		switch {
+		case phone != "" && (found || !c.recentlyNotFound(phone)):
 			obj, err := c.searchByPhone(ctx, s, phone)
 			if err != nil {
 				return "", err
 			}
-			if obj == nil {
-				c.rememberNotFound(phone)
-			}
 			if obj != nil {
-				if ok, err := kv.CompareAndSwap(ctx, key, nil, []byte(obj.ID)); err != nil {
+				if ok, err := kv.CompareAndSwap(ctx, key, cur, []byte(obj.ID)); err != nil {
 					return "", fmt.Errorf("hub KV: writing %s: %w", key, err)
 				} else if !ok {
 					continue
 				}
 				return string(obj.ID), nil
 			}
+			if !found {
+				c.rememberNotFound(phone)
+			}
+		case found:
+			c.log.Warn("hubspot: an earlier creation of this customer's contact was interrupted and the customer has no phone number to search by; creating the contact again, which may duplicate it", "customer", ct.Key())
 		}
 		marker := c.marker()
-		if ok, err := kv.CompareAndSwap(ctx, key, nil, marker); err != nil {
+		if ok, err := kv.CompareAndSwap(ctx, key, cur, marker); err != nil {
 			return "", fmt.Errorf("hub KV: writing %s: %w", key, err)
 		} else if !ok {
 			continue

@@ -102,7 +102,7 @@ func explainEvents(ctx context.Context, w io.Writer, cfg *config.Config, events 
 	// store's Dispatch carries it within one batch: a first message of a
 	// new customer gives the conversation a team that the second keeps.
 	convs := map[string]store.RouteState{}
-	consent := map[string]string{}
+	consent := map[string]sdk.Consent{}
 	attrs := map[string]map[string]string{}
 	for i := range events {
 		ev := &events[i]

@@ -364,10 +364,10 @@ func testDispatchCarriesStateBetweenEvents(t *testing.T, open Opener) {
 	optout := &sdk.Event{ID: "evt_consent_a1", Type: sdk.TypeOptinRevoked, OccurredAt: t0, ReceivedAt: t0,
 		Business: evs[0].Business, Contact: &sdk.Contact{WAID: "5511"}, Preference: &sdk.Preference{Value: "stop", Source: "keyword PARAR"}}
 	rec := &recorder{answers: map[string]store.Decision{
-		"a1": {Team: "billing", Consent: store.ConsentRevoked, ConsentSource: "keyword PARAR", ConsentEvent: optout,
+		"a1": {Team: "billing", Consent: sdk.ConsentRevoked, ConsentSource: "keyword PARAR", ConsentEvent: optout,
 			Attributes: map[string]string{"tier": "gold"}},
 		// The same consent again is no change: no second announcement.
-		"a2": {Team: "billing", Consent: store.ConsentRevoked, ConsentSource: "keyword PARAR",
+		"a2": {Team: "billing", Consent: sdk.ConsentRevoked, ConsentSource: "keyword PARAR",
 			ConsentEvent: &sdk.Event{ID: "evt_consent_a2", Type: sdk.TypeOptinRevoked, OccurredAt: t0, ReceivedAt: t0, Contact: &sdk.Contact{WAID: "5511"}}},
 		"a3": {Team: "sales", Attributes: map[string]string{"tier": ""}},
 	}}
@@ -379,8 +379,8 @@ func testDispatchCarriesStateBetweenEvents(t *testing.T, open Opener) {
 	}
 	want := []store.RouteState{
 		{},
-		{Consent: store.ConsentRevoked, Team: "billing", LastActive: t0},
-		{Consent: store.ConsentRevoked, Team: "billing", LastActive: t0.Add(time.Minute)},
+		{Consent: sdk.ConsentRevoked, Team: "billing", LastActive: t0},
+		{Consent: sdk.ConsentRevoked, Team: "billing", LastActive: t0.Add(time.Minute)},
 	}
 	for i, w := range want {
 		if !reflect.DeepEqual(rec.seen[i], w) {
@@ -401,7 +401,7 @@ func testDispatchCarriesStateBetweenEvents(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Consent.State != store.ConsentRevoked || c.Consent.Source != "keyword PARAR" || c.Consent.At == nil || !c.Consent.At.Equal(t0) {
+	if c.Consent.State != sdk.ConsentRevoked || c.Consent.Source != "keyword PARAR" || c.Consent.At == nil || !c.Consent.At.Equal(t0) {
 		t.Errorf("consent %+v", c.Consent)
 	}
 	if _, ok := c.Attributes["tier"]; ok {
@@ -448,11 +448,11 @@ func testConsentFollowsWhenItWasStated(t *testing.T, open Opener) {
 	// START at +5m arrives first, then the STOP of t0 it answered.
 	first := []sdk.Event{textEvent("start", "5544", "", "Ana", t0.Add(5*time.Minute)), textEvent("stop-late", "5544", "", "Ana", t0)}
 	rec := &recorder{answers: map[string]store.Decision{
-		"start":     {Consent: store.ConsentGranted, ConsentSource: "keyword START"},
-		"stop-late": {Consent: store.ConsentRevoked, ConsentSource: "keyword PARAR", ConsentEvent: announce("stop-late", t0)},
+		"start":     {Consent: sdk.ConsentGranted, ConsentSource: "keyword START"},
+		"stop-late": {Consent: sdk.ConsentRevoked, ConsentSource: "keyword PARAR", ConsentEvent: announce("stop-late", t0)},
 		// Across a batch: older than the START still, then a real STOP.
-		"stop-older": {Consent: store.ConsentRevoked, ConsentSource: "keyword PARAR", ConsentEvent: announce("stop-older", t0.Add(3*time.Minute))},
-		"stop-new":   {Consent: store.ConsentRevoked, ConsentSource: "keyword SAIR", ConsentEvent: announce("stop-new", t0.Add(10*time.Minute))},
+		"stop-older": {Consent: sdk.ConsentRevoked, ConsentSource: "keyword PARAR", ConsentEvent: announce("stop-older", t0.Add(3*time.Minute))},
+		"stop-new":   {Consent: sdk.ConsentRevoked, ConsentSource: "keyword SAIR", ConsentEvent: announce("stop-new", t0.Add(10*time.Minute))},
 	}}
 	if _, err := s.Append(ctx, first); err != nil {
 		t.Fatal(err)
@@ -462,7 +462,7 @@ func testConsentFollowsWhenItWasStated(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Consent.State != store.ConsentGranted || c.Consent.Source != "keyword START" {
+	if c.Consent.State != sdk.ConsentGranted || c.Consent.Source != "keyword START" {
 		t.Fatalf("after a late STOP: consent %+v, want granted by keyword START", c.Consent)
 	}
 	second := []sdk.Event{textEvent("stop-older", "5544", "", "Ana", t0.Add(3*time.Minute)), textEvent("stop-new", "5544", "", "Ana", t0.Add(10*time.Minute))}
@@ -473,7 +473,7 @@ func testConsentFollowsWhenItWasStated(t *testing.T, open Opener) {
 	if c, err = s.Contact(ctx, "5544"); err != nil {
 		t.Fatal(err)
 	}
-	if c.Consent.State != store.ConsentRevoked || c.Consent.Source != "keyword SAIR" || c.Consent.At == nil || !c.Consent.At.Equal(t0.Add(10*time.Minute)) {
+	if c.Consent.State != sdk.ConsentRevoked || c.Consent.Source != "keyword SAIR" || c.Consent.At == nil || !c.Consent.At.Equal(t0.Add(10*time.Minute)) {
 		t.Errorf("after a new STOP: consent %+v, want revoked by keyword SAIR at +10m", c.Consent)
 	}
 	evs, err := s.Events(ctx, store.EventFilter{Type: "optin.*", Limit: 10})
@@ -495,19 +495,19 @@ func testSetConsentAndTeam(t *testing.T, open Opener) {
 		return &sdk.Event{ID: "evt_api_optin", Type: sdk.TypeOptinGranted, OccurredAt: t0, ReceivedAt: t0, Contact: c}
 	}
 	for i, want := range []bool{true, false} {
-		changed, err := s.SetConsent(ctx, "5533", store.ConsentGranted, "api", announce)
+		changed, err := s.SetConsent(ctx, "5533", sdk.ConsentGranted, "api", announce)
 		if err != nil || changed != want {
 			t.Fatalf("SetConsent #%d: changed=%v %v, want %v", i+1, changed, err, want)
 		}
 	}
-	if _, err := s.SetConsent(ctx, "nobody", store.ConsentGranted, "api", announce); err != store.ErrNotFound {
+	if _, err := s.SetConsent(ctx, "nobody", sdk.ConsentGranted, "api", announce); err != store.ErrNotFound {
 		t.Fatalf("unknown contact: %v", err)
 	}
 	if n, err := s.SetTeam(ctx, "5533", "vip"); err != nil || n != 1 {
 		t.Fatalf("SetTeam: %d %v", n, err)
 	}
 	c, _ := s.Contact(ctx, "5533")
-	if c.Consent.State != store.ConsentGranted || c.Consent.Source != "api" || len(c.Conversations) != 1 || c.Conversations[0].Team != "vip" {
+	if c.Consent.State != sdk.ConsentGranted || c.Consent.Source != "api" || len(c.Conversations) != 1 || c.Conversations[0].Team != "vip" {
 		t.Fatalf("contact %+v", c)
 	}
 	if _, err := s.Event(ctx, "evt_api_optin"); err != nil {
