@@ -244,8 +244,9 @@ func hdMediaRun(t *testing.T, connector, plugin string, fake hdFake) {
 // hdAgentAttachmentSent follows the agent's PDF (already handed to the
 // hub) to the Graph fake: one upload with the same bytes and one document
 // message with it, and the reply's text once, although the webhook came
-// twice. Then a file WhatsApp does not send: no upload, no message, and a
-// private note tells the agent why.
+// twice. Then a file of a type WhatsApp does not send and an image over
+// its 5 MB: no upload, no message, and a private note tells the agent
+// why.
 func hdAgentAttachmentSent(t *testing.T, h *hubProc, graph *graphtest.Server, fake hdFake, ticketID int64, hookURL string, pdf hdMediaFile, text string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -274,25 +275,32 @@ func hdAgentAttachmentSent(t *testing.T, h *hubProc, graph *graphtest.Server, fa
 		t.Errorf("the reply's text was sent %d times, want once:%s", texts, helpdeskSentDump(graph))
 	}
 
-	exe := hdMediaFile{mime: "application/x-msdownload", filename: "setup.exe", data: hdBytes(8, 2000)}
-	replyID := fake.agentReplyFiles(t, ticketID, "", exe)
-	if code, body := helpdeskDo(t, fake.hookRequest(t, hookURL, ticketID, replyID, true)); code != 200 {
-		t.Fatalf("webhook: %d %s", code, body)
-	}
-	helpdeskWait(t, fake, "a private note about setup.exe", func(tks []helpdeskTicket) bool {
-		for _, n := range tks[0].privateNotes() {
-			if strings.Contains(n.Body, "setup.exe") {
-				return true
-			}
+	for _, f := range []struct {
+		file hdMediaFile
+		code string
+	}{
+		{hdMediaFile{mime: "application/x-msdownload", filename: "setup.exe", data: hdBytes(8, 2000)}, "media_type"},
+		{hdMediaFile{mime: "image/jpeg", filename: "foto_grande.jpg", data: hdBytes(9, 6<<20)}, "media_too_large"},
+	} {
+		replyID := fake.agentReplyFiles(t, ticketID, "", f.file)
+		if code, body := helpdeskDo(t, fake.hookRequest(t, hookURL, ticketID, replyID, true)); code != 200 {
+			t.Fatalf("webhook: %d %s", code, body)
 		}
-		return false
-	})
+		helpdeskWait(t, fake, "a private note about "+f.file.filename+" ("+f.code+")", func(tks []helpdeskTicket) bool {
+			for _, n := range tks[0].privateNotes() {
+				if strings.Contains(n.Body, f.file.filename) && strings.Contains(n.Body, f.code) {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	h.waitOutboxSettled()
 	if n := len(graph.Uploads()); n != 1 {
-		t.Errorf("%d uploads after a refused file, want still 1", n)
+		t.Errorf("%d uploads after two refused files, want still 1", n)
 	}
 	if n := len(hdMediaSent(graph, helpdeskCustomerOpen)); n != 1 {
-		t.Errorf("%d media messages after a refused file, want still 1", n)
+		t.Errorf("%d media messages after two refused files, want still 1", n)
 	}
 }
 
