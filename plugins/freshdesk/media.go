@@ -124,7 +124,7 @@ func capitalize(s string) string {
 
 func tooLargeNote(kind string, size int64, id string) string {
 	return para(em(esc(fmt.Sprintf("The %s is %s, larger than the %s Freshdesk takes per ticket or note; an admin can download it from wahub: GET /api/v1/media/%s.",
-		kind, humanSize(size), humanSize(maxAttachmentBytes), id))))
+		kind, mediafile.Size(size), mediafile.Size(maxAttachmentBytes), id))))
 }
 
 func refusedNote(kind string, err error, id string) string {
@@ -142,16 +142,6 @@ func refusedNote(kind string, err error, id string) string {
 func fileRefused(err error) bool {
 	ae, ok := asAPIError(err)
 	return ok && (ae.status == http.StatusRequestEntityTooLarge || (ae.status == http.StatusBadRequest && ae.field("attachments") != nil))
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
-	case n >= 1<<10:
-		return strconv.FormatInt((n+512)>>10, 10) + " KB"
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -64,7 +65,7 @@ func renderMessage(ev *sdk.Event) rendered {
 			about = append(about, m.Media.MimeType)
 		}
 		if m.Media.Size > 0 {
-			about = append(about, humanSize(m.Media.Size))
+			about = append(about, mediafile.Size(m.Media.Size))
 		}
 		if len(about) > 0 {
 			line += " (" + esc(strings.Join(about, ", ")) + ")"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"os"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	slackapi "github.com/slack-go/slack"
 
+	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -281,33 +281,7 @@ func fileName(ev *sdk.Event, info sdk.MediaInfo) string {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return strings.ReplaceAll(kindOf(m), " ", "-") + "-" + at.UTC().Format("20060102-150405") + extension(info.MimeType)
-}
-
-// extension is the usual extension of a MIME type. The system's table
-// is only the fallback: it knows image/jpeg as .jfif on some systems.
-func extension(mimeType string) string {
-	mt, _, err := mime.ParseMediaType(mimeType)
-	if err != nil {
-		mt = strings.ToLower(strings.TrimSpace(mimeType))
-	}
-	if ext, ok := extensions[mt]; ok {
-		return ext
-	}
-	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
-		return exts[0]
-	}
-	return ".bin"
-}
-
-var extensions = map[string]string{
-	"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
-	"audio/ogg": ".ogg", "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/aac": ".aac", "audio/amr": ".amr",
-	"video/mp4": ".mp4", "video/3gpp": ".3gp",
-	"application/pdf": ".pdf", "text/plain": ".txt",
-	"application/msword": ".doc", "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-	"application/vnd.ms-excel": ".xls", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
-	"application/vnd.ms-powerpoint": ".ppt", "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+	return strings.ReplaceAll(kindOf(m), " ", "-") + "-" + at.UTC().Format("20060102-150405") + mediafile.Extension(info.MimeType)
 }
 
 // unavailableNote tells the agents that the customer's file could not

@@ -164,17 +164,7 @@ func (c *connector) uploadMedia(ctx context.Context, s *settings, ev *sdk.Event,
 
 func tooLargeNote(kind string, info sdk.MediaInfo) string {
 	return fmt.Sprintf("(The %s is %s, larger than the %s Zendesk takes; an admin can download it from wahub: GET /api/v1/media/%s.)",
-		kind, humanSize(info.Size), humanSize(maxUploadBytes), info.ID)
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
-	case n >= 1<<10:
-		return strconv.FormatInt((n+512)>>10, 10) + " KB"
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
+		kind, mediafile.Size(info.Size), mediafile.Size(maxUploadBytes), info.ID)
 }
 
 // uploadFile is POST /api/v2/uploads.json?filename=: the body is the file

@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -141,7 +142,7 @@ func renderMedia(m *sdk.Message) string {
 		about = append(about, md.MimeType)
 	}
 	if md.Size > 0 {
-		about = append(about, humanSize(md.Size))
+		about = append(about, mediafile.Size(md.Size))
 	}
 	if len(about) > 0 {
 		line += "\n(" + strings.Join(about, ", ") + ")"

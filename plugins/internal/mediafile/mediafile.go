@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"strconv"
 	"strings"
 
 	"github.com/wahub/wahub/sdk"
@@ -97,7 +98,7 @@ func clean(name string) string {
 // extensions are those of the MIME types WhatsApp sends; the system's
 // table, which differs between machines, only serves the rest.
 var extensions = map[string]string{
-	"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
+	"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
 	"audio/ogg": ".ogg", "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/aac": ".aac", "audio/amr": ".amr",
 	"video/mp4": ".mp4", "video/3gpp": ".3gp", "application/pdf": ".pdf", "text/plain": ".txt",
 	"application/msword": ".doc", "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
@@ -105,7 +106,20 @@ var extensions = map[string]string{
 	"application/vnd.ms-powerpoint": ".ppt", "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
 }
 
+// Size is a file's size for people: 512 bytes, 40 KB, 2.5 MB.
+func Size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	case n >= 1<<10:
+		return strconv.FormatInt((n+512)>>10, 10) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
 // Extension is the usual extension of a MIME type, ".bin" when unknown.
+// The system's table is only the fallback: it differs between machines
+// (image/jpeg is .jfif on some).
 func Extension(mimeType string) string {
 	mt, _, err := mime.ParseMediaType(mimeType)
 	if err != nil {

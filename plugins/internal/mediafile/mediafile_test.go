@@ -50,3 +50,15 @@ func TestReason(t *testing.T) {
 		t.Errorf("Unavailable = %q", got)
 	}
 }
+
+func TestSize(t *testing.T) {
+	sizes := []struct {
+		n    int64
+		want string
+	}{{0, "0 bytes"}, {1023, "1023 bytes"}, {1024, "1 KB"}, {40 << 10, "40 KB"}, {5 << 19, "2.5 MB"}}
+	for _, tc := range sizes {
+		if got := Size(tc.n); got != tc.want {
+			t.Errorf("Size(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
