@@ -220,7 +220,7 @@ type settings struct {
 	reopenWithin time.Duration
 	timeout      time.Duration
 	client       *http.Client
-	// files downloads agents' attachments (fileRedirect).
+	// files downloads agents' attachments (sdkhttp.FollowFileRedirects).
 	files *http.Client
 	host  sdk.Host
 
@@ -253,7 +253,7 @@ func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 	// A redirect means a wrong domain or api_url (Freshdesk sends the
 	// browser to a login page): it is reported, not followed.
 	s.client = sdkhttp.NewClient(maxConcurrent, nil)
-	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: s.fileRedirect}
+	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: sdkhttp.FollowFileRedirects(s.base, maxRedirects)}
 	s.host = host
 	return &instance{c: c, s: s}, nil
 }

@@ -248,29 +248,6 @@ func writeFields(mw *multipart.Writer, fields map[string]any) error {
 	return nil
 }
 
-// fileRedirect follows an attachment_url's redirects, no further than
-// maxRedirects, never from https to http, and with the API key only to
-// the account's own host.
-func (s *settings) fileRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= maxRedirects {
-		return fmt.Errorf("more than %d redirects", maxRedirects)
-	}
-	prev := via[len(via)-1].URL
-	if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && prev.Scheme == "http") {
-		return fmt.Errorf("refusing a redirect from %s to %s", prev.Scheme, sdkhttp.Redacted(req.URL))
-	}
-	if !s.ownHost(req.URL) {
-		req.Header.Del("Authorization")
-	}
-	return nil
-}
-
-// ownHost reports whether u is on the account's API host.
-func (s *settings) ownHost(u *url.URL) bool {
-	base, err := url.Parse(s.base)
-	return err == nil && strings.EqualFold(u.Scheme, base.Scheme) && strings.EqualFold(u.Host, base.Host)
-}
-
 // storeAttachment downloads an agent's attachment into the hub. A file
 // that cannot be had, or that the hub refuses, is a *sdk.RefusedError for
 // the agents' note; other errors are worth a retry.
@@ -286,7 +263,7 @@ func (c *connector) storeAttachment(ctx context.Context, s *settings, a fdAttach
 	if err != nil {
 		return sdk.MediaInfo{}, &sdk.RefusedError{Code: "media_unavailable", Message: "the file could not be downloaded from Freshdesk: " + err.Error()}
 	}
-	if s.ownHost(u) {
+	if sdkhttp.SameOrigin(u, s.base) {
 		req.SetBasicAuth(s.apiKey, "X")
 	}
 	req.Header.Set("User-Agent", "wahub-freshdesk/"+Version)

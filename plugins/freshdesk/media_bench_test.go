@@ -144,7 +144,7 @@ func BenchmarkMediaTransfer(b *testing.B) {
 	defer srv.Close()
 	host := &hashHost{}
 	s := &settings{name: "freshdesk", base: srv.URL, apiKey: "k", timeout: time.Minute, client: sdkhttp.NewClient(2, nil), host: host}
-	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: s.fileRedirect}
+	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: sdkhttp.FollowFileRedirects(s.base, maxRedirects)}
 	c := &connector{now: time.Now, log: sdk.Logger()}
 	ctx := context.Background()
 	copyPath := filepath.Join(b.TempDir(), "copy.pdf")

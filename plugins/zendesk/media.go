@@ -207,32 +207,6 @@ func (s *settings) uploadFile(ctx context.Context, name, mimeType string, size i
 	return out.Upload.Token, nil
 }
 
-// fileRedirect follows a content_url to the signed URL Zendesk sends it
-// to, and no further than maxRedirects. The API credentials go to the
-// account's own host only: the file host of the redirect is another
-// domain, and Zendesk warns not to send it credentials. (Go's client
-// drops Authorization on a redirect to another domain, but keeps it for
-// another port of the same host; this decides by scheme and host:port.)
-func (s *settings) fileRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= maxRedirects {
-		return fmt.Errorf("more than %d redirects", maxRedirects)
-	}
-	prev := via[len(via)-1].URL
-	if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && prev.Scheme == "http") {
-		return fmt.Errorf("refusing a redirect from %s to %s", prev.Scheme, sdkhttp.Redacted(req.URL))
-	}
-	if !s.ownHost(req.URL) {
-		req.Header.Del("Authorization")
-	}
-	return nil
-}
-
-// ownHost reports whether u is on the account's API host.
-func (s *settings) ownHost(u *url.URL) bool {
-	base, err := url.Parse(s.base)
-	return err == nil && strings.EqualFold(u.Scheme, base.Scheme) && strings.EqualFold(u.Host, base.Host)
-}
-
 // errDownload is a file Zendesk will not give: deleted, or not found.
 type errDownload struct{ msg string }
 
@@ -251,7 +225,7 @@ func (s *settings) download(ctx context.Context, raw string) (*http.Response, co
 		cancel()
 		return nil, nil, &errDownload{msg: fmt.Sprintf("%s: %v", what, err)}
 	}
-	if s.ownHost(u) {
+	if sdkhttp.SameOrigin(u, s.base) {
 		req.Header.Set("Authorization", s.auth)
 	}
 	req.Header.Set("User-Agent", "wahub-zendesk/"+Version)

@@ -134,7 +134,7 @@ func BenchmarkMediaTransfer(b *testing.B) {
 	host := &hashHost{}
 	s := &settings{name: "zendesk", base: srv.URL, auth: basicAuth("a@b.c/token", "t"), timeout: time.Minute, now: time.Now,
 		client: sdkhttp.NewClient(2, nil), host: host}
-	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: s.fileRedirect}
+	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: sdkhttp.FollowFileRedirects(s.base, maxRedirects)}
 	c := &connector{now: time.Now, log: sdk.Logger()}
 	ctx := context.Background()
 	copyPath := filepath.Join(b.TempDir(), "copy.pdf")

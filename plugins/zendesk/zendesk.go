@@ -215,7 +215,7 @@ type settings struct {
 	now           func() time.Time // the connector's clock, for HTTP-date Retry-Afters
 	client        *http.Client
 	// files downloads attachments: it follows content_url's redirect to
-	// the signed URL, without the credentials (fileRedirect).
+	// the signed URL, without the credentials (sdkhttp.FollowFileRedirects).
 	files *http.Client
 	host  sdk.Host
 }
@@ -242,7 +242,7 @@ func (c *connector) configure(ctx context.Context, cfg sdk.Config, host sdk.Host
 	// A redirect means a wrong api_url (http to https, a renamed
 	// subdomain); following it would turn a PUT into a GET.
 	s.client = sdkhttp.NewClient(maxConcurrent, nil)
-	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: s.fileRedirect}
+	s.files = &http.Client{Transport: s.client.Transport, CheckRedirect: sdkhttp.FollowFileRedirects(s.base, maxRedirects)}
 	s.host, s.now = host, c.now
 	if len(s.webhookSecret) == 0 {
 		c.log.Warn("zendesk: webhook_secret is not set: agents' replies from Zendesk will be refused until it is", "connector", cfg.Name)

@@ -154,6 +154,36 @@ func BaseURL(raw, apiPath string) (string, error) {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: path}).String(), nil
 }
 
+// SameOrigin reports whether u is on base's scheme and host:port: where
+// an API's credentials may go.
+func SameOrigin(u *url.URL, base string) bool {
+	b, err := url.Parse(base)
+	return err == nil && strings.EqualFold(u.Scheme, b.Scheme) && strings.EqualFold(u.Host, b.Host)
+}
+
+// FollowFileRedirects is the CheckRedirect of a client that downloads an
+// API's attachments, whose URLs redirect to a file host (a signed S3 or
+// CDN URL): it follows at most max redirects, never from https to http,
+// and drops Authorization on leaving base's origin, because the file
+// host must not see the API's credentials. (Go's client drops it on a
+// redirect to another domain, but keeps it for another port of the same
+// host; this decides by scheme and host:port.)
+func FollowFileRedirects(base string, max int) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= max {
+			return fmt.Errorf("more than %d redirects", max)
+		}
+		prev := via[len(via)-1].URL
+		if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && prev.Scheme == "http") {
+			return fmt.Errorf("refusing a redirect from %s to %s", prev.Scheme, Redacted(req.URL))
+		}
+		if !SameOrigin(req.URL, base) {
+			req.Header.Del("Authorization")
+		}
+		return nil
+	}
+}
+
 // Redacted is u without credentials, query or fragment: the part of a URL
 // an error message may quote.
 func Redacted(u *url.URL) string {

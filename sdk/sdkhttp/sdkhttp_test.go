@@ -148,3 +148,46 @@ func TestBaseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestFollowFileRedirects(t *testing.T) {
+	check := sdkhttp.FollowFileRedirects("https://acme.zendesk.com", 2)
+	req := func(u string) *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, u, nil)
+		r.Header.Set("Authorization", "Basic c2VjcmV0")
+		return r
+	}
+	from := func(u string) []*http.Request { return []*http.Request{req(u)} }
+	cases := []struct {
+		name     string
+		to       string
+		via      []*http.Request
+		wantErr  string
+		wantAuth bool
+	}{
+		{name: "same origin keeps the credentials", to: "https://acme.zendesk.com/attachments/1", via: from("https://acme.zendesk.com/a"), wantAuth: true},
+		{name: "the file host gets none", to: "https://files.zdusercontent.com/x?sig=1", via: from("https://acme.zendesk.com/a")},
+		{name: "another port of the host gets none", to: "https://acme.zendesk.com:8443/x", via: from("https://acme.zendesk.com/a")},
+		{name: "a subdomain gets none", to: "https://cdn.acme.zendesk.com/x", via: from("https://acme.zendesk.com/a")},
+		{name: "no downgrade to http", to: "http://files.example/x", via: from("https://acme.zendesk.com/a"), wantErr: "refusing a redirect from https"},
+		{name: "http to http is a test server's", to: "http://127.0.0.1:9/x", via: from("http://127.0.0.1:8/a")},
+		{name: "too many", to: "https://files.example/x", via: append(from("https://a.example"), req("https://b.example")), wantErr: "more than 2 redirects"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := req(tc.to)
+			err := check(r, tc.via)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Header.Get("Authorization") != ""; got != tc.wantAuth {
+				t.Errorf("Authorization kept = %v, want %v", got, tc.wantAuth)
+			}
+		})
+	}
+}
