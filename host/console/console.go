@@ -108,7 +108,9 @@ type Options struct {
 
 // Console is the /console handler.
 type Console struct {
-	opt      Options
+	opt Options
+	// thumbs keeps photo previews by digest (media.go).
+	thumbs   *thumbCache
 	mux      *http.ServeMux
 	sessions *sessions
 	pages    *pages
@@ -134,7 +136,7 @@ func New(opt Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{opt: opt, mux: http.NewServeMux(), sessions: newSessions(opt.Now), pages: p,
+	c := &Console{opt: opt, mux: http.NewServeMux(), thumbs: newThumbCache(256), sessions: newSessions(opt.Now), pages: p,
 		login: newLoginLimiter(opt.Now), cop: http.NewCrossOriginProtection()}
 	static, _ := fs.Sub(assets, "static")
 	c.mux.Handle("GET /console/static/", cacheStatic(http.StripPrefix("/console/static/", http.FileServerFS(static))))

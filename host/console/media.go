@@ -39,6 +39,29 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	defer rc.Close()
 	h := w.Header()
+	if r.URL.Query().Has("thumb") && (info.MimeType == "image/jpeg" || info.MimeType == "image/png") {
+		data, ok := c.thumbs.get(info.SHA256)
+		if !ok {
+			if data, err = thumbnail(rc); err == nil {
+				c.thumbs.put(info.SHA256, data)
+			}
+		}
+		if err == nil {
+			h.Set("Content-Type", "image/jpeg")
+			h.Set("Content-Length", strconv.Itoa(len(data)))
+			h.Set("Cache-Control", "private, max-age=3600")
+			w.Write(data)
+			return
+		}
+		// Not a picture the hub can scale (damaged, huge): the file itself,
+		// which the browser scales.
+		rc.Close()
+		if info, rc, err = c.opt.Media.Open(r.Context(), r.PathValue("id")); err != nil {
+			http.Error(w, "the media store could not answer; see the hub's log", http.StatusInternalServerError)
+			return
+		}
+		defer rc.Close()
+	}
 	mt := info.MimeType
 	if mt == "" {
 		mt = "application/octet-stream"
@@ -71,10 +94,12 @@ func (c *Console) annotate(ctx context.Context, ev *sdk.Event) {
 // fileView is how a bubble shows its file: inline when the hub holds it,
 // else why not.
 type fileView struct {
-	URL  string // empty when the file cannot be shown
-	Kind string // image, sticker, audio, video, document
-	Name string
-	Note string
+	URL string // empty when the file cannot be shown
+	// Thumb is the preview of a photo: scaled by the hub when it can.
+	Thumb string
+	Kind  string // image, sticker, audio, video, document
+	Name  string
+	Note  string
 }
 
 func (c *Console) fileView(m *sdk.Message) *fileView {
@@ -95,6 +120,10 @@ func (c *Console) fileView(m *sdk.Message) *fileView {
 	switch md.State {
 	case sdk.MediaAvailable:
 		f.URL = "/console/media/" + url.PathEscape(md.ID)
+		f.Thumb = f.URL
+		if md.MimeType == "image/jpeg" || md.MimeType == "image/png" {
+			f.Thumb += "?thumb=1"
+		}
 	case sdk.MediaUnavailable:
 		f.Note = "The file could not be retrieved: " + md.Reason
 	default:

@@ -3,6 +3,9 @@ package console
 import (
 	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -29,14 +32,15 @@ func TestConversationShowsMedia(t *testing.T) {
 		o.Media = ms
 	})
 	ctx := context.Background()
-	photo := []byte("\xff\xd8\xff\xe0 a jpeg")
+	photo := bigJPEG(t, 1200, 900)
 	files := []struct {
 		id, kind, mime, name string
 		data                 []byte
 		state                sdk.MediaState
 		want                 string
 	}{
-		{"m-photo", "image", "image/jpeg", "", photo, sdk.MediaAvailable, `<img src="/console/media/m-photo"`},
+		{"m-photo", "image", "image/jpeg", "", photo, sdk.MediaAvailable, `<a href="/console/media/m-photo"><img src="/console/media/m-photo?thumb=1"`},
+		{"m-damaged", "image", "image/jpeg", "", []byte("\xff\xd8 not really"), sdk.MediaAvailable, `<img src="/console/media/m-damaged?thumb=1"`},
 		{"m-voice", "audio", "audio/ogg; codecs=opus", "", []byte("OggS voice"), sdk.MediaAvailable, `<audio controls preload="none" src="/console/media/m-voice">`},
 		{"m-pdf", "document", "application/pdf", "fatura.pdf", []byte("%PDF-1.4"), sdk.MediaAvailable, `<a class="file" href="/console/media/m-pdf">fatura.pdf</a>`},
 		{"m-gone", "image", "image/jpeg", "", nil, sdk.MediaUnavailable, `The file could not be retrieved: gone at WhatsApp`},
@@ -80,6 +84,16 @@ func TestConversationShowsMedia(t *testing.T) {
 	if resp.StatusCode != 200 || body != string(photo) || resp.Header.Get("Content-Type") != "image/jpeg" {
 		t.Fatalf("GET /console/media/m-photo: %d %q %s", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
+	// The preview is a JPEG of at most 320 px; a picture the hub cannot
+	// decode comes as it is.
+	resp, body = viewer.get("/console/media/m-photo?thumb=1")
+	cfg, err := jpeg.DecodeConfig(strings.NewReader(body))
+	if resp.StatusCode != 200 || err != nil || cfg.Width != 320 || cfg.Height != 240 || len(body) >= len(photo) {
+		t.Fatalf("thumbnail: %d, %v, %dx%d, %d bytes of %d", resp.StatusCode, err, cfg.Width, cfg.Height, len(body), len(photo))
+	}
+	if resp, body := viewer.get("/console/media/m-damaged?thumb=1"); resp.StatusCode != 200 || body != "\xff\xd8 not really" {
+		t.Fatalf("preview of a damaged picture: %d %q, want the file itself", resp.StatusCode, body)
+	}
 	if resp, _ := viewer.get("/console/media/m-pdf"); !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("a document is served %q, want as an attachment", resp.Header.Get("Content-Disposition"))
 	}
@@ -90,4 +104,18 @@ func TestConversationShowsMedia(t *testing.T) {
 	if resp, body := anon.get("/console/media/m-photo"); resp.StatusCode == 200 || body == string(photo) {
 		t.Fatalf("without a session: %d", resp.StatusCode)
 	}
+}
+
+func bigJPEG(t *testing.T, w, h int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), uint8(x ^ y), 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -83,6 +83,11 @@ func (c *Client) DownloadMedia(ctx context.Context, mediaURL string) (*http.Resp
 	if err != nil {
 		return nil, &ValidationError{c.scrub(err.Error())}
 	}
+	// The token goes over TLS, or in the clear only to the API's own host
+	// (a local fake): never to a host a response named over plain HTTP.
+	if base, err := url.Parse(c.base); req.URL.Scheme != "https" && (err != nil || req.URL.Host != base.Host) {
+		return nil, &ValidationError{"refusing to send the access token to " + req.URL.Scheme + "://" + req.URL.Host + ": a media URL must be https (or on the API's own host)"}
+	}
 	c.authorize(req)
 	// Without the client's Timeout, but with its transport.
 	hc := &http.Client{Transport: c.http.Transport, CheckRedirect: c.http.CheckRedirect, Jar: c.http.Jar}

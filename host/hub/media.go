@@ -59,6 +59,9 @@ func (h *Hub) newMedia() (*media.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if mc.Store == "local" && h.store.Driver() == "postgres" {
+		h.log.Warn("media: files are kept in this hub's own directory while the store is PostgreSQL: other hubs sharing the database cannot serve the files this one fetched; set media.store: postgres or s3", "path", h.cfg.MediaPath())
+	}
 	ms.SetMetrics(media.NewMetrics(h.registry))
 	ms.RegisterFiles(h.registry)
 	return ms, nil
