@@ -118,7 +118,7 @@ func Ingest(ctx context.Context, opt IngestOptions, w io.Writer) error {
 		phase{name: "durable: hub, commit before 200", unit: "req/s", run: func(d time.Duration) (float64, int64) {
 			n, errs := closedLoop(ctx, c, h.url, opt.Concurrency, d, &seq)
 			return float64(n) / d.Seconds(), errs
-		}, after: h.drained})
+		}, after: h.drained, busy: h.st.WriterBusy})
 	if err != nil {
 		return err
 	}
@@ -147,6 +147,8 @@ func Ingest(ctx context.Context, opt IngestOptions, w io.Writer) error {
 type phase struct {
 	name, unit string
 	run        func(d time.Duration) (rate float64, errors int64)
+	// busy, if set, is the store writer's busy time so far.
+	busy func() time.Duration
 	// after, if set, runs after each measured phase, unmeasured: the
 	// durable phase waits there for routing and delivery to catch up, so
 	// that the next baseline does not share the CPU with their backlog.
@@ -157,6 +159,11 @@ type phase struct {
 // of b/a over the rounds.
 func alternate(ctx context.Context, w io.Writer, opt IngestOptions, c *http.Client, seq *atomic.Int64, a, b phase) (Spread, error) {
 	var ratios []float64
+	for _, p := range []*phase{&a, &b} {
+		if p.busy == nil {
+			p.busy = func() time.Duration { return 0 }
+		}
+	}
 	for r := 1; r <= opt.Rounds; r++ {
 		var rates [2]float64
 		for i, p := range []phase{a, b} {
@@ -166,7 +173,9 @@ func alternate(ctx context.Context, w io.Writer, opt IngestOptions, c *http.Clie
 					return Spread{}, err
 				}
 			}
+			busy0 := p.busy()
 			rate, errs := p.run(opt.Duration)
+			busy := p.busy() - busy0
 			if ctx.Err() != nil {
 				return Spread{}, ctx.Err()
 			}
@@ -183,8 +192,11 @@ func alternate(ctx context.Context, w io.Writer, opt IngestOptions, c *http.Clie
 			if errs > 0 {
 				fmt.Fprintf(w, "  (%d ERRORS)", errs)
 			}
+			if busy > 0 {
+				fmt.Fprintf(w, "  writer busy %.0f%%, %.0f µs/request", 100*busy.Seconds()/opt.Duration.Seconds(), busy.Seconds()*1e6/(rate*opt.Duration.Seconds()))
+			}
 			if p.after != nil {
-				fmt.Fprintf(w, "  (routing+delivery caught up %s after the phase)", drain.Round(time.Millisecond))
+				fmt.Fprintf(w, "  (routing+delivery caught up %s later)", drain.Round(time.Millisecond))
 			}
 			fmt.Fprintln(w)
 		}

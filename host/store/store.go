@@ -81,11 +81,17 @@ type Store struct {
 	contacts contactCache // writer goroutine only
 
 	commits, writes atomic.Int64
+	busy            atomic.Int64 // nanoseconds the writer spent committing
 }
 
 // WriterStats counts group commits and the write requests they carried:
 // writes/commits is the mean batch size.
 func (s *Store) WriterStats() (commits, writes int64) { return s.commits.Load(), s.writes.Load() }
+
+// WriterBusy is the time the writer has spent running transactions, for
+// benchmarks: the writer is the one part of the hub that cannot run in
+// parallel, so its busy share says how close the hub is to its limit.
+func (s *Store) WriterBusy() time.Duration { return time.Duration(s.busy.Load()) }
 
 // writeReq is one caller's share of a group commit.
 type writeReq struct {
@@ -299,6 +305,8 @@ func (s *Store) writeLoop() {
 // fails, it rolls back and runs them again, each in its own savepoint, so
 // that one failing request does not undo the others.
 func (s *Store) commit(batch []*writeReq) {
+	start := time.Now()
+	defer func() { s.busy.Add(int64(time.Since(start))) }()
 	errs, fnFailed, err := s.runBatch(batch, false)
 	// Alone in its batch, a failed request undid only itself.
 	if err == nil && (!fnFailed || len(batch) == 1) {
