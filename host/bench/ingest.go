@@ -133,6 +133,9 @@ func Ingest(ctx context.Context, opt IngestOptions, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "  durable paced at %d req/s for %s: p50 %s, p99 %s, max %s (%d requests, %d errors; goal p99 <= %s: %s)\n",
 		opt.PacedRate, opt.PacedFor, round(lat.P50), round(lat.P99), round(lat.Max), lat.N, errs, goalIngestP99, verdict(lat.P99 <= goalIngestP99 && errs == 0))
+	if last, err := h.st.LastSeq(ctx); err == nil {
+		fmt.Fprintf(w, "  %d events in the log, all routed and delivered; the writer was busy %s in all\n", last, h.st.WriterBusy().Round(time.Millisecond))
+	}
 	h.stop()
 
 	if opt.Postgres != "" {
