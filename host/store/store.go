@@ -95,9 +95,13 @@ func (s *Store) WriterBusy() time.Duration { return time.Duration(s.busy.Load())
 
 // writeReq is one caller's share of a group commit.
 type writeReq struct {
-	ctx  context.Context
-	fn   func(tx *txn) error
-	done chan error
+	ctx context.Context
+	fn  func(tx *txn) error
+	// appends is set for an Append: the writer inserts the events of
+	// consecutive appends together (appendGroup), and runs fn instead
+	// when the request must run alone.
+	appends *appendReq
+	done    chan error
 }
 
 // Open opens (creating if needed) the SQLite file at path, applies pending
@@ -226,7 +230,12 @@ func (s *Store) Close() error {
 // with everyone else's if the commit itself fails. fn must not block on
 // anything but the transaction.
 func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.submit(ctx, &writeReq{ctx: ctx, fn: fn})
+}
+
+// submit queues req for the next group commit and waits for its outcome.
+func (s *Store) submit(ctx context.Context, req *writeReq) error {
+	req.done = make(chan error, 1)
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -357,10 +366,29 @@ func (s *Store) runBatch(batch []*writeReq, savepoints bool) (errs []error, fnFa
 			return errs, false, fmt.Errorf("store: take the cluster's write lock: %w", err)
 		}
 	}
-	for i, req := range batch {
+	for i := 0; i < len(batch); i++ {
+		req := batch[i]
 		if err := req.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
+		}
+		// Consecutive appends go in together. If that fails, the batch
+		// is run again with savepoints, each request alone.
+		if !savepoints && req.appends != nil {
+			j := i + 1
+			for j < len(batch) && batch[j].appends != nil && batch[j].ctx.Err() == nil {
+				j++
+			}
+			if j-i > 1 {
+				if err := s.appendGroup(tx, batch[i:j]); err != nil {
+					errs[i] = err
+					s.contacts.reset()
+					tx.Rollback()
+					return errs, true, nil
+				}
+				i = j - 1
+				continue
+			}
 		}
 		if savepoints {
 			if _, err := tx.Exec("SAVEPOINT w"); err != nil {
