@@ -23,6 +23,12 @@ func TestAppendGroupMatchesOneByOne(t *testing.T) {
 			Business: &sdk.Business{PhoneNumberID: "pn1"}, Contact: &sdk.Contact{WAID: waID},
 			Status: &sdk.Status{MessageID: "wamid.out." + id}}
 	}
+	image := func(id, waID, media string, m int) sdk.Event {
+		ev := textEvent(id, waID, "", "", at(m))
+		ev.Message.Type, ev.Message.Text = "image", ""
+		ev.Message.Media = &sdk.Media{ID: media, MimeType: "image/jpeg"}
+		return ev
+	}
 	changed := sdk.Event{ID: "chg", Type: sdk.TypeContactChanged, OccurredAt: at(5), ReceivedAt: at(5),
 		Business: &sdk.Business{PhoneNumberID: "pn1"}, Contact: &sdk.Contact{WAID: "5511"},
 		Message: &sdk.Message{ID: "wamid.chg", Type: "system", System: &sdk.System{NewWAID: "5599"}}}
@@ -51,6 +57,10 @@ func TestAppendGroupMatchesOneByOne(t *testing.T) {
 			{textEvent("u1", "5511", "", "Ana", at(1))},
 			{textEvent("u2", "5511", "BR.123", "Ana", at(2))},
 			{textEvent("u3", "", "BR.123", "Ana", at(3))},
+		}},
+		{"media in several requests", nil, [][]sdk.Event{
+			{image("p1", "5511", "media.1", 1)},
+			{image("p2", "5522", "media.2", 2), image("p3", "5511", "media.1", 3)},
 		}},
 		{"a changed number", []sdk.Event{textEvent("c0", "5511", "", "Ana", at(0))}, [][]sdk.Event{
 			{changed},
@@ -168,6 +178,8 @@ func dump(t *testing.T, s *Store) string {
 	for _, q := range []string{
 		`SELECT id, type, COALESCE(contact_key, ''), COALESCE(conversation_id, ''), COALESCE(phone_number_id, '') FROM events ORDER BY seq`,
 		`SELECT key, COALESCE(wa_id, ''), COALESCE(user_id, ''), name, COALESCE(last_inbound_at, 0), first_seen_at FROM contacts ORDER BY key`,
+		`SELECT id, state, COALESCE(contact_key, ''), COALESCE(phone_number_id, '') FROM media ORDER BY id`,
+		`SELECT m.media_id, e.id FROM media_events m JOIN events e ON e.seq = m.seq ORDER BY m.media_id, e.id`,
 	} {
 		rows, err := s.reader.QueryContext(context.Background(), q)
 		if err != nil {

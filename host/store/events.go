@@ -229,6 +229,13 @@ func (s *Store) appendGroup(tx *txn, reqs []*writeReq) error {
 			}
 			created[st.key] = st
 		}
+		var phoneID sql.NullString
+		if ev.Business != nil && ev.Business.PhoneNumberID != "" {
+			phoneID = sql.NullString{String: ev.Business.PhoneNumberID, Valid: true}
+		}
+		if err := s.enqueueMedia(tx, ev, seq, r.contact, phoneID); err != nil {
+			return fmt.Errorf("store: append event %s: %w", ev.ID, err)
+		}
 		if strings.HasPrefix(string(ev.Type), "whatsapp.") {
 			if err := s.applyTemplateEvent(tx, ev); err != nil {
 				return fmt.Errorf("store: append event %s: template catalogue: %w", ev.ID, err)
