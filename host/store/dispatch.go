@@ -58,8 +58,10 @@ type RouteState struct {
 	LastActive time.Time
 }
 
-// DecideFunc decides for one event. It runs inside the store's write
-// transaction, so it must be quick and must not call the store.
+// DecideFunc decides for one event. Dispatch calls it before its write
+// transaction, and again inside it when what the decision rests on moved
+// meanwhile, so it must be a function of its arguments, quick, and must
+// not call the store (inside the transaction that would wait for itself).
 type DecideFunc func(ev *sdk.Event, st RouteState) Decision
 
 // IsActivity tells which events keep a conversation open for affinity
