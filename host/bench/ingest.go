@@ -5,6 +5,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -43,6 +45,10 @@ type IngestOptions struct {
 	// requests/s for Duration and RSS is reported at the start and the
 	// end.
 	Soak bool
+	// Target, when set, is the webhook URL of a hub already running on
+	// this machine (wahub serve), loaded instead of one the benchmark
+	// starts; Secret is its whatsapp.app_secret.
+	Target, Secret string
 	// Plugin is the no-op connector's built-in name; Executable serves it
 	// (default: this binary).
 	Plugin     string
@@ -92,47 +98,73 @@ func Ingest(ctx context.Context, opt IngestOptions, w io.Writer) error {
 		dir = d
 	}
 	if opt.Soak {
+		if opt.Target != "" {
+			return errors.New("--soak reports the memory of the hub it starts; drop --target")
+		}
 		return soak(ctx, opt, dir, w)
 	}
 	fmt.Fprintf(w, "ingest benchmark: %d CPUs, %d concurrent clients, %d rounds of %s baseline / %s durable (each after %s warm-up)\n",
 		runtime.NumCPU(), opt.Concurrency, opt.Rounds, opt.Duration, opt.Duration, opt.Warmup)
-	fmt.Fprintf(w, "  signed %d-byte text webhooks; durable = a whole hub (SQLite, synchronous=full), routing and delivery to a no-op plugin running\n", len(must(body(0))))
+	what := "a whole hub (SQLite, synchronous=full), routing and delivery to a no-op plugin running"
+	if opt.Target != "" {
+		if err := loopbackURL(opt.Target); err != nil {
+			return err
+		}
+		if opt.Postgres != "" {
+			return errors.New("--target and --postgres: the PostgreSQL phases run a hub of their own; drop one")
+		}
+		what = opt.Target + " (a hub of yours: its writer and its routing are not observed from here)"
+	}
+	fmt.Fprintf(w, "  signed %d-byte text webhooks; durable = %s\n", len(must(body(0))), what)
 
 	base, baseURL, err := serve(http.HandlerFunc(baseline))
 	if err != nil {
 		return err
 	}
 	defer base.Close()
-	h, err := startHub(ctx, fmt.Sprintf("store: {path: %q}", filepath.Join(dir, "hub.db")), opt)
-	if err != nil {
-		return err
+	durable := phase{name: "durable: hub, commit before 200", unit: "req/s"}
+	dst := target{opt.Target, cmp.Or(opt.Secret, benchSecret)}
+	var h *benchHub
+	if opt.Target == "" {
+		if h, err = startHub(ctx, fmt.Sprintf("store: {path: %q}", filepath.Join(dir, "hub.db")), opt); err != nil {
+			return err
+		}
+		defer h.stop()
+		dst, durable.after, durable.busy = h.target(), h.drained, h.st.WriterBusy
 	}
-	defer h.stop()
 	var seq atomic.Int64
 	c := client(opt.Concurrency)
+	durable.run = func(d time.Duration) (float64, int64) {
+		n, errs := closedLoop(ctx, c, dst, opt.Concurrency, d, &seq)
+		return float64(n) / d.Seconds(), errs
+	}
 	res, err := alternate(ctx, w, opt, c, &seq,
 		phase{name: "baseline: verify signature + parse JSON", unit: "req/s", run: func(d time.Duration) (float64, int64) {
-			n, errs := closedLoop(ctx, c, baseURL, opt.Concurrency, d, &seq)
+			n, errs := closedLoop(ctx, c, target{baseURL, benchSecret}, opt.Concurrency, d, &seq)
 			return float64(n) / d.Seconds(), errs
 		}},
-		phase{name: "durable: hub, commit before 200", unit: "req/s", run: func(d time.Duration) (float64, int64) {
-			n, errs := closedLoop(ctx, c, h.url, opt.Concurrency, d, &seq)
-			return float64(n) / d.Seconds(), errs
-		}, after: h.drained, busy: h.st.WriterBusy})
+		durable)
 	if err != nil {
 		return err
 	}
-	commits, writes := h.st.WriterStats()
-	fmt.Fprintf(w, "  ratio durable/baseline: median %.2f (range %.2f–%.2f over %d rounds; goal >= %.2f: %s); %.1f writes per group commit\n",
-		res.Median, res.Min, res.Max, res.N, goalIngestRatio, verdict(res.Median >= goalIngestRatio), float64(writes)/float64(max(commits, 1)))
+	batching := ""
+	if h != nil {
+		commits, writes := h.st.WriterStats()
+		batching = fmt.Sprintf("; %.1f writes per group commit", float64(writes)/float64(max(commits, 1)))
+	}
+	fmt.Fprintf(w, "  ratio durable/baseline: median %.2f (range %.2f–%.2f over %d rounds; goal >= %.2f: %s)%s\n",
+		res.Median, res.Min, res.Max, res.N, goalIngestRatio, verdict(res.Median >= goalIngestRatio), batching)
 
 	pc := client(512)
-	lat, errs := paced(ctx, pc, h.url, opt.PacedRate, opt.PacedFor, &seq)
+	lat, errs := paced(ctx, pc, dst, opt.PacedRate, opt.PacedFor, &seq)
+	fmt.Fprintf(w, "  durable paced at %d req/s for %s: p50 %s, p99 %s, max %s (%d requests, %d errors; goal p99 <= %s: %s)\n",
+		opt.PacedRate, opt.PacedFor, round(lat.P50), round(lat.P99), round(lat.Max), lat.N, errs, goalIngestP99, verdict(lat.P99 <= goalIngestP99 && errs == 0))
+	if h == nil {
+		return nil
+	}
 	if err := h.drained(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "  durable paced at %d req/s for %s: p50 %s, p99 %s, max %s (%d requests, %d errors; goal p99 <= %s: %s)\n",
-		opt.PacedRate, opt.PacedFor, round(lat.P50), round(lat.P99), round(lat.Max), lat.N, errs, goalIngestP99, verdict(lat.P99 <= goalIngestP99 && errs == 0))
 	if last, err := h.st.LastSeq(ctx); err == nil {
 		fmt.Fprintf(w, "  %d events in the log, all routed and delivered; the writer was busy %s in all\n", last, h.st.WriterBusy().Round(time.Millisecond))
 	}
@@ -142,6 +174,20 @@ func Ingest(ctx context.Context, opt IngestOptions, w io.Writer) error {
 		if err := ingestPostgres(ctx, opt, w, &seq); err != nil {
 			return fmt.Errorf("postgres phase: %w", err)
 		}
+	}
+	return nil
+}
+
+// loopbackURL refuses a target that is not on this machine: the
+// benchmark is a load generator, and load goes to 127.0.0.1 only.
+func loopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--target %q: want http://127.0.0.1:PORT/webhooks/whatsapp", raw)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--target %q: the load generator only targets this machine's loopback (127.0.0.1, ::1, localhost)", raw)
 	}
 	return nil
 }
@@ -310,6 +356,8 @@ func (b *benchHub) drained() error {
 	}
 }
 
+func (b *benchHub) target() target { return target{b.url, benchSecret} }
+
 func (b *benchHub) stop() {
 	if b.closed {
 		return
@@ -333,7 +381,7 @@ func soak(ctx context.Context, opt IngestOptions, dir string, w io.Writer) error
 	// The first minute fills caches and pools to their working size;
 	// growth after that is what a leak looks like.
 	warm := min(time.Minute, opt.Duration/5)
-	paced(ctx, c, h.url, opt.PacedRate, warm, &seq)
+	paced(ctx, c, h.target(), opt.PacedRate, warm, &seq)
 	runtime.GC()
 	debug.FreeOSMemory()
 	startRSS := memMB(os.Getpid(), "/status", "VmRSS:")
@@ -344,7 +392,7 @@ func soak(ctx context.Context, opt IngestOptions, dir string, w io.Writer) error
 	var errs int64
 	for left := time.Until(end); left > 0 && ctx.Err() == nil; left = time.Until(end) {
 		d := min(time.Minute, left)
-		lat, e := paced(ctx, c, h.url, opt.PacedRate, d, &seq)
+		lat, e := paced(ctx, c, h.target(), opt.PacedRate, d, &seq)
 		errs += e
 		all = append(all, lat.P99)
 		var ms runtime.MemStats

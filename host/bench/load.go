@@ -32,19 +32,24 @@ var textPad = strings.Repeat("Olá, preciso de ajuda com meu pedido, ele ainda n
 // body returns a signed one-message webhook of about 1 KB with a fresh
 // wamid, so every request is new work for the store. Customers repeat
 // (1,000 of them), as in a real conversation load.
-func body(n int64) ([]byte, string) {
+func body(n int64) ([]byte, string) { return bodyFor(n, benchSecret) }
+
+// target is a webhook endpoint under load and the app secret it checks.
+type target struct{ url, secret string }
+
+func bodyFor(n int64, secret string) ([]byte, string) {
 	b := fmt.Appendf(nil, `{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Bench %d"},"wa_id":"5511%09d"}],"messages":[{"from":"5511%09d","id":"wamid.BENCH.%d","timestamp":"1764000000","type":"text","text":{"body":"%s pedido número %d"}}]}}]}]}`,
 		n%1000, n%1000, n%1000, n, textPad, n)
-	return b, ingest.Sign([]byte(benchSecret), b)
+	return b, ingest.Sign([]byte(secret), b)
 }
 
 func client(conns int) *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}, Timeout: 30 * time.Second}
 }
 
-func post(c *http.Client, url string, seq *atomic.Int64) error {
-	b, sig := body(seq.Add(1))
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+func post(c *http.Client, t target, seq *atomic.Int64) error {
+	b, sig := bodyFor(seq.Add(1), t.secret)
+	req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(b))
 	req.Header.Set(ingest.SignatureHeader, sig)
 	resp, err := c.Do(req)
 	if err != nil {
@@ -59,7 +64,7 @@ func post(c *http.Client, url string, seq *atomic.Int64) error {
 }
 
 // closedLoop posts back to back from n clients for d and counts successes.
-func closedLoop(ctx context.Context, c *http.Client, url string, n int, d time.Duration, seq *atomic.Int64) (int64, int64) {
+func closedLoop(ctx context.Context, c *http.Client, t target, n int, d time.Duration, seq *atomic.Int64) (int64, int64) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var ok, failed atomic.Int64
@@ -67,7 +72,7 @@ func closedLoop(ctx context.Context, c *http.Client, url string, n int, d time.D
 	for i := 0; i < n; i++ {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if err := post(c, url, seq); err != nil {
+				if err := post(c, t, seq); err != nil {
 					failed.Add(1)
 				} else {
 					ok.Add(1)
@@ -84,7 +89,7 @@ func closedLoop(ctx context.Context, c *http.Client, url string, n int, d time.D
 // request's latency is measured from when it was due, not from when a
 // goroutine got round to it, so a generator that falls behind shows as
 // latency too (no coordinated omission).
-func paced(ctx context.Context, c *http.Client, url string, rate int, d time.Duration, seq *atomic.Int64) (Latency, int64) {
+func paced(ctx context.Context, c *http.Client, t target, rate int, d time.Duration, seq *atomic.Int64) (Latency, int64) {
 	interval := time.Second / time.Duration(rate)
 	total := int(d / interval)
 	lat := make([]time.Duration, 0, total)
@@ -98,7 +103,7 @@ func paced(ctx context.Context, c *http.Client, url string, rate int, d time.Dur
 			time.Sleep(wait)
 		}
 		wg.Go(func() {
-			err := post(c, url, seq)
+			err := post(c, t, seq)
 			l := time.Since(due)
 			if err != nil {
 				failed.Add(1)

@@ -87,7 +87,7 @@ func ingestPostgres(ctx context.Context, opt IngestOptions, w io.Writer, seq *at
 			return float64(n) / d.Seconds(), 0
 		}},
 		phase{name: "durable: hub on PostgreSQL", unit: "req/s", run: func(d time.Duration) (float64, int64) {
-			n, errs := closedLoop(ctx, c, h.url, opt.Concurrency, d, seq)
+			n, errs := closedLoop(ctx, c, h.target(), opt.Concurrency, d, seq)
 			return float64(n) / d.Seconds(), errs
 		}, after: h.drained, busy: h.st.WriterBusy})
 	if err != nil {

@@ -73,6 +73,8 @@ func newBenchCmd(g *globals) *cobra.Command {
 	ingestCmd.Flags().BoolVar(&opt.Soak, "soak", false, "instead of the throughput phases, hold --rate for --duration (default 10m) and report memory")
 	ingestCmd.Flags().StringVar(&opt.Postgres, "postgres", "", "add the PostgreSQL phases: alone, a throw-away server (initdb); =URL, that server (its user may create databases)")
 	ingestCmd.Flags().Lookup("postgres").NoOptDefVal = "auto"
+	ingestCmd.Flags().StringVar(&opt.Target, "target", "", "load this running hub's webhook URL (loopback only, e.g. http://127.0.0.1:8080/webhooks/whatsapp) instead of one the bench starts")
+	ingestCmd.Flags().StringVar(&opt.Secret, "secret", "", "with --target: the hub's whatsapp.app_secret, to sign the webhooks")
 	ingestCmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	ingestCmd.Flags().StringVar(&opt.Dir, "dir", "", "directory for the SQLite file (default: a temporary one)")
 	var sopt bench.SendOptions
