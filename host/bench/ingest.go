@@ -398,7 +398,7 @@ func soak(ctx context.Context, opt IngestOptions, dir string, w io.Writer) error
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		fmt.Fprintf(w, "  %s left: RSS %.1f MB, Go heap %.1f MB, p99 %s over the last %s (%d errors)\n",
-			time.Until(end).Round(time.Second), memMB(os.Getpid(), "/status", "VmRSS:"), float64(ms.HeapInuse)/(1<<20), round(lat.P99), d, e)
+			max(0, time.Until(end)).Round(time.Second), memMB(os.Getpid(), "/status", "VmRSS:"), float64(ms.HeapInuse)/(1<<20), round(lat.P99), d, e)
 	}
 	if err := h.drained(); err != nil {
 		return err
