@@ -23,6 +23,7 @@ fuzz:
 # client alone.
 bench:
 	go run ./host/cmd/wahub bench ingest
+	go run ./host/cmd/wahub bench send
 	go run ./host/cmd/wahub bench delivery
 	go test -run='^$$' -bench='Route200|Decide200|ParseEventJSON' -benchmem ./host/route/
 	go test -run='^$$' -bench='Sender|GraphOnly' -benchtime=5000x ./host/outbound/

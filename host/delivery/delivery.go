@@ -109,8 +109,7 @@ type Options struct {
 	Store      Store
 	Connectors Connectors
 	Cluster    Cluster
-	// Decide routes one event; it runs inside the store's write
-	// transaction.
+	// Decide routes one event (see store.DecideFunc for where it runs).
 	Decide   store.DecideFunc
 	Policies map[string]Policy // by connector name
 	Clock    clockwork.Clock

@@ -28,6 +28,10 @@ import (
 	"time"
 )
 
+// idleConns is how many connections to the API a client keeps open
+// between requests: more than the sender has in flight (32 by default).
+const idleConns = 128
+
 // maxResponse bounds how much of a response is read; real answers are a
 // few hundred bytes, and an error page from a proxy needs no more.
 const maxResponse = 1 << 20
@@ -51,7 +55,14 @@ type Client struct {
 func New(baseURL, accessToken string, httpClient *http.Client) *Client {
 	var upload *http.Client
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 30 * time.Second}
+		// The default transport keeps 2 idle connections per host: with
+		// the sender's requests in flight together, every other one
+		// would open (and on the real API handshake TLS for) a new
+		// connection and close it after one message.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = idleConns
+		t.MaxIdleConns = idleConns
+		httpClient = &http.Client{Timeout: 30 * time.Second, Transport: t}
 		// Uploads write large bodies: a bigger write buffer than the
 		// transport's 4 KiB means far fewer syscalls per file.
 		tr := http.DefaultTransport.(*http.Transport).Clone()

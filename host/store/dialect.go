@@ -133,6 +133,10 @@ func (p *pool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 	return p.db.QueryRowContext(ctx, p.d.sql(q), args...)
 }
 
+func (p *pool) Query(q string, args ...any) (*sql.Rows, error) {
+	return p.db.Query(p.d.sql(q), args...)
+}
+
 func (p *pool) QueryRow(q string, args ...any) *sql.Row {
 	return p.db.QueryRow(p.d.sql(q), args...)
 }

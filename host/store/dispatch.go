@@ -58,8 +58,10 @@ type RouteState struct {
 	LastActive time.Time
 }
 
-// DecideFunc decides for one event. It runs inside the store's write
-// transaction, so it must be quick and must not call the store.
+// DecideFunc decides for one event. Dispatch calls it before its write
+// transaction, and again inside it when what the decision rests on moved
+// meanwhile, so it must be a function of its arguments, quick, and must
+// not call the store (inside the transaction that would wait for itself).
 type DecideFunc func(ev *sdk.Event, st RouteState) Decision
 
 // IsActivity tells which events keep a conversation open for affinity
@@ -79,97 +81,288 @@ func isActivity(typ sdk.EventType) bool {
 // passed to decide carries the contact's stored attributes, and the state
 // reflects the decisions of earlier events of the same call.
 func (s *Store) Dispatch(ctx context.Context, limit int, decide DecideFunc) (int, error) {
-	// A caught-up log is answered from the read side: a commit wakes
-	// everyone that follows the store (Changed), the dispatcher included,
-	// so an empty dispatch commit would wake it again at once and an idle
-	// hub would spin. An event appended after this read commits on its
-	// own and wakes the caller, which took Changed before calling.
-	var behind int64
-	if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events
-		WHERE seq > COALESCE((SELECT CAST(value AS BIGINT) FROM cursors WHERE name = ?), 0) LIMIT 1) AS waiting`,
-		dispatchCursor).Scan(&behind); err != nil {
+	// Routing is planned on the read side, outside the writer, which is
+	// the one part of the hub that cannot run in parallel: reading and
+	// decoding the events and deciding for them take most of a dispatch.
+	// The write transaction then checks that nothing the plan depends on
+	// moved (the cursor, and each event's contact and conversation state)
+	// and stores it in a few multi-row statements; if something moved
+	// (another hub dispatched, the admin API changed a contact), it plans
+	// again inside the transaction, as it always did.
+	//
+	// A caught-up log is answered from the read side alone: a commit
+	// wakes everyone that follows the store (Changed), the dispatcher
+	// included, so an empty dispatch commit would wake it again at once
+	// and an idle hub would spin. An event appended after this read
+	// commits on its own and wakes the caller, which took Changed before
+	// calling.
+	cursor, err := readCursor(s.reader, dispatchCursor)
+	if err != nil {
 		return 0, fmt.Errorf("store: dispatch: %w", err)
 	}
-	if behind == 0 {
+	items, err := dispatchItems(s.reader, cursor, limit)
+	if err != nil {
+		return 0, fmt.Errorf("store: dispatch: %w", err)
+	}
+	if len(items) == 0 {
 		return 0, nil
 	}
+	plan := planDispatch(items, decide)
 	n := 0
-	err := s.write(ctx, func(tx *txn) error {
+	err = s.write(ctx, func(tx *txn) error {
 		n = 0
-		cursor, err := readCursor(tx, dispatchCursor)
+		cur, err := readCursor(tx, dispatchCursor)
 		if err != nil {
 			return err
 		}
-		items, err := dispatchItems(tx, cursor, limit)
-		if err != nil {
-			return err
-		}
-		// What earlier events of this batch changed, which the rows read
-		// above do not show yet.
-		attrs := map[string]map[string]string{}
-		consent := map[string]consentAt{}
-		convs := map[string]RouteState{}
-
-		now := s.now().UnixMilli()
-		var pending []any // connector, seq, conversation, partition
-		for i := range items {
-			it := &items[i]
-			ev := &it.ev
-			if a, ok := attrs[it.contact]; ok {
-				it.attrs = a
-				if ev.Contact != nil {
-					ev.Contact.Attributes = a
-				}
-			}
-			if c, ok := consent[it.contact]; ok {
-				it.st.Consent, it.consentAt = c.state, c.at
-			}
-			if c, ok := convs[ev.ConversationID]; ok {
-				it.st.Team, it.st.LastActive = c.Team, c.LastActive
-			}
-			if ev.Status != nil {
-				if err := s.statusToOutbox(tx, ev); err != nil {
-					return fmt.Errorf("event %s: %w", ev.ID, err)
-				}
-			}
-			d := decide(ev, it.st)
-			if err := s.applyDecision(tx, it, &d, now, attrs, consent, convs); err != nil {
-				return fmt.Errorf("event %s: %w", ev.ID, err)
-			}
-			seen := map[string]bool{}
-			if ev.DeadLetter != nil {
-				// The connector that gave up is not told of its own dead
-				// letter: it just failed on the event for good.
-				seen[ev.DeadLetter.Connector] = true
-			}
-			for _, c := range d.Connectors {
-				if !seen[c] {
-					seen[c] = true
-					pending = append(pending, c, ev.Seq, it.queue, Partition(it.queue))
-				}
-			}
-			cursor = ev.Seq
-			n++
-		}
-		for len(pending) > 0 {
-			chunk := pending[:min(len(pending), 4*200)]
-			pending = pending[len(chunk):]
-			k := len(chunk) / 4
-			args := append([]any{now, now, now}, chunk...)
-			if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at, part)
-				SELECT v.column1, CAST(v.column2 AS BIGINT), v.column3, 'pending', CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT),
-				CAST(v.column4 AS INTEGER)
-				FROM (VALUES (?, CAST(? AS BIGINT), ?, CAST(? AS INTEGER))`+strings.Repeat(", (?, CAST(? AS BIGINT), ?, CAST(? AS INTEGER))", k-1)+`) AS v
-				WHERE true ON CONFLICT (connector, seq) DO NOTHING`, args...); err != nil {
+		fresh := cur == cursor
+		if fresh {
+			if fresh, err = unchangedState(tx, cursor, items); err != nil {
 				return err
 			}
 		}
-		if n == 0 {
-			return nil
+		if !fresh {
+			if items, err = dispatchItems(tx, cur, limit); err != nil {
+				return err
+			}
+			if len(items) == 0 {
+				return nil
+			}
+			plan = planDispatch(items, decide)
 		}
-		return writeCursor(tx, dispatchCursor, strconv.FormatInt(cursor, 10), now)
+		if err := s.applyDispatch(tx, items, plan); err != nil {
+			return err
+		}
+		n = len(items)
+		return nil
 	})
 	return n, err
+}
+
+// dispatchPlan is what routing a batch of events decided, ready to store.
+type dispatchPlan struct {
+	decisions []Decision
+	// consent and attrs are, per event, the contact's consent and
+	// attributes to store (only when the event changes them).
+	consent []bool
+	attrs   []map[string]string
+	// convs are the conversations the batch had activity in, each with its
+	// state after the batch, in first-seen order.
+	convs    []string
+	convRows map[string]convRow
+	// pending is the deliveries to create: connector, seq, conversation,
+	// partition.
+	pending []any
+}
+
+type convRow struct {
+	contact string
+	team    string
+	last    int64 // the batch's latest activity, Unix ms
+}
+
+// planDispatch decides for each event in turn, each seeing what the
+// decisions before it in the batch changed. It writes nothing.
+func planDispatch(items []dispatchItem, decide DecideFunc) *dispatchPlan {
+	p := &dispatchPlan{
+		decisions: make([]Decision, len(items)),
+		consent:   make([]bool, len(items)),
+		attrs:     make([]map[string]string, len(items)),
+		convRows:  map[string]convRow{},
+	}
+	// What earlier events of this batch changed, which the rows read do
+	// not show yet.
+	attrs := map[string]map[string]string{}
+	consent := map[string]consentAt{}
+	convs := map[string]RouteState{}
+	for i := range items {
+		it := &items[i]
+		ev := &it.ev
+		if a, ok := attrs[it.contact]; ok {
+			it.attrs = a
+			if ev.Contact != nil {
+				ev.Contact.Attributes = a
+			}
+		}
+		if c, ok := consent[it.contact]; ok {
+			it.st.Consent, it.consentAt = c.state, c.at
+		}
+		if c, ok := convs[ev.ConversationID]; ok {
+			it.st.Team, it.st.LastActive = c.Team, c.LastActive
+		}
+		d := decide(ev, it.st)
+		p.decisions[i] = d
+		// Webhooks arrive out of order (Meta retries for days): a consent
+		// statement older than the one the contact's consent rests on says
+		// nothing about now. A STOP at 10:00 that arrives after a START at
+		// 10:05 leaves the customer opted in.
+		if it.contact != "" && d.Consent != "" && d.Consent != it.st.Consent && !ev.OccurredAt.Before(it.consentAt) {
+			p.consent[i] = true
+			consent[it.contact] = consentAt{state: d.Consent, at: ev.OccurredAt}
+		}
+		if it.contact != "" && len(d.Attributes) > 0 {
+			merged := make(map[string]string, len(it.attrs)+len(d.Attributes))
+			for k, v := range it.attrs {
+				merged[k] = v
+			}
+			for k, v := range d.Attributes {
+				if v == "" {
+					delete(merged, k)
+				} else {
+					merged[k] = v
+				}
+			}
+			p.attrs[i] = merged
+			attrs[it.contact] = merged
+		}
+		if it.contact != "" && ev.ConversationID != "" && isActivity(ev.Type) {
+			team := d.Team
+			if team == "" {
+				team = it.st.Team
+			}
+			last := ev.OccurredAt
+			if it.st.LastActive.After(last) {
+				last = it.st.LastActive
+			}
+			convs[ev.ConversationID] = RouteState{Team: team, LastActive: last}
+			row, seen := p.convRows[ev.ConversationID]
+			if !seen {
+				p.convs = append(p.convs, ev.ConversationID)
+				row = convRow{contact: it.contact}
+			}
+			row.team = team
+			row.last = max(row.last, ev.OccurredAt.UnixMilli())
+			p.convRows[ev.ConversationID] = row
+		}
+		seen := map[string]bool{}
+		if ev.DeadLetter != nil {
+			// The connector that gave up is not told of its own dead
+			// letter: it just failed on the event for good.
+			seen[ev.DeadLetter.Connector] = true
+		}
+		for _, c := range d.Connectors {
+			if !seen[c] {
+				seen[c] = true
+				p.pending = append(p.pending, c, ev.Seq, it.queue, Partition(it.queue))
+			}
+		}
+	}
+	return p
+}
+
+// unchangedState reports whether the events after cursor and the state
+// of their contacts and conversations are still as items were read.
+func unchangedState(tx *txn, cursor int64, items []dispatchItem) (bool, error) {
+	rows, err := tx.Query(`SELECT e.seq, e.contact_key, c.attributes, c.consent, c.consent_at, cv.team, cv.last_active
+		FROM events e
+		LEFT JOIN contacts c ON c.key = e.contact_key
+		LEFT JOIN conversations cv ON cv.id = e.conversation_id
+		WHERE e.seq > ? ORDER BY e.seq LIMIT ?`, cursor, len(items))
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	i := 0
+	for rows.Next() {
+		var st itemState
+		var seq int64
+		if err := rows.Scan(&seq, &st.key, &st.attrs, &st.consent, &st.consentAt, &st.team, &st.last); err != nil {
+			return false, err
+		}
+		if i >= len(items) || items[i].ev.Seq != seq || items[i].read != st {
+			return false, nil
+		}
+		i++
+	}
+	return i == len(items), rows.Err()
+}
+
+// applyDispatch stores a plan: each event's effects, its route, the
+// conversations' state, the deliveries and the cursor.
+func (s *Store) applyDispatch(tx *txn, items []dispatchItem, p *dispatchPlan) error {
+	now := s.now().UnixMilli()
+	var routes []any // seq, route
+	for i := range items {
+		it, d := &items[i], &p.decisions[i]
+		ev := &it.ev
+		if ev.Status != nil {
+			if err := s.statusToOutbox(tx, ev); err != nil {
+				return fmt.Errorf("event %s: %w", ev.ID, err)
+			}
+		}
+		if d.Route != nil {
+			route, err := json.Marshal(d.Route)
+			if err != nil {
+				return fmt.Errorf("event %s: %w", ev.ID, err)
+			}
+			routes = append(routes, ev.Seq, string(route))
+		}
+		if p.consent[i] {
+			if err := s.setConsentTx(tx, it.contact, d.Consent, d.ConsentSource, ev.OccurredAt, d.ConsentEvent, now); err != nil {
+				return fmt.Errorf("event %s: %w", ev.ID, err)
+			}
+		}
+		if p.attrs[i] != nil {
+			b, err := json.Marshal(p.attrs[i])
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`UPDATE contacts SET attributes = ?, updated_at = ? WHERE key = ?`, string(b), now, it.contact); err != nil {
+				return fmt.Errorf("event %s: %w", ev.ID, err)
+			}
+		}
+		for _, m := range d.Messages {
+			req, err := json.Marshal(m.Msg)
+			if err != nil {
+				return err
+			}
+			if _, _, err := s.enqueueTx(tx, m.Source, m.Msg, req, s.outboxKey(m.Source, m.Msg.IdempotencyKey)); err != nil {
+				return fmt.Errorf("event %s: queue reply of %s: %w", ev.ID, m.Source, err)
+			}
+		}
+	}
+	// A hundred rows per statement keeps within both backends' limits on
+	// parameters.
+	for len(routes) > 0 {
+		chunk := routes[:min(len(routes), 2*100)]
+		routes = routes[len(chunk):]
+		if _, err := tx.Exec(`UPDATE events SET route = v.column2
+			FROM (VALUES (CAST(? AS BIGINT), ?)`+strings.Repeat(", (CAST(? AS BIGINT), ?)", len(chunk)/2-1)+`) AS v
+			WHERE events.seq = v.column1`, chunk...); err != nil {
+			return fmt.Errorf("store the routes: %w", err)
+		}
+	}
+	// One row per conversation with its state after the batch: what one
+	// upsert per event would leave.
+	for len(p.convs) > 0 {
+		ids := p.convs[:min(len(p.convs), 100)]
+		p.convs = p.convs[len(ids):]
+		args := make([]any, 0, 5*len(ids))
+		for _, id := range ids {
+			r := p.convRows[id]
+			args = append(args, id, r.contact, r.team, r.last, now)
+		}
+		if _, err := tx.Exec(`INSERT INTO conversations (id, contact_key, team, last_active, updated_at)
+			VALUES (?, ?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?, ?)", len(ids)-1)+`
+			ON CONFLICT (id) DO UPDATE SET team = excluded.team, last_active = MAX(last_active, excluded.last_active),
+			updated_at = excluded.updated_at`, args...); err != nil {
+			return fmt.Errorf("store the conversations: %w", err)
+		}
+	}
+	for pending := p.pending; len(pending) > 0; {
+		chunk := pending[:min(len(pending), 4*200)]
+		pending = pending[len(chunk):]
+		k := len(chunk) / 4
+		args := append([]any{now, now, now}, chunk...)
+		if _, err := tx.Exec(`INSERT INTO deliveries (connector, seq, conversation, state, next_at, created_at, updated_at, part)
+			SELECT v.column1, CAST(v.column2 AS BIGINT), v.column3, 'pending', CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT),
+			CAST(v.column4 AS INTEGER)
+			FROM (VALUES (?, CAST(? AS BIGINT), ?, CAST(? AS INTEGER))`+strings.Repeat(", (?, CAST(? AS BIGINT), ?, CAST(? AS INTEGER))", k-1)+`) AS v
+			WHERE true ON CONFLICT (connector, seq) DO NOTHING`, args...); err != nil {
+			return err
+		}
+	}
+	return writeCursor(tx, dispatchCursor, strconv.FormatInt(items[len(items)-1].ev.Seq, 10), now)
 }
 
 // statusToOutbox applies a status event to the outbox and, when the
@@ -205,6 +398,9 @@ type dispatchItem struct {
 	st      RouteState
 	// consentAt is when the contact's consent was last stated.
 	consentAt time.Time
+	// read is the contact's and conversation's state as read, which the
+	// write transaction compares.
+	read itemState
 }
 
 // consentAt is a contact's consent and when it was stated.
@@ -213,7 +409,19 @@ type consentAt struct {
 	at    time.Time
 }
 
-func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
+type itemState struct {
+	key, attrs, consent, team sql.NullString
+	last, consentAt           sql.NullInt64
+}
+
+// queryer reads in the backend's dialect: a write transaction, or the
+// read pool.
+type queryer interface {
+	Query(q string, args ...any) (*sql.Rows, error)
+	QueryRow(q string, args ...any) *sql.Row
+}
+
+func dispatchItems(tx queryer, cursor int64, limit int) ([]dispatchItem, error) {
 	rows, err := tx.Query(`SELECT e.seq, e.body, e.conversation_id, e.contact_key, c.attributes, c.consent, c.consent_at, cv.team, cv.last_active
 		FROM events e
 		LEFT JOIN contacts c ON c.key = e.contact_key
@@ -234,6 +442,7 @@ func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
 		if err := rows.Scan(&it.ev.Seq, &body, &conv, &key, &attrs, &cons, &consAt, &tm, &last); err != nil {
 			return nil, err
 		}
+		it.read = itemState{key: key, attrs: attrs, consent: cons, team: tm, last: last, consentAt: consAt}
 		seq := it.ev.Seq
 		if err := json.Unmarshal(body, &it.ev); err != nil {
 			return nil, fmt.Errorf("event %d: %w", seq, err)
@@ -260,80 +469,6 @@ func dispatchItems(tx *txn, cursor int64, limit int) ([]dispatchItem, error) {
 		items = append(items, it)
 	}
 	return items, rows.Err()
-}
-
-// applyDecision stores one decision and its effects, and notes them in
-// the batch's maps for the events after it.
-func (s *Store) applyDecision(tx *txn, it *dispatchItem, d *Decision, now int64,
-	attrs map[string]map[string]string, consent map[string]consentAt, convs map[string]RouteState) error {
-	ev := &it.ev
-	if d.Route != nil {
-		route, err := json.Marshal(d.Route)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`UPDATE events SET route = ? WHERE seq = ?`, string(route), ev.Seq); err != nil {
-			return err
-		}
-	}
-	// Webhooks arrive out of order (Meta retries for days): a consent
-	// statement older than the one the contact's consent rests on says
-	// nothing about now. A STOP at 10:00 that arrives after a START at
-	// 10:05 leaves the customer opted in.
-	if it.contact != "" && d.Consent != "" && d.Consent != it.st.Consent && !ev.OccurredAt.Before(it.consentAt) {
-		if err := s.setConsentTx(tx, it.contact, d.Consent, d.ConsentSource, ev.OccurredAt, d.ConsentEvent, now); err != nil {
-			return err
-		}
-		consent[it.contact] = consentAt{state: d.Consent, at: ev.OccurredAt}
-	}
-	if it.contact != "" && len(d.Attributes) > 0 {
-		merged := make(map[string]string, len(it.attrs)+len(d.Attributes))
-		for k, v := range it.attrs {
-			merged[k] = v
-		}
-		for k, v := range d.Attributes {
-			if v == "" {
-				delete(merged, k)
-			} else {
-				merged[k] = v
-			}
-		}
-		b, err := json.Marshal(merged)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`UPDATE contacts SET attributes = ?, updated_at = ? WHERE key = ?`, string(b), now, it.contact); err != nil {
-			return err
-		}
-		attrs[it.contact] = merged
-	}
-	if it.contact != "" && ev.ConversationID != "" && isActivity(ev.Type) {
-		team := d.Team
-		if team == "" {
-			team = it.st.Team
-		}
-		at := ev.OccurredAt.UnixMilli()
-		if _, err := tx.Exec(`INSERT INTO conversations (id, contact_key, team, last_active, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET team = excluded.team, last_active = MAX(last_active, excluded.last_active),
-			updated_at = excluded.updated_at`, ev.ConversationID, it.contact, team, at, now); err != nil {
-			return err
-		}
-		last := ev.OccurredAt
-		if it.st.LastActive.After(last) {
-			last = it.st.LastActive
-		}
-		convs[ev.ConversationID] = RouteState{Team: team, LastActive: last}
-	}
-	for _, m := range d.Messages {
-		req, err := json.Marshal(m.Msg)
-		if err != nil {
-			return err
-		}
-		if _, _, err := s.enqueueTx(tx, m.Source, m.Msg, req, s.outboxKey(m.Source, m.Msg.IdempotencyKey)); err != nil {
-			return fmt.Errorf("queue reply of %s: %w", m.Source, err)
-		}
-	}
-	return nil
 }
 
 // setConsentTx records a consent change on the contact and appends the
@@ -434,7 +569,7 @@ func (s *Store) SetTeam(ctx context.Context, id, team string) (int, error) {
 	return n, err
 }
 
-func readCursor(tx *txn, name string) (int64, error) {
+func readCursor(tx queryer, name string) (int64, error) {
 	var v string
 	err := tx.QueryRow(`SELECT value FROM cursors WHERE name = ?`, name).Scan(&v)
 	switch {

@@ -41,24 +41,210 @@ func (s *Store) Append(ctx context.Context, events []sdk.Event) (int, error) {
 		}
 		bodies[i] = b
 	}
-	var added int
-	err := s.write(ctx, func(tx *txn) error {
-		added = 0
-		for i := range events {
-			ok, err := s.appendEvent(tx, &events[i], bodies[i])
-			if err != nil {
-				return fmt.Errorf("store: append event %s: %w", events[i].ID, err)
+	a := &appendReq{events: events, bodies: bodies}
+	req := &writeReq{ctx: ctx, appends: a, fn: func(tx *txn) error { return s.appendEach(tx, a) }}
+	if err := s.submit(ctx, req); err != nil {
+		return 0, err
+	}
+	return a.added, nil
+}
+
+// appendReq is one Append's share of a group commit. The writer inserts
+// the events of all the appends it finds together with one multi-row
+// statement (appendGroup); fn inserts them one by one, when a request
+// must be run alone.
+type appendReq struct {
+	events []sdk.Event
+	bodies [][]byte
+	added  int
+}
+
+// appendEach appends a's events one at a time.
+func (s *Store) appendEach(tx *txn, a *appendReq) error {
+	a.added = 0
+	for i := range a.events {
+		a.events[i].Seq = 0
+		ok, err := s.appendEvent(tx, &a.events[i], a.bodies[i])
+		if err != nil {
+			return fmt.Errorf("store: append event %s: %w", a.events[i].ID, err)
+		}
+		if ok {
+			a.added++
+		}
+	}
+	return nil
+}
+
+// appendGroup appends the events of several Append calls with one
+// multi-row INSERT per hundred events, in their order: per event, one
+// statement and its round trip through the driver was most of an
+// append. The result is what appendEach on each request in turn would
+// leave, which is what it falls back to for the rare groups where one
+// event's contact could depend on an earlier one's (a changed number, or
+// the same number or user id seen with different identities).
+func (s *Store) appendGroup(tx *txn, reqs []*writeReq) error {
+	type row struct {
+		a       *appendReq
+		i       int
+		st      *contactState
+		known   bool
+		contact sql.NullString
+		conv    string
+		dup     bool // an earlier event of the group has its id
+	}
+	var rows []row
+	ids := map[string]bool{}
+	byWAID, byUser := map[string]string{}, map[string]string{}
+	sequential := false
+	for _, r := range reqs {
+		a := r.appends
+		a.added = 0
+		for i := range a.events {
+			ev := &a.events[i]
+			ev.Seq = 0
+			if ev.Type == sdk.TypeContactChanged {
+				sequential = true
 			}
-			if ok {
-				added++
+			if c := ev.Contact; c != nil {
+				pair := c.UserID + "\x00" + c.WAID
+				if p, ok := byWAID[c.WAID]; c.WAID != "" && ok && p != pair {
+					sequential = true
+				}
+				if p, ok := byUser[c.UserID]; c.UserID != "" && ok && p != pair {
+					sequential = true
+				}
+				byWAID[c.WAID], byUser[c.UserID] = pair, pair
+			}
+			rows = append(rows, row{a: a, i: i, dup: ids[ev.ID]})
+			ids[ev.ID] = true
+		}
+	}
+	if sequential {
+		for _, r := range reqs {
+			if err := s.appendEach(tx, r.appends); err != nil {
+				return err
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
-	return added, nil
+	// Without the contact cache (PostgreSQL, where other hubs change
+	// contacts too), every identity would cost a few round trips to the
+	// server: read all the group's candidates at once instead.
+	var found map[[2]string]contactState
+	if s.contacts.off {
+		var idents [][2]string
+		for k := range rows {
+			if c := rows[k].a.events[rows[k].i].Contact; c != nil && c.Key() != "" {
+				idents = append(idents, [2]string{c.UserID, c.WAID})
+			}
+		}
+		var err error
+		if found, err = findContacts(tx, idents); err != nil {
+			return fmt.Errorf("store: append events: contacts: %w", err)
+		}
+	}
+	for k := range rows {
+		r := &rows[k]
+		ev := &r.a.events[r.i]
+		if c := ev.Contact; c != nil && c.Key() != "" {
+			if found != nil {
+				st, ok := found[[2]string{c.UserID, c.WAID}]
+				if !ok {
+					st = contactState{key: (&sdk.Contact{UserID: c.UserID, WAID: c.WAID}).Key()}
+				}
+				r.st, r.known = &st, ok
+			} else {
+				var err error
+				if r.st, r.known, err = s.contacts.resolve(tx, c.UserID, c.WAID); err != nil {
+					return fmt.Errorf("store: append event %s: contact: %w", ev.ID, err)
+				}
+			}
+			r.contact = sql.NullString{String: r.st.key, Valid: true}
+		}
+		if r.contact.Valid && ev.Business != nil && ev.Business.PhoneNumberID != "" {
+			r.conv = ConversationID(ev.Business.PhoneNumberID, r.contact.String)
+		}
+	}
+	seqs := map[string]int64{}
+	for start := 0; start < len(rows); {
+		args := make([]any, 0, 8*100)
+		n := 0
+		for ; start < len(rows) && n < 100; start++ {
+			r := &rows[start]
+			if r.dup {
+				continue
+			}
+			ev := &r.a.events[r.i]
+			var phoneID sql.NullString
+			if ev.Business != nil && ev.Business.PhoneNumberID != "" {
+				phoneID = sql.NullString{String: ev.Business.PhoneNumberID, Valid: true}
+			}
+			args = append(args, ev.ID, ev.Type, ev.OccurredAt.UnixMilli(), ev.ReceivedAt.UnixMilli(),
+				r.contact, nullString(r.conv), phoneID, r.a.bodies[r.i])
+			n++
+		}
+		if n == 0 {
+			break
+		}
+		res, err := tx.Query(`INSERT INTO events
+			(id, type, occurred_at, received_at, contact_key, conversation_id, phone_number_id, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?)", n-1)+`
+			ON CONFLICT (id) DO NOTHING RETURNING id, seq`, args...)
+		if err != nil {
+			return fmt.Errorf("store: append events: %w", err)
+		}
+		for res.Next() {
+			var id string
+			var seq int64
+			if err := res.Scan(&id, &seq); err != nil {
+				res.Close()
+				return fmt.Errorf("store: append events: %w", err)
+			}
+			seqs[id] = seq
+		}
+		if err := res.Close(); err != nil {
+			return fmt.Errorf("store: append events: %w", err)
+		}
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("store: append events: %w", err)
+		}
+	}
+	// Contacts in log order, as appendEach would: a contact new to the
+	// store is created by its first event and updated by the later ones.
+	created := map[string]*contactState{}
+	for k := range rows {
+		r := &rows[k]
+		ev := &r.a.events[r.i]
+		seq, ok := seqs[ev.ID]
+		if r.dup || !ok {
+			continue // a duplicate: its contact was recorded the first time
+		}
+		if r.st != nil {
+			st, known := r.st, r.known
+			if c, ok := created[st.key]; ok {
+				st, known = c, true
+			}
+			if err := s.recordContact(tx, st, known, ev); err != nil {
+				return fmt.Errorf("store: append event %s: contact: %w", ev.ID, err)
+			}
+			created[st.key] = st
+		}
+		var phoneID sql.NullString
+		if ev.Business != nil && ev.Business.PhoneNumberID != "" {
+			phoneID = sql.NullString{String: ev.Business.PhoneNumberID, Valid: true}
+		}
+		if err := s.enqueueMedia(tx, ev, seq, r.contact, phoneID); err != nil {
+			return fmt.Errorf("store: append event %s: %w", ev.ID, err)
+		}
+		if strings.HasPrefix(string(ev.Type), "whatsapp.") {
+			if err := s.applyTemplateEvent(tx, ev); err != nil {
+				return fmt.Errorf("store: append event %s: template catalogue: %w", ev.ID, err)
+			}
+		}
+		ev.Seq, ev.ConversationID = seq, r.conv
+		r.a.added++
+	}
+	return nil
 }
 
 // appendEvent inserts ev unless its id is already in the log, then records
@@ -291,6 +477,94 @@ func findContact(q interface {
 		return "", err
 	}
 	return "", nil
+}
+
+// findContacts resolves identities (user id, wa_id) to their contacts
+// as findContact does one by one, reading every candidate row in one
+// query per hundred identities. Identities without a contact are absent.
+func findContacts(tx *txn, idents [][2]string) (map[[2]string]contactState, error) {
+	type cand struct {
+		st      contactState
+		hasUser bool
+		updated int64
+	}
+	var cands []cand
+	for rest := idents; len(rest) > 0; {
+		chunk := rest[:min(len(rest), 100)]
+		rest = rest[len(chunk):]
+		var users, was []any
+		for _, id := range chunk {
+			if id[0] != "" {
+				users = append(users, id[0])
+			}
+			if id[1] != "" {
+				was = append(was, id[1])
+			}
+		}
+		in := func(col string, vals []any) string {
+			if len(vals) == 0 {
+				return "false"
+			}
+			return col + " IN (?" + strings.Repeat(", ?", len(vals)-1) + ")"
+		}
+		args := append(append(append(append([]any{}, users...), was...), users...), was...)
+		rows, err := tx.Query(`SELECT key, wa_id, user_id, name, username, last_inbound_at, updated_at FROM contacts
+			WHERE `+in("user_id", users)+` OR `+in("wa_id", was)+` OR `+in("key", users)+` OR `+in("key", was), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var c cand
+			var wa, user sql.NullString
+			var last sql.NullInt64
+			if err := rows.Scan(&c.st.key, &wa, &user, &c.st.name, &c.st.username, &last, &c.updated); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			c.st.waID, c.st.userID, c.st.lastInbound, c.hasUser = wa.String, user.String, last.Int64, user.Valid
+			cands = append(cands, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	// userOK is findContact's "user_id IS NULL OR ? = '' OR user_id = ?".
+	userOK := func(c *cand, userID string) bool { return !c.hasUser || userID == "" || c.st.userID == userID }
+	newest := func(match func(c *cand) bool) *cand {
+		var best *cand
+		for i := range cands {
+			if c := &cands[i]; match(c) && (best == nil || c.updated > best.updated) {
+				best = c
+			}
+		}
+		return best
+	}
+	out := map[[2]string]contactState{}
+	for _, id := range idents {
+		userID, waID := id[0], id[1]
+		var c *cand
+		if userID != "" {
+			c = newest(func(c *cand) bool { return c.hasUser && c.st.userID == userID })
+		}
+		if c == nil && waID != "" {
+			c = newest(func(c *cand) bool { return c.st.waID == waID && userOK(c, userID) })
+		}
+		if c == nil {
+			// A contact is keyed by its first identity, which it may
+			// since have left (a changed number).
+			for i := range cands {
+				if k := &cands[i]; (userID != "" && k.st.key == userID) || (waID != "" && k.st.key == waID && userOK(k, userID)) {
+					c = k
+					break
+				}
+			}
+		}
+		if c != nil {
+			out[id] = c.st
+		}
+	}
+	return out, nil
 }
 
 func nullString(s string) sql.NullString {

@@ -81,17 +81,27 @@ type Store struct {
 	contacts contactCache // writer goroutine only
 
 	commits, writes atomic.Int64
+	busy            atomic.Int64 // nanoseconds the writer spent committing
 }
 
 // WriterStats counts group commits and the write requests they carried:
 // writes/commits is the mean batch size.
 func (s *Store) WriterStats() (commits, writes int64) { return s.commits.Load(), s.writes.Load() }
 
+// WriterBusy is the time the writer has spent running transactions, for
+// benchmarks: the writer is the one part of the hub that cannot run in
+// parallel, so its busy share says how close the hub is to its limit.
+func (s *Store) WriterBusy() time.Duration { return time.Duration(s.busy.Load()) }
+
 // writeReq is one caller's share of a group commit.
 type writeReq struct {
-	ctx  context.Context
-	fn   func(tx *txn) error
-	done chan error
+	ctx context.Context
+	fn  func(tx *txn) error
+	// appends is set for an Append: the writer inserts the events of
+	// consecutive appends together (appendGroup), and runs fn instead
+	// when the request must run alone.
+	appends *appendReq
+	done    chan error
 }
 
 // Open opens (creating if needed) the SQLite file at path, applies pending
@@ -220,7 +230,12 @@ func (s *Store) Close() error {
 // with everyone else's if the commit itself fails. fn must not block on
 // anything but the transaction.
 func (s *Store) write(ctx context.Context, fn func(tx *txn) error) error {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.submit(ctx, &writeReq{ctx: ctx, fn: fn})
+}
+
+// submit queues req for the next group commit and waits for its outcome.
+func (s *Store) submit(ctx context.Context, req *writeReq) error {
+	req.done = make(chan error, 1)
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -299,6 +314,8 @@ func (s *Store) writeLoop() {
 // fails, it rolls back and runs them again, each in its own savepoint, so
 // that one failing request does not undo the others.
 func (s *Store) commit(batch []*writeReq) {
+	start := time.Now()
+	defer func() { s.busy.Add(int64(time.Since(start))) }()
 	errs, fnFailed, err := s.runBatch(batch, false)
 	// Alone in its batch, a failed request undid only itself.
 	if err == nil && (!fnFailed || len(batch) == 1) {
@@ -349,10 +366,29 @@ func (s *Store) runBatch(batch []*writeReq, savepoints bool) (errs []error, fnFa
 			return errs, false, fmt.Errorf("store: take the cluster's write lock: %w", err)
 		}
 	}
-	for i, req := range batch {
+	for i := 0; i < len(batch); i++ {
+		req := batch[i]
 		if err := req.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
+		}
+		// Consecutive appends go in together. If that fails, the batch
+		// is run again with savepoints, each request alone.
+		if !savepoints && req.appends != nil {
+			j := i + 1
+			for j < len(batch) && batch[j].appends != nil && batch[j].ctx.Err() == nil {
+				j++
+			}
+			if j-i > 1 {
+				if err := s.appendGroup(tx, batch[i:j]); err != nil {
+					errs[i] = err
+					s.contacts.reset()
+					tx.Rollback()
+					return errs, true, nil
+				}
+				i = j - 1
+				continue
+			}
 		}
 		if savepoints {
 			if _, err := tx.Exec("SAVEPOINT w"); err != nil {

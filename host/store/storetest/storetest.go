@@ -50,6 +50,7 @@ func Run(t *testing.T, b Backend) {
 		{"CaughtUpDispatchIsQuiet", testCaughtUpDispatchIsQuiet},
 		{"DispatchCarriesStateBetweenEvents", testDispatchCarriesStateBetweenEvents},
 		{"DispatchQueuesRepliesOnce", testDispatchQueuesRepliesOnce},
+		{"DispatchReplansWhenStateMoved", testDispatchReplansWhenStateMoved},
 		{"SetConsentAndTeam", testSetConsentAndTeam},
 		{"ConsentFollowsWhenItWasStated", testConsentFollowsWhenItWasStated},
 		{"PruneKeepsWhatIsNotSettled", testPruneKeepsWhatIsNotSettled},
@@ -350,6 +351,55 @@ func testCaughtUpDispatchIsQuiet(t *testing.T, open Opener) {
 
 // Effects of one event are visible to the next, within a batch and across
 // batches: consent, trigger-set attributes and the conversation's team.
+// Dispatch plans routing before its write transaction; a change to what
+// the plan was based on in between (here the admin API handing the
+// conversation to another team) must be seen, as if routing had run in
+// the transaction.
+func testDispatchReplansWhenStateMoved(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := context.Background()
+	if _, err := s.Append(ctx, []sdk.Event{textEvent("m1", "5511", "", "Ana", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	dispatchAll(t, s, func(ev *sdk.Event, st store.RouteState) store.Decision {
+		return store.Decision{Team: "support", Route: &sdk.Route{Team: "support"}, Connectors: []string{"c"}}
+	})
+	if _, err := s.Append(ctx, []sdk.Event{textEvent("m2", "5511", "", "Ana", t0.Add(time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	moved := false
+	dispatchAll(t, s, func(ev *sdk.Event, st store.RouteState) store.Decision {
+		seen = append(seen, st.Team)
+		if !moved {
+			// Planning runs outside the writer, so this write goes
+			// through before the dispatch's own transaction.
+			moved = true
+			if _, err := s.SetTeam(ctx, "5511", "sales"); err != nil {
+				t.Error(err)
+			}
+		}
+		return store.Decision{Team: st.Team, Route: &sdk.Route{Team: st.Team}, Connectors: []string{"c"}}
+	})
+	if want := []string{"support", "sales"}; !reflect.DeepEqual(seen, want) {
+		t.Fatalf("decide saw teams %q, want %q (planned, then planned again on the moved state)", seen, want)
+	}
+	ev, err := s.Event(ctx, "m2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Route == nil || ev.Route.Team != "sales" {
+		t.Fatalf("stored route %+v, want team sales", ev.Route)
+	}
+	c, err := s.Contact(ctx, "5511")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Conversations) != 1 || c.Conversations[0].Team != "sales" {
+		t.Fatalf("conversations %+v, want one with team sales", c.Conversations)
+	}
+}
+
 func testDispatchCarriesStateBetweenEvents(t *testing.T, open Opener) {
 	s := open(t)
 	ctx := context.Background()
