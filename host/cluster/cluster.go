@@ -253,10 +253,16 @@ func (c *Cluster) tick(ctx context.Context) {
 		}
 	}
 	c.held = mine
+	// A late round (a loaded machine, a slow database) let the trust
+	// window lapse: Parts answered nothing meanwhile, and the workers
+	// that asked wait on Changed. Renewing the same leases must wake
+	// them, or they wait for the next change of hands, which may never
+	// come.
+	lapsed := !c.opt.Clock.Now().Before(c.until)
 	// Trust the leases one renewal short of their expiry, counted from
 	// before the renewal was asked for.
 	c.until = start.Add(ttl - c.renew)
-	if !same {
+	if !same || lapsed {
 		c.signal()
 	}
 	c.mu.Unlock()

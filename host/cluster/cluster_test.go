@@ -78,3 +78,50 @@ func TestShareJoinAndTakeOver(t *testing.T) {
 		t.Fatalf("the hub that came back has %d partitions of a", a)
 	}
 }
+
+// A round that comes late lets the hub's trust in its leases lapse, so a
+// worker asking meanwhile gets no partitions and waits on Changed; the
+// late round renews the very same leases and must wake it, or it waits
+// until some lease changes hands (what CI saw: a conversation stuck for
+// minutes on a loaded machine after two SIGKILLs).
+func TestLateRenewalWakesWorkers(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))
+	st, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	c := New(Options{Store: st, NodeID: "one", Connectors: []string{"a"}, LeaseTimeout: 9 * time.Second, Clock: clock})
+	c.tick(ctx)
+	for _, tc := range []struct {
+		name    string
+		advance time.Duration
+		wake    bool
+	}{
+		{name: "on time: nothing changed, nobody woken", advance: 3 * time.Second, wake: false},
+		{name: "late: the window lapsed, the same leases wake the workers", advance: 7 * time.Second, wake: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			changed := c.Changed()
+			parts, _, _ := c.Parts("a")
+			if lapsed := len(parts) == 0; lapsed != tc.wake {
+				t.Fatalf("before the round: %d partitions trusted", len(parts))
+			}
+			c.tick(ctx)
+			woken := false
+			select {
+			case <-changed:
+				woken = true
+			default:
+			}
+			if woken != tc.wake {
+				t.Fatalf("woken %v, want %v", woken, tc.wake)
+			}
+			if parts, _, _ := c.Parts("a"); len(parts) != store.Partitions {
+				t.Fatalf("after the round: %d partitions, want all %d", len(parts), store.Partitions)
+			}
+		})
+	}
+}
