@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -25,19 +26,22 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		Short: "Play the other side of the sandbox's fakes",
 	}
 	var target, connector, thread, to, text string
+	var files []string
 	var wait time.Duration
 	reply := &cobra.Command{
-		Use:   "slack-reply --text TEXT [--to CUSTOMER | --thread TS]",
+		Use:   "slack-reply --text TEXT [--file PATH]... [--to CUSTOMER | --thread TS]",
 		Short: "Post a signed Slack agent reply into a conversation's thread, as Slack's Events API would",
 		Long: "Find the conversation thread in the sandbox's fake Slack (the customer's with --to, the one\n" +
 			"whose root is --thread TS, or the newest), and POST a human message in it to /hooks/<connector>,\n" +
 			"signed with the connector's signing secret, as Slack does when an agent answers. Then follow\n" +
 			"what the hub does with it: the WhatsApp message the Slack plugin queued and its state (accepted,\n" +
-			"sent, delivered, read), or the refusal posted in the thread. Exit 1 when it was not sent.",
+			"sent, delivered, read), or the refusal posted in the thread. Exit 1 when it was not sent.\n" +
+			"With --file the agent attaches files: each is uploaded to the fake Slack first (as an agent's\n" +
+			"upload is) and the message carries it, so the Slack plugin sends it as a WhatsApp media message.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			if text == "" {
-				return usageErr(errors.New("sandbox slack-reply: --text is required"))
+			if text == "" && len(files) == 0 {
+				return usageErr(errors.New("sandbox slack-reply: --text or --file is required"))
 			}
 			cfg, err := g.loadConfig()
 			if err != nil {
@@ -69,12 +73,31 @@ func newSandboxCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return runtimeErr(err)
 			}
+			token := slacktest.DefaultToken
+			if cc, ok := cfg.Connectors[connector]; ok {
+				if v, _ := cc.Config.Reveal()["token"].(string); v != "" {
+					token = v
+				}
+			}
+			var attached []json.RawMessage
+			var fileIDs []string
+			for _, p := range files {
+				obj, id, err := sandboxSlackUpload(cl, base+"/sandbox/slack/", token, p)
+				if err != nil {
+					return runtimeErr(err)
+				}
+				attached, fileIDs = append(attached, obj), append(fileIDs, id)
+			}
 			now := time.Now()
 			evTS := strconv.FormatFloat(float64(now.UnixMicro())/1e6, 'f', 6, 64)
 			eventID := "Ev" + strconv.FormatInt(now.UnixNano(), 36)
-			body := slacktest.EventCallback(eventID, now, slacktest.MessageEvent{
-				User: "U0AGENT", Text: text, TS: evTS, ThreadTS: ts, Channel: channel,
-			})
+			ev := slacktest.MessageEvent{
+				User: "U0AGENT", Text: text, TS: evTS, ThreadTS: ts, Channel: channel, Files: attached,
+			}
+			if len(attached) > 0 {
+				ev.SubType = "file_share" // as Slack marks a message with uploads
+			}
+			body := slacktest.EventCallback(eventID, now, ev)
 			req, err := http.NewRequest(http.MethodPost, base+"/hooks/"+connector, bytes.NewReader(body))
 			if err != nil {
 				return runtimeErr(err)
@@ -97,7 +120,19 @@ func newSandboxCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return followReply(g.stdout, api, cl, base, "connector:"+connector, eventID, ts, wait)
+			if len(fileIDs) == 0 {
+				return followReply(g.stdout, api, cl, base, "connector:"+connector, eventID, ts, wait)
+			}
+			// A reply with files is sent after the hook answered (the
+			// plugin first downloads each file): one WhatsApp message per
+			// file, keyed by the event and the file.
+			var failed error
+			for _, id := range fileIDs {
+				if err := followFile(g.stdout, api, cl, base, "connector:"+connector, eventID+":"+id, ts, wait); err != nil {
+					failed = err
+				}
+			}
+			return failed
 		},
 	}
 	f := reply.Flags()
@@ -106,6 +141,7 @@ func newSandboxCmd(g *globals) *cobra.Command {
 	f.StringVar(&thread, "thread", "", "the thread's root ts (default: the newest conversation)")
 	f.StringVar(&to, "to", "", "the customer's conversation: their number (wa_id) or name")
 	f.StringVar(&text, "text", "", "what the agent writes")
+	f.StringArrayVar(&files, "file", nil, "a file the agent attaches (repeat for several)")
 	f.DurationVar(&wait, "wait", time.Minute, "how long to wait for the thread, and to follow the WhatsApp message's state")
 	cmd.AddCommand(reply, newSandboxResetCmd(g))
 	return cmd
@@ -216,6 +252,104 @@ func sandboxThread(cl *http.Client, base, want, who string) (channel, ts string,
 	return channel, ts, nil
 }
 
+// sandboxSlackUpload uploads the file at path to the fake Slack at api
+// (its api_url) the way Slack's own clients do — files.getUploadURLExternal,
+// the bytes streamed to the upload URL, files.completeUploadExternal
+// (shared nowhere yet: the message event carries it) — and returns the
+// file object files.info gives, as a message event's files[] holds it.
+func sandboxSlackUpload(cl *http.Client, api, token, path string) (json.RawMessage, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("sandbox slack-reply --file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, "", fmt.Errorf("sandbox slack-reply --file: %w", err)
+	}
+	name := filepath.Base(path)
+	call := func(method string, form url.Values, out any) error {
+		req, err := http.NewRequest(http.MethodPost, api+method, strings.NewReader(form.Encode()))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := cl.Do(req)
+		if err != nil {
+			return fmt.Errorf("fake Slack %s: %w (is `wahub serve` running with sandbox: true?)", method, err)
+		}
+		defer resp.Body.Close()
+		var ok struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		}
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err := json.Unmarshal(raw, &ok); err != nil || !ok.OK {
+			return fmt.Errorf("fake Slack %s: %d %s %s", method, resp.StatusCode, ok.Error, strings.TrimSpace(string(raw)))
+		}
+		return json.Unmarshal(raw, out)
+	}
+	var ticket struct {
+		UploadURL string `json:"upload_url"`
+		FileID    string `json:"file_id"`
+	}
+	if err := call("files.getUploadURLExternal", url.Values{"filename": {name}, "length": {strconv.FormatInt(st.Size(), 10)}}, &ticket); err != nil {
+		return nil, "", err
+	}
+	req, err := http.NewRequest(http.MethodPost, ticket.UploadURL, f)
+	if err != nil {
+		return nil, "", err
+	}
+	req.ContentLength = st.Size()
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("fake Slack upload of %s: %w", name, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("fake Slack upload of %s: %s", name, resp.Status)
+	}
+	files, _ := json.Marshal([]map[string]string{{"id": ticket.FileID, "title": name}})
+	var done struct{}
+	if err := call("files.completeUploadExternal", url.Values{"files": {string(files)}}, &done); err != nil {
+		return nil, "", err
+	}
+	var info struct {
+		File json.RawMessage `json:"file"`
+	}
+	if err := call("files.info", url.Values{"file": {ticket.FileID}}, &info); err != nil {
+		return nil, "", err
+	}
+	return info.File, ticket.FileID, nil
+}
+
+// followFile waits (up to wait) for the WhatsApp message the Slack
+// plugin queues for one attached file, or for the note it posts in the
+// thread when the file cannot be sent, then follows the message as
+// followReply does.
+func followFile(w io.Writer, api *apiClient, cl *http.Client, base, source, key, threadTS string, wait time.Duration) error {
+	path := "/api/v1/messages?source=" + url.QueryEscape(source) + "&idempotency_key=" + url.QueryEscape(key)
+	var rec store.OutboundRecord
+	before := threadNotice(cl, base, threadTS)
+	for deadline := time.Now().Add(wait); ; {
+		if api.call(http.MethodGet, path, nil, &rec) == nil {
+			break
+		}
+		if why := threadNotice(cl, base, threadTS); why != "" && why != before {
+			fmt.Fprintf(w, "not sent to WhatsApp; the Slack plugin answered in the thread: %s\n", why)
+			return runtimeErr(errors.New("the file was not sent"))
+		}
+		if time.Now().After(deadline) {
+			return runtimeErr(fmt.Errorf("the Slack plugin queued no WhatsApp message for the file within %s (key %s)", wait, key))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return followReply(w, api, cl, base, source, key, threadTS, wait)
+}
+
 // followReply reports what became of the agent's reply: the outbound
 // message the Slack plugin queued (its state as it moves on, until the
 // customer read it, it failed, or wait ends), or, when the plugin queued
@@ -290,7 +424,8 @@ func threadNotice(cl *http.Client, base, threadTS string) string {
 			}
 			for _, r := range t.Replies {
 				// The Slack plugin's refusal (plugins/slack/hook.go).
-				if t := strings.TrimSpace(strings.TrimPrefix(r.Text, ":warning:")); r.BotID != "" && strings.HasPrefix(t, "Not delivered") {
+				if t := strings.TrimSpace(strings.TrimPrefix(r.Text, ":warning:")); r.BotID != "" &&
+					(strings.HasPrefix(t, "Not delivered") || strings.HasPrefix(t, "Not sent to WhatsApp")) {
 					notice = t
 				}
 			}
