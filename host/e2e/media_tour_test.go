@@ -243,26 +243,35 @@ func TestMediaTourOnTheShippedConfiguration(t *testing.T) {
 		samples[s.MediaID] = s
 	}
 	keep := []string{"slack", "zendesk", "freshdesk", "hubspot", "bitrix24", "audit"}
+	// The hub routes an event after its webhook's 200: wait for the
+	// four routes (the photo, the voice note, Pedro's and Fernanda's PDF).
 	var wants []*want
-	for _, ev := range h.allEvents() {
-		if ev.Type != sdk.TypeMessageReceived || ev.Message == nil || ev.Message.Media == nil || ev.Route == nil {
-			continue
-		}
-		s, ok := samples[ev.Message.Media.ID]
-		if !ok {
-			continue // the other media samples' ids are gone at the fake Graph: unavailable (TestMediaGoneIsDeliveredUnavailable)
-		}
-		w := &want{sample: s, waID: ev.Contact.WAID, name: ev.Contact.Name, wamid: ev.Message.ID, sum: hexSum(s.Bytes())}
-		for _, c := range ev.Route.Connectors {
-			if slices.Contains(keep, c) {
-				w.connectors = append(w.connectors, c)
+	for deadline := time.Now().Add(time.Minute); ; {
+		wants = nil
+		for _, ev := range h.allEvents() {
+			if ev.Type != sdk.TypeMessageReceived || ev.Message == nil || ev.Message.Media == nil || ev.Route == nil {
+				continue
 			}
+			s, ok := samples[ev.Message.Media.ID]
+			if !ok {
+				continue // the other media samples' ids are gone at the fake Graph: unavailable (TestMediaGoneIsDeliveredUnavailable)
+			}
+			w := &want{sample: s, waID: ev.Contact.WAID, name: ev.Contact.Name, wamid: ev.Message.ID, sum: hexSum(s.Bytes())}
+			for _, c := range ev.Route.Connectors {
+				if slices.Contains(keep, c) {
+					w.connectors = append(w.connectors, c)
+				}
+			}
+			sort.Strings(w.connectors)
+			wants = append(wants, w)
 		}
-		sort.Strings(w.connectors)
-		wants = append(wants, w)
-	}
-	if len(wants) != 4 {
-		t.Fatalf("%d events carry a sample's media id, want 4 (photo, voice note, Pedro's and Fernanda's PDF)", len(wants))
+		if len(wants) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d routed events carry a sample's media id after 1m, want 4 (photo, voice note, Pedro's and Fernanda's PDF)", len(wants))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	// Every file-keeping fake is named by some route: none is skipped.
 	covered := map[string]bool{}
@@ -341,5 +350,36 @@ func TestMediaTourOnTheShippedConfiguration(t *testing.T) {
 	}
 	if uploads != 1 || sends != 1 {
 		t.Errorf("the agent's file: %d uploads with its sha256 and %d media messages to Pedro, want 1 and 1 (uploads %+v)", uploads, sends, s.WhatsApp.Uploads)
+	}
+
+	// An operator sends a file from the API: POST /api/v1/media, then
+	// wahub send --media with the id it answered.
+	photo := slices.Concat(samples["1003383421387256"].Bytes(), []byte("resposta")) // still a JPEG, another file
+	id := h.putMedia("image/jpeg", "troca_aprovada.jpg", photo)
+	out, errOut, code = h.wahub("send", "--url", h.url(""), "--to", "5541988770005", "--media", id, "--caption", "Troca aprovada")
+	msgID, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	if code != 0 || !strings.HasPrefix(msgID, "msg_") {
+		t.Fatalf("wahub send --media %s: exit %d\n%s%s", id, code, out, errOut)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		s := h.tourSnapshot()
+		sent := ""
+		for _, u := range s.WhatsApp.Uploads {
+			if u.SHA256 != hexSum(photo) {
+				continue
+			}
+			for _, m := range s.WhatsApp.Sent {
+				if m.WAID == "5541988770005" && m.MediaID == u.ID && m.Kind == "image" && m.Caption == "Troca aprovada" {
+					sent = u.ID
+				}
+			}
+		}
+		if sent != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wahub send --media: no upload of the photo plus image message to Pedro at the Graph fake within 1m (uploads %+v)", s.WhatsApp.Uploads)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
