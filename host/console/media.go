@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/sdk"
 )
 
@@ -91,15 +92,25 @@ func (c *Console) annotate(ctx context.Context, ev *sdk.Event) {
 	}
 }
 
+// maxInlineImage bounds the pictures the hub cannot scale (anything but
+// JPEG and PNG, whose thumbnails are bounded by maxThumbSource) that a
+// conversation shows inline: a browser decodes an <img> whole, so a
+// larger one (media.max_size raised, an agent's file) is a link to open,
+// not a page that takes the operator's memory. WhatsApp's own limits are
+// 5 MB for an image and 500 KB for a sticker.
+const maxInlineImage = 8 << 20
+
 // fileView is how a bubble shows its file: inline when the hub holds it,
 // else why not.
 type fileView struct {
 	URL string // empty when the file cannot be shown
 	// Thumb is the preview of a photo: scaled by the hub when it can.
-	Thumb string
-	Kind  string // image, sticker, audio, video, document
-	Name  string
-	Note  string
+	Thumb  string
+	Kind   string // image, sticker, audio, video, document
+	Name   string
+	Note   string
+	Size   string // human, when known
+	Inline bool   // a photo or sticker shown as one (its thumbnail, or small enough itself)
 }
 
 func (c *Console) fileView(m *sdk.Message) *fileView {
@@ -117,17 +128,69 @@ func (c *Console) fileView(m *sdk.Message) *fileView {
 	if f.Name == "" {
 		f.Name = kind + " " + md.MimeType
 	}
+	if md.Size > 0 {
+		f.Size = humanSize(md.Size)
+	}
 	switch md.State {
 	case sdk.MediaAvailable:
 		f.URL = "/console/media/" + url.PathEscape(md.ID)
 		f.Thumb = f.URL
+		limit := int64(maxInlineImage)
 		if md.MimeType == "image/jpeg" || md.MimeType == "image/png" {
 			f.Thumb += "?thumb=1"
+			limit = maxThumbSource // the hub scales it (or serves a file no larger)
 		}
+		f.Inline = (kind == sdk.MediaImage || kind == sdk.MediaSticker) && md.Size <= limit
 	case sdk.MediaUnavailable:
 		f.Note = "The file could not be retrieved: " + md.Reason
 	default:
 		f.Note = "The file is being fetched from WhatsApp."
+	}
+	return f
+}
+
+// humanSize is a file size as an operator reads it.
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	case n >= 1<<10:
+		return strconv.FormatInt((n+512)>>10, 10) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " B"
+}
+
+// outFile is an outbound media message's file as the outbox shows it:
+// its WhatsApp type, a name, and a link to the stored file when the hub
+// holds it (an id of POST /api/v1/media or PutMedia; a URL the hub
+// fetches is shown as text, never fetched by the operator's browser).
+type outFile struct {
+	Kind, Name, URL, Link, Caption, Size, SHA256 string
+}
+
+func outboundFile(rec store.OutboundRecord) *outFile {
+	m := rec.Request.Media
+	if m == nil {
+		return nil
+	}
+	f := &outFile{Kind: m.Type, Name: m.Filename, Caption: m.Caption, Link: m.URL}
+	if u := rec.Upload; u != nil {
+		if f.Kind == "" {
+			f.Kind = sdk.MediaTypeFor(u.MimeType)
+		}
+		f.Size, f.SHA256 = humanSize(u.Size), u.SHA256
+	}
+	if f.Kind == "" {
+		f.Kind = "media"
+	}
+	if m.ID != "" {
+		f.URL = "/console/media/" + url.PathEscape(m.ID)
+		if f.Name == "" {
+			f.Name = m.ID
+		}
+	}
+	if f.Name == "" {
+		f.Name = m.URL
 	}
 	return f
 }

@@ -44,6 +44,9 @@ func TestConversationShowsMedia(t *testing.T) {
 		{"m-voice", "audio", "audio/ogg; codecs=opus", "", []byte("OggS voice"), sdk.MediaAvailable, `<audio controls preload="none" src="/console/media/m-voice">`},
 		{"m-pdf", "document", "application/pdf", "fatura.pdf", []byte("%PDF-1.4"), sdk.MediaAvailable, `<a class="file" href="/console/media/m-pdf">fatura.pdf</a>`},
 		{"m-gone", "image", "image/jpeg", "", nil, sdk.MediaUnavailable, `The file could not be retrieved: gone at WhatsApp`},
+		// A browser decodes an <img> whole: past maxInlineImage it is a link.
+		{"m-huge", "image", "image/webp", "", bytes.Repeat([]byte{0xff}, maxInlineImage+1), sdk.MediaAvailable,
+			`<a class="file" href="/console/media/m-huge">image image/webp</a> <span class="file-size">(8.0 MB: too large to show here)</span>`},
 	}
 	var evs []sdk.Event
 	for _, f := range files {
@@ -97,6 +100,9 @@ func TestConversationShowsMedia(t *testing.T) {
 	if resp, _ := viewer.get("/console/media/m-pdf"); !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("a document is served %q, want as an attachment", resp.Header.Get("Content-Disposition"))
 	}
+	if strings.Contains(page, `<img src="/console/media/m-huge"`) {
+		t.Error("an image over maxInlineImage is shown inline")
+	}
 	if resp, _ := viewer.get("/console/media/m-gone"); resp.StatusCode != 404 {
 		t.Errorf("a lost file: %d, want 404", resp.StatusCode)
 	}
@@ -118,4 +124,41 @@ func bigJPEG(t *testing.T, w, h int) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// The outbox shows a media message's type and file, linked to the
+// stored file when the hub holds it, and a link the hub fetches as text.
+func TestOutboxShowsMediaMessages(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	held, _, err := e.st.Enqueue(ctx, "api", sdk.OutboundMessage{To: "5511987650001",
+		Media: &sdk.OutboundMedia{Type: sdk.MediaDocument, ID: "med_abc", Filename: "recibo.pdf", Caption: "Segue o recibo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked, _, err := e.st.Enqueue(ctx, "api", sdk.OutboundMessage{To: "5511987650001",
+		Media: &sdk.OutboundMedia{URL: "https://cdn.example/foto.jpg"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, _ := e.signIn(viewerTok)
+	_, page := viewer.get("/console/outbox")
+	for _, want := range []string{
+		`<span class="kind">document</span> <a class="file" href="/console/media/med_abc">recibo.pdf</a> — Segue o recibo`,
+		`<span class="kind">media</span> <code>https://cdn.example/foto.jpg</code>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("outbox lacks %s", want)
+		}
+	}
+	if strings.Contains(page, `href="https://cdn.example`) {
+		t.Error("the outbox links a URL the hub fetches: the operator's browser would fetch it")
+	}
+	_, page = viewer.get("/console/outbox/" + held.ID)
+	if want := `<p data-testid="msg-file">document: <a class="file" href="/console/media/med_abc">recibo.pdf</a> · caption “Segue o recibo”</p>`; !strings.Contains(page, want) {
+		t.Errorf("message page lacks %s", want)
+	}
+	if _, page = viewer.get("/console/outbox/" + linked.ID); !strings.Contains(page, `<code>https://cdn.example/foto.jpg</code>`) {
+		t.Error("message page lacks the media URL")
+	}
 }

@@ -79,8 +79,9 @@ var funcs = template.FuncMap{
 		}
 		return string(b)
 	},
-	"join": strings.Join,
-	"pct":  func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+	"join":    strings.Join,
+	"outFile": outboundFile,
+	"pct":     func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
 	"deref": func(t *time.Time) time.Time {
 		if t == nil {
 			return time.Time{}
