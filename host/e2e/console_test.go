@@ -513,3 +513,67 @@ func TestConsoleSandboxView(t *testing.T) {
 	until(t, ctx, "both answers in the thread", `document.querySelector("ol.thread").textContent.includes("Vou verificar") && document.querySelector("ol.thread").textContent.includes("Seu pedido sai hoje")`)
 	shot(t, ctx, "31-sandbox-conversation")
 }
+
+// A conversation with the sandbox's photo and voice note: the <img>
+// loads (the browser decoded the file), and the voice note's <audio>
+// src answers audio/ogg under the session cookie and nothing without it.
+func TestConsoleShowsMedia(t *testing.T) {
+	ctx := browser(t)
+	h := newHub(t, shippedTemplate(t))
+	for _, name := range shippedConnectors {
+		h.waitConnector(name, "running", func(c admin.ConnectorStatus) bool { return c.State == "running" })
+	}
+	if out, errOut, code := h.wahub("simulate", "--now", "--url", h.url(""), fixture("image.json"), fixture("audio_voice.json")); code != 0 {
+		t.Fatalf("simulate: %s%s", out, errOut)
+	}
+	// Delivered means fetched (delivery waits for the file): the audit
+	// receiver's media blocks say available.
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		s := h.tourSnapshot()
+		n := 0
+		for _, r := range s.Webhook.Received {
+			if r.Message != nil && r.Message.Media != nil && r.Message.Media.State == "available" {
+				n++
+			}
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the 2 files delivered available within 2m", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	signIn(t, ctx, h, adminToken)
+	open := func(who string) {
+		t.Helper()
+		run(t, ctx, who+"'s conversation", chromedp.Navigate(h.url("/console/conversations?q="+who)),
+			chromedp.WaitVisible(chromedp.CSS(`a[href^="/console/conversations/conv_"]`)),
+			chromedp.Click(chromedp.CSS(`a[href^="/console/conversations/conv_"]`)),
+			chromedp.WaitVisible(chromedp.CSS("ol.thread")))
+	}
+	open("5511987650001") // Ana; a name search for "Ana" also finds Mariana
+	until(t, ctx, "the photo decoded", `(() => { const i = document.querySelector(".media.image img"); return i && i.complete && i.naturalWidth > 0 })()`)
+	shot(t, ctx, "40-conversation-photo")
+	open("5531991230004") // Mariana
+	until(t, ctx, "the voice note's player", `document.querySelector(".media.audio audio[src]")`)
+	src := eval[string](t, ctx, "audio src", `document.querySelector(".media.audio audio").src`)
+	got := eval[string](t, ctx, "fetch the audio", `fetch(document.querySelector(".media.audio audio").src).then(r => r.status + " " + r.headers.get("content-type"))`)
+	if !strings.HasPrefix(got, "200 audio/ogg") {
+		t.Errorf("the voice note's src %s under the session: %s, want 200 audio/ogg", src, got)
+	}
+	shot(t, ctx, "41-conversation-voice-note")
+	if !strings.HasPrefix(src, h.url("/console/media/")) {
+		t.Fatalf("the voice note's src %s is not the console's media route", src)
+	}
+	anon := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := anon.Get(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if (resp.StatusCode != http.StatusUnauthorized && resp.StatusCode/100 != 3) || strings.HasPrefix(resp.Header.Get("Content-Type"), "audio/") || strings.Contains(string(body), "OggS") {
+		t.Errorf("the voice note without a session: %d %s, want 401 or a redirect to sign-in", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
