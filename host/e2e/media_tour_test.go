@@ -325,7 +325,7 @@ func TestMediaTourOnTheShippedConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, code := h.wahub("sandbox", "slack-reply", "--url", h.url(""), "--to", "5541988770005",
-		"--text", "Segue o recibo do reembolso.", "--file", replyPath)
+		"--text", "Segue o recibo do reembolso.", "--file", replyPath, "--wait", "3m") // generous: a loaded machine, the per-recipient limit
 	if code != 0 || !regexp.MustCompile(`WhatsApp message msg_\S+ to 5541988770005: .*read\n`).MatchString(out) {
 		t.Fatalf("slack-reply --file to Pedro: exit %d\n%s%s", code, out, errOut)
 	}
