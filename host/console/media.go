@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/wahub/wahub/host/store"
 	"github.com/wahub/wahub/sdk"
@@ -82,7 +83,58 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	h.Set("Content-Disposition", disposition)
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	// Players ask for ranges (Safari plays audio and video only from a
+	// 206, and seeking asks for the rest of the file): one range is
+	// answered by reading past the bytes before it, still streamed. A
+	// range the hub does not take (several, malformed, beyond the file)
+	// gets the whole file, as HTTP allows.
+	h.Set("Accept-Ranges", "bytes")
+	if start, end, ok := oneRange(r.Header.Get("Range"), info.Size); ok {
+		if _, err := io.CopyN(io.Discard, rc, start); err != nil {
+			http.Error(w, "the media store could not answer; see the hub's log", http.StatusInternalServerError)
+			return
+		}
+		h.Set("Content-Range", "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(info.Size, 10))
+		h.Set("Content-Length", strconv.FormatInt(end-start+1, 10))
+		w.WriteHeader(http.StatusPartialContent)
+		io.CopyN(w, rc, end-start+1)
+		return
+	}
 	io.Copy(w, rc)
+}
+
+// oneRange parses a Range header of one byte range (bytes=a-b, bytes=a-,
+// bytes=-n) within a file of size bytes; ok is false for anything else.
+func oneRange(header string, size int64) (start, end int64, ok bool) {
+	spec, found := strings.CutPrefix(header, "bytes=")
+	if !found || size <= 0 || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false
+	}
+	var err error
+	switch {
+	case a == "": // the last b bytes
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, 0, false
+		}
+		return max(0, size-n), size - 1, true
+	default:
+		if start, err = strconv.ParseInt(a, 10, 64); err != nil || start < 0 || start >= size {
+			return 0, 0, false
+		}
+		end = size - 1
+		if b != "" {
+			if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
+				return 0, 0, false
+			}
+			end = min(end, size-1)
+		}
+		return start, end, true
+	}
 }
 
 // annotate gives a bubble's media its current state.

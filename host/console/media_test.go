@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,6 +104,13 @@ func TestConversationShowsMedia(t *testing.T) {
 	if strings.Contains(page, `<img src="/console/media/m-huge"`) {
 		t.Error("an image over maxInlineImage is shown inline")
 	}
+	// A player's range request: 206 with those bytes, streamed.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/console/media/m-voice", nil)
+	req.Header.Set("Range", "bytes=2-5")
+	if resp, body := viewer.do(req); resp.StatusCode != http.StatusPartialContent || body != "gS v" ||
+		resp.Header.Get("Content-Range") != "bytes 2-5/10" || resp.Header.Get("Accept-Ranges") != "bytes" {
+		t.Errorf("GET /console/media/m-voice Range bytes=2-5: %d %q %s", resp.StatusCode, body, resp.Header.Get("Content-Range"))
+	}
 	if resp, _ := viewer.get("/console/media/m-gone"); resp.StatusCode != 404 {
 		t.Errorf("a lost file: %d, want 404", resp.StatusCode)
 	}
@@ -160,5 +168,31 @@ func TestOutboxShowsMediaMessages(t *testing.T) {
 	}
 	if _, page = viewer.get("/console/outbox/" + linked.ID); !strings.Contains(page, `<code>https://cdn.example/foto.jpg</code>`) {
 		t.Error("message page lacks the media URL")
+	}
+}
+
+func TestOneRange(t *testing.T) {
+	for _, tc := range []struct {
+		header     string
+		start, end int64
+		ok         bool
+	}{
+		{"bytes=0-", 0, 9, true},
+		{"bytes=2-5", 2, 5, true},
+		{"bytes=8-20", 8, 9, true}, // clipped to the file
+		{"bytes=-3", 7, 9, true},
+		{"bytes=-30", 0, 9, true},
+		{"", 0, 0, false},
+		{"bytes=10-", 0, 0, false}, // beyond the file: the whole file
+		{"bytes=5-2", 0, 0, false},
+		{"bytes=0-1,4-5", 0, 0, false},
+		{"bytes=-0", 0, 0, false},
+		{"items=0-1", 0, 0, false},
+		{"bytes=x-1", 0, 0, false},
+	} {
+		start, end, ok := oneRange(tc.header, 10)
+		if ok != tc.ok || (ok && (start != tc.start || end != tc.end)) {
+			t.Errorf("oneRange(%q, 10) = %d, %d, %v; want %d, %d, %v", tc.header, start, end, ok, tc.start, tc.end, tc.ok)
+		}
 	}
 }
