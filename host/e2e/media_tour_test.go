@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -350,6 +351,23 @@ func TestMediaTourOnTheShippedConfiguration(t *testing.T) {
 	}
 	if uploads != 1 || sends != 1 {
 		t.Errorf("the agent's file: %d uploads with its sha256 and %d media messages to Pedro, want 1 and 1 (uploads %+v)", uploads, sends, s.WhatsApp.Uploads)
+	}
+
+	// A photo over WhatsApp's 5 MB image limit is told in the thread
+	// and not sent: the command prints the note and exits 1.
+	big := slices.Concat([]byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00"), bytes.Repeat([]byte{0x5a}, 6<<20))
+	bigPath := filepath.Join(h.dir, "foto_grande.jpg")
+	if err := os.WriteFile(bigPath, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = h.wahub("sandbox", "slack-reply", "--url", h.url(""), "--to", "5541988770005", "--file", bigPath, "--wait", "3m")
+	if code != 1 || !strings.Contains(out, "not sent to WhatsApp") || !strings.Contains(out, "WhatsApp sends images up to 5 MB") {
+		t.Errorf("slack-reply --file with a 6 MB photo: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, u := range h.tourSnapshot().WhatsApp.Uploads {
+		if u.SHA256 == hexSum(big) {
+			t.Errorf("the 6 MB photo was uploaded to Graph: %+v", u)
+		}
 	}
 
 	// An operator sends a file from the API: POST /api/v1/media, then

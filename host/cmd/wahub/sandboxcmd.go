@@ -98,6 +98,9 @@ func newSandboxCmd(g *globals) *cobra.Command {
 				ev.SubType = "file_share" // as Slack marks a message with uploads
 			}
 			body := slacktest.EventCallback(eventID, now, ev)
+			// What the thread said before: a refusal of this reply's file
+			// is a newer notice (it may come before the hook's answer).
+			before := threadNotice(cl, base, ts)
 			req, err := http.NewRequest(http.MethodPost, base+"/hooks/"+connector, bytes.NewReader(body))
 			if err != nil {
 				return runtimeErr(err)
@@ -128,7 +131,7 @@ func newSandboxCmd(g *globals) *cobra.Command {
 			// file, keyed by the event and the file.
 			var failed error
 			for _, id := range fileIDs {
-				if err := followFile(g.stdout, api, cl, base, "connector:"+connector, eventID+":"+id, ts, wait); err != nil {
+				if err := followFile(g.stdout, api, cl, base, "connector:"+connector, eventID+":"+id, ts, before, wait); err != nil {
 					failed = err
 				}
 			}
@@ -328,12 +331,12 @@ func sandboxSlackUpload(cl *http.Client, api, token, path string) (json.RawMessa
 
 // followFile waits (up to wait) for the WhatsApp message the Slack
 // plugin queues for one attached file, or for the note it posts in the
-// thread when the file cannot be sent, then follows the message as
+// thread when the file cannot be sent (a notice other than before, the
+// thread's newest before the reply), then follows the message as
 // followReply does.
-func followFile(w io.Writer, api *apiClient, cl *http.Client, base, source, key, threadTS string, wait time.Duration) error {
+func followFile(w io.Writer, api *apiClient, cl *http.Client, base, source, key, threadTS, before string, wait time.Duration) error {
 	path := "/api/v1/messages?source=" + url.QueryEscape(source) + "&idempotency_key=" + url.QueryEscape(key)
 	var rec store.OutboundRecord
-	before := threadNotice(cl, base, threadTS)
 	for deadline := time.Now().Add(wait); ; {
 		if api.call(http.MethodGet, path, nil, &rec) == nil {
 			break
