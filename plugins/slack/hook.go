@@ -224,10 +224,22 @@ func (r *run) claimHook(ctx context.Context, key string, claim []byte) (bool, er
 func (r *run) postBack(ctx context.Context, thread msgRef, mrk string) {
 	ctx, cancel := context.WithTimeout(ctx, postBackTimeout)
 	defer cancel()
-	plain := strings.NewReplacer(":warning: ", "", "_", "").Replace(mrk)
+	plain := plainNotice(mrk)
 	if _, _, err := r.post(ctx, thread.Channel, "", thread.ThreadTS, post{text: plain, blocks: sections(mrk)}); err != nil {
 		r.c.log.Warn("slack hook: could not post the notice in the thread", "channel", thread.Channel, "thread_ts", thread.ThreadTS, "err", err)
 	}
+}
+
+// italic matches an mrkdwn italic span: underscores that open after a
+// space (or at the start) and close before one (or at the end or a
+// punctuation mark), so that media_too_large and foto_grande.jpg keep
+// theirs.
+var italic = regexp.MustCompile(`(^|\s)_([^_\s](?:[^\n]*?[^_\s])?)_($|[\s.,;:!?)])`)
+
+// plainNotice is a notice's mrkdwn as the plain text Slack shows in
+// notifications and the CLI prints: no emoji code, no italic markers.
+func plainNotice(mrk string) string {
+	return italic.ReplaceAllString(strings.ReplaceAll(mrk, ":warning: ", ""), "$1$2$3")
 }
 
 // isNote reports whether an agent's reply is an internal note.
