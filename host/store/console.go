@@ -314,7 +314,7 @@ func (s *Store) Series(ctx context.Context, since time.Time, step time.Duration)
 		return sr, err
 	}
 	err = each(`SELECT (at - ?1) / ?2, SUM(CASE WHEN outcome IN ('retry', 'error') THEN 1 ELSE 0 END), SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END)
-		FROM delivery_attempts INDEXED BY delivery_attempts_at WHERE at >= ?1 GROUP BY 1`, func(rows *sql.Rows) error {
+		FROM delivery_attempts INDEXED BY delivery_attempts_at WHERE at >= ?1 AND outcome IN ('retry', 'failed', 'error') GROUP BY 1`, func(rows *sql.Rows) error {
 		var b, r, f int64
 		if err := rows.Scan(&b, &r, &f); err != nil {
 			return err
