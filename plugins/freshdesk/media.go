@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/wahub/wahub/plugins/internal/agentreply"
 	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 	"github.com/wahub/wahub/sdk/sdkhttp"
@@ -300,167 +301,86 @@ func (c *connector) storeAttachment(ctx context.Context, s *settings, a fdAttach
 	return info, nil
 }
 
-// replyPart is one WhatsApp message of an agent's reply.
-type replyPart struct {
-	key  string // its idempotency key and reply:<key> record
-	text string
-	att  *fdAttachment
-}
-
-func (p replyPart) what() string {
-	if p.att != nil {
-		return "the attachment " + p.att.Name
-	}
-	return "the text"
-}
-
-type refusedPart struct {
-	what string
-	err  *sdk.RefusedError
-}
-
-// fileRefusal tells a refusal of one file from one of the customer (the
-// window, consent), which every later part would meet too.
-func fileRefusal(code string) bool { return strings.HasPrefix(code, "media_") }
-
-// sendReply sends an agent's reply part by part: the text, then each
-// attachment. Refused parts are told in one private note; a failure worth
-// retrying answers 503, and the parts already done are not done again.
+// sendReply sends an agent's reply part by part (agentreply): the text,
+// then each attachment. Refused parts are told in one private note; a
+// failure worth retrying answers 503, and the parts already done are not
+// done again.
 func (c *connector) sendReply(ctx context.Context, s *settings, st *stored, ticketID int64, key, text string, atts []fdAttachment) *sdk.HookResponse {
 	// The work goes on if Freshdesk stops waiting for the answer (a large
 	// file takes a while): its retry finds the parts done, or, for one
 	// still in flight, the hub's idempotency key sends it once.
 	ctx = context.WithoutCancel(ctx)
-	kv := s.host.KV()
-	log := c.log.With("ticket_id", ticketID, "reply", key)
-	var parts []replyPart
+	var parts []agentreply.Part
 	if text != "" {
-		parts = append(parts, replyPart{key: key, text: text})
+		// The reply's own record says "sent" only once every part is;
+		// the text's is its own.
+		parts = append(parts, agentreply.Part{Record: key + "/text", IdempotencyKey: key, Text: text})
 	}
 	for i := range atts {
-		if atts[i].AttachmentURL == "" {
+		a := atts[i]
+		if a.AttachmentURL == "" {
 			continue
 		}
-		parts = append(parts, replyPart{key: key + "/att:" + strconv.FormatInt(atts[i].ID, 10), att: &atts[i]})
+		k := key + "/att:" + strconv.FormatInt(a.ID, 10)
+		parts = append(parts, agentreply.Part{Record: k, IdempotencyKey: k, File: &agentreply.File{
+			Name:  a.Name,
+			Store: func(ctx context.Context) (sdk.MediaInfo, error) { return c.storeAttachment(ctx, s, a) },
+		}})
 	}
 	if len(parts) == 0 {
 		return ignored("an empty reply")
 	}
-	var (
-		refused []refusedPart
-		policy  *sdk.RefusedError
-		sent    []string
-	)
-	put := func(k string, v replyState) error {
-		raw, _ := json.Marshal(v)
-		return kv.Put(ctx, replyKey(k), raw)
+	log := c.log.With("ticket_id", ticketID, "reply", key)
+	res, err := agentreply.Send(ctx, s.host, sdk.OutboundMessage{To: st.To, PhoneNumberID: st.PhoneNumberID}, parts, partRecords{s.host.KV()}, log)
+	switch {
+	case errors.Is(err, agentreply.ErrState):
+		log.Warn("hook: the hub's state is unavailable", "err", err)
+		return reply(http.StatusServiceUnavailable, "the hub's state is unavailable; retry")
+	case err != nil:
+		return retryLater(err)
 	}
-	for _, p := range parts {
-		var rec replyState
-		// The text's record is the reply's own: it says "sent" only once
-		// every part is; the text itself is recorded as "text-sent".
-		recKey := p.key
-		if p.att == nil {
-			recKey = p.key + "/text"
-		}
-		if raw, found, err := kv.Get(ctx, replyKey(recKey)); err != nil {
-			return reply(http.StatusServiceUnavailable, "the hub's state is unavailable; retry")
-		} else if found {
-			_ = json.Unmarshal(raw, &rec)
-		}
-		switch rec.State {
-		case "sent":
-			sent = append(sent, rec.ID)
-			continue
-		case "refused":
-			r := &sdk.RefusedError{Code: rec.Code, Message: rec.Message}
-			refused = append(refused, refusedPart{p.what(), r})
-			if !fileRefusal(r.Code) {
-				policy = r
-			}
-			continue
-		}
-		refuse := func(r *sdk.RefusedError) *sdk.HookResponse {
-			if err := put(recKey, replyState{State: "refused", Code: r.Code, Message: r.Message}); err != nil {
-				return reply(http.StatusServiceUnavailable, "the hub's state is unavailable; retry")
-			}
-			refused = append(refused, refusedPart{p.what(), r})
-			if !fileRefusal(r.Code) {
-				policy = r
-			}
-			return nil
-		}
-		if policy != nil {
-			if resp := refuse(policy); resp != nil {
-				return resp
-			}
-			continue
-		}
-		msg := sdk.OutboundMessage{To: st.To, PhoneNumberID: st.PhoneNumberID, IdempotencyKey: p.key}
-		if p.att == nil {
-			msg.Text = p.text
-		} else {
-			if rec.Media == "" {
-				info, err := c.storeAttachment(ctx, s, *p.att)
-				var r *sdk.RefusedError
-				switch {
-				case errors.As(err, &r):
-					if resp := refuse(r); resp != nil {
-						return resp
-					}
-					continue
-				case err != nil:
-					log.Warn("hook: an agent's attachment could not be stored in the hub", "file", p.att.Name, "err", err)
-					return retryLater(fmt.Errorf("could not store the attachment %s: %w", p.att.Name, err))
-				}
-				rec = replyState{State: "stored", Media: info.ID}
-				if err := put(recKey, rec); err != nil {
-					return reply(http.StatusServiceUnavailable, "the hub's state is unavailable; retry")
-				}
-			}
-			msg.Media = &sdk.OutboundMedia{ID: rec.Media, Filename: p.att.Name}
-		}
-		res, err := s.host.SendMessage(ctx, msg)
-		var r *sdk.RefusedError
-		switch {
-		case errors.As(err, &r):
-			log.Info("hook: the hub refused part of the agent's reply", "part", p.key, "code", r.Code)
-			if resp := refuse(r); resp != nil {
-				return resp
-			}
-			continue
-		case err != nil:
-			log.Warn("hook: SendMessage failed", "part", p.key, "err", err)
-			return retryLater(errors.New("the hub could not queue the message"))
-		}
-		if err := put(recKey, replyState{State: "sent", ID: res.ID, Media: rec.Media}); err != nil {
-			log.Warn("hook: part of a reply sent but not recorded", "part", p.key, "err", err)
-		}
-		sent = append(sent, res.ID)
-	}
-	if len(refused) > 0 {
-		if len(refused) == 1 && len(sent) == 0 && refused[0].what == "the text" {
-			r := refused[0].err
+	if len(res.Refused) > 0 {
+		if len(res.Refused) == 1 && len(res.Sent) == 0 && res.Refused[0].What == "the text" {
+			r := res.Refused[0].Err
 			return c.noteRefusal(ctx, s, ticketID, key, replyState{State: "refused", Code: r.Code, Message: r.Message})
 		}
-		return c.noteParts(ctx, s, ticketID, key, refused, len(sent))
+		return c.noteParts(ctx, s, ticketID, key, res.Refused, len(res.Sent))
 	}
-	if raw, err := json.Marshal(replyState{State: "sent", ID: strings.Join(sent, ",")}); err == nil {
-		if err := kv.Put(ctx, replyKey(key), raw); err != nil {
+	if raw, err := json.Marshal(replyState{State: "sent", ID: strings.Join(res.Sent, ",")}); err == nil {
+		if err := s.host.KV().Put(ctx, replyKey(key), raw); err != nil {
 			// The hub's idempotency keys still guard a repeat.
 			log.Warn("hook: reply sent but not recorded", "err", err)
 		}
 	}
-	out := map[string]any{"ok": true, "id": sent[0], "state": "queued"}
-	if len(sent) > 1 {
-		out["ids"] = sent
+	out := map[string]any{"ok": true, "id": res.Sent[0], "state": "queued"}
+	if len(res.Sent) > 1 {
+		out["ids"] = res.Sent
 	}
 	return replyJSON(http.StatusOK, out)
 }
 
+// partRecords keeps each part's record as reply:<part key>, in the
+// reply's own encoding.
+type partRecords struct{ kv sdk.KV }
+
+func (p partRecords) Get(ctx context.Context, key string) (agentreply.Record, error) {
+	raw, found, err := p.kv.Get(ctx, replyKey(key))
+	if err != nil || !found {
+		return agentreply.Record{}, err
+	}
+	var st replyState
+	_ = json.Unmarshal(raw, &st) // an unreadable record is a part never tried
+	return agentreply.Record{State: agentreply.State(st.State), Media: st.Media, Message: st.ID, Code: st.Code, Reason: st.Message}, nil
+}
+
+func (p partRecords) Put(ctx context.Context, key string, r agentreply.Record) error {
+	raw, _ := json.Marshal(replyState{State: string(r.State), ID: r.Message, Media: r.Media, Code: r.Code, Message: r.Reason})
+	return p.kv.Put(ctx, replyKey(key), raw)
+}
+
 // noteParts tells the agents, in a private note, which parts of their
 // reply did not reach the customer, and why.
-func (c *connector) noteParts(ctx context.Context, s *settings, ticketID int64, key string, refused []refusedPart, sent int) *sdk.HookResponse {
+func (c *connector) noteParts(ctx context.Context, s *settings, ticketID int64, key string, refused []agentreply.Refusal, sent int) *sdk.HookResponse {
 	var b strings.Builder
 	if sent > 0 {
 		b.WriteString("<p><strong>Only part of this reply was delivered on WhatsApp.</strong> Not sent:</p><ul>")
@@ -469,8 +389,8 @@ func (c *connector) noteParts(ctx context.Context, s *settings, ticketID int64, 
 	}
 	codes := map[string]bool{}
 	for _, r := range refused {
-		b.WriteString("<li>" + esc(r.what) + ": " + esc(strings.TrimSuffix(r.err.Message, ".")) + " (" + esc(r.err.Code) + ")</li>")
-		codes[r.err.Code] = true
+		b.WriteString("<li>" + esc(r.What) + ": " + esc(strings.TrimSuffix(r.Err.Message, ".")) + " (" + esc(r.Err.Code) + ")</li>")
+		codes[r.Err.Code] = true
 	}
 	b.WriteString("</ul>")
 	if id, ok := replyIDFromKey(key); ok {
@@ -488,7 +408,7 @@ func (c *connector) noteParts(ctx context.Context, s *settings, ticketID int64, 
 		c.log.Warn("hook: the refusal could not be noted on the ticket", "ticket_id", ticketID, "err", err)
 		return retryLater(err)
 	}
-	first := refused[0].err
+	first := refused[0].Err
 	if raw, err := json.Marshal(replyState{State: "noted", Code: first.Code, Message: first.Message}); err == nil {
 		if err := s.host.KV().Put(ctx, replyKey(key), raw); err != nil {
 			c.log.Warn("hook: refusal note not recorded; a repeated webhook would add it again", "err", err)
@@ -496,7 +416,7 @@ func (c *connector) noteParts(ctx context.Context, s *settings, ticketID int64, 
 	}
 	list := make([]map[string]string, len(refused))
 	for i, r := range refused {
-		list[i] = map[string]string{"part": r.what, "code": r.err.Code, "message": r.err.Message}
+		list[i] = map[string]string{"part": r.What, "code": r.Err.Code, "message": r.Err.Message}
 	}
 	return replyJSON(http.StatusOK, map[string]any{"ok": true, "delivered": sent > 0, "refused": list})
 }

@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/wahub/wahub/plugins/internal/agentreply"
 	"github.com/wahub/wahub/plugins/internal/mediafile"
 	"github.com/wahub/wahub/sdk"
 	"github.com/wahub/wahub/sdk/sdkhttp"
@@ -284,160 +285,76 @@ func (c *connector) storeAttachment(ctx context.Context, s *settings, a zAttachm
 	return info, nil
 }
 
-// replyPart is one WhatsApp message of an agent's reply.
-type replyPart struct {
-	key  string // of the part record
-	text string
-	att  *zAttachment
-}
-
-// what names a part for the agent's note.
-func (p replyPart) what() string {
-	if p.att != nil {
-		return "the attachment " + p.att.FileName
-	}
-	return "the text"
-}
-
-// sendReply sends an agent's comment part by part: the text, then each
-// attachment. A part the hub refuses is told to the agent in one internal
-// note; a failure worth retrying answers 503, and the parts already done
-// are not done again.
+// sendReply sends an agent's comment part by part (agentreply): the
+// text, then each attachment. A part the hub refuses is told to the agent
+// in one internal note; a failure worth retrying answers 503, and the
+// parts already done are not done again.
 func (c *connector) sendReply(ctx context.Context, s *settings, tr ticketRecord, ticketID int64, cm *zComment) *sdk.HookResponse {
 	// Zendesk waits 12 seconds for a webhook's answer, less than a large
 	// file may take: the work goes on when it stops waiting, and its
 	// retry finds the parts done (or, for one still in flight, the hub's
 	// idempotency key sends it once).
 	ctx = context.WithoutCancel(ctx)
-	kv := s.host.KV()
-	var parts []replyPart
+	comment := strconv.FormatInt(cm.ID, 10)
+	var parts []agentreply.Part
 	if t := strings.TrimSpace(cm.text()); t != "" {
-		parts = append(parts, replyPart{key: "text", text: t})
+		parts = append(parts, agentreply.Part{Record: partKey(cm.ID, "text"), IdempotencyKey: comment, Text: t})
 	}
 	for i := range cm.Attachments {
-		a := &cm.Attachments[i]
+		a := cm.Attachments[i]
 		if a.Deleted || a.ContentURL == "" {
 			continue
 		}
-		parts = append(parts, replyPart{key: "att:" + strconv.FormatInt(a.ID, 10), att: a})
+		k := "att:" + strconv.FormatInt(a.ID, 10)
+		parts = append(parts, agentreply.Part{Record: partKey(cm.ID, k), IdempotencyKey: comment + "/" + k, File: &agentreply.File{
+			Name:  a.FileName,
+			Store: func(ctx context.Context) (sdk.MediaInfo, error) { return c.storeAttachment(ctx, s, a) },
+		}})
 	}
 	if len(parts) == 0 {
 		return ignored("an empty comment")
 	}
-	var (
-		refused []refusedPart
-		policy  *sdk.RefusedError // a refusal of the customer, not of a file: every later part meets it too
-		sent    []string
-	)
-	for _, p := range parts {
-		var rec partRecord
-		if _, err := getJSON(ctx, kv, partKey(cm.ID, p.key), &rec); err != nil {
-			return retryLater(err.Error())
-		}
-		switch rec.State {
-		case "sent":
-			sent = append(sent, rec.Message)
-			continue
-		case "refused":
-			r := &sdk.RefusedError{Code: rec.Code, Message: rec.Reason}
-			refused = append(refused, refusedPart{p.what(), r})
-			if !fileRefusal(r.Code) {
-				policy = r
-			}
-			continue
-		}
-		refuse := func(r *sdk.RefusedError) *sdk.HookResponse {
-			if err := putJSON(ctx, kv, partKey(cm.ID, p.key), partRecord{State: "refused", Code: r.Code, Reason: r.Message}); err != nil {
-				return retryLater(err.Error())
-			}
-			refused = append(refused, refusedPart{p.what(), r})
-			if !fileRefusal(r.Code) {
-				policy = r
-			}
-			return nil
-		}
-		if policy != nil {
-			if resp := refuse(policy); resp != nil {
-				return resp
-			}
-			continue
-		}
-		msg := sdk.OutboundMessage{To: tr.To, PhoneNumberID: tr.PhoneNumberID, IdempotencyKey: strconv.FormatInt(cm.ID, 10)}
-		if p.att == nil {
-			msg.Text = p.text
-		} else {
-			msg.IdempotencyKey += "/" + p.key
-			if rec.Media == "" {
-				info, err := c.storeAttachment(ctx, s, *p.att)
-				var r *sdk.RefusedError
-				switch {
-				case errors.As(err, &r):
-					if resp := refuse(r); resp != nil {
-						return resp
-					}
-					continue
-				case err != nil:
-					c.log.Warn("zendesk: an agent's attachment could not be stored in the hub", "ticket_id", ticketID, "comment_id", cm.ID, "file", p.att.FileName, "err", err)
-					return retryLater("could not store the attachment " + p.att.FileName + ": " + err.Error())
-				}
-				rec = partRecord{State: "stored", Media: info.ID}
-				if err := putJSON(ctx, kv, partKey(cm.ID, p.key), rec); err != nil {
-					return retryLater(err.Error())
-				}
-			}
-			msg.Media = &sdk.OutboundMedia{ID: rec.Media, Filename: p.att.FileName}
-		}
-		res, err := s.host.SendMessage(ctx, msg)
-		var r *sdk.RefusedError
-		switch {
-		case errors.As(err, &r):
-			if resp := refuse(r); resp != nil {
-				return resp
-			}
-			continue
-		case err != nil:
-			// Zendesk retries a 503; the idempotency key makes that safe.
-			c.log.Warn("zendesk: SendMessage failed", "ticket_id", ticketID, "comment_id", cm.ID, "part", p.key, "err", err)
-			return retryLater("could not queue the reply: " + err.Error())
-		}
-		if err := putJSON(ctx, kv, partKey(cm.ID, p.key), partRecord{State: "sent", Media: rec.Media, Message: res.ID}); err != nil {
-			c.log.Warn("zendesk: sent part of a reply not recorded", "comment_id", cm.ID, "part", p.key, "err", err)
-		}
-		sent = append(sent, res.ID)
+	log := c.log.With("ticket_id", ticketID, "comment_id", cm.ID)
+	res, err := agentreply.Send(ctx, s.host, sdk.OutboundMessage{To: tr.To, PhoneNumberID: tr.PhoneNumberID}, parts, partRecords{s.host.KV()}, log)
+	if err != nil {
+		// Zendesk retries a 503; the idempotency keys make that safe.
+		return retryLater(err.Error())
 	}
-	if len(refused) > 0 {
-		return c.noteParts(ctx, s, ticketID, cm.ID, refused, len(sent))
+	if len(res.Refused) > 0 {
+		return c.noteParts(ctx, s, ticketID, cm.ID, res.Refused, len(res.Sent))
 	}
-	if err := putJSON(ctx, kv, commentKey(cm.ID), commentRecord{State: "sent", Message: strings.Join(sent, ",")}); err != nil {
-		c.log.Warn("zendesk: sent reply not recorded", "comment_id", cm.ID, "err", err)
+	if err := putJSON(ctx, s.host.KV(), commentKey(cm.ID), commentRecord{State: "sent", Message: strings.Join(res.Sent, ",")}); err != nil {
+		log.Warn("zendesk: sent reply not recorded", "err", err)
 	}
-	out := map[string]any{"ok": true, "id": sent[0], "state": "queued"}
-	if len(sent) > 1 {
-		out["ids"] = sent
+	out := map[string]any{"ok": true, "id": res.Sent[0], "state": "queued"}
+	if len(res.Sent) > 1 {
+		out["ids"] = res.Sent
 	}
 	return reply(http.StatusOK, out)
 }
 
-// fileRefusal tells a refusal of one file from one of the customer (the
-// window, consent), which every later part would meet too.
-func fileRefusal(code string) bool {
-	return strings.HasPrefix(code, "media_")
+// partRecords keeps each part's record as a partRecord under its key.
+type partRecords struct{ kv sdk.KV }
+
+func (p partRecords) Get(ctx context.Context, key string) (agentreply.Record, error) {
+	var rec partRecord
+	_, err := getJSON(ctx, p.kv, key, &rec)
+	return agentreply.Record{State: agentreply.State(rec.State), Media: rec.Media, Message: rec.Message, Code: rec.Code, Reason: rec.Reason}, err
+}
+
+func (p partRecords) Put(ctx context.Context, key string, r agentreply.Record) error {
+	return putJSON(ctx, p.kv, key, partRecord{State: string(r.State), Media: r.Media, Message: r.Message, Code: r.Code, Reason: r.Reason})
 }
 
 const mediaAdvice = "WhatsApp takes images (JPEG, PNG) up to 5 MB, audio and video up to 16 MB and documents up to 100 MB. " +
 	"Send a smaller file, another format, or a link, as a new public comment."
 
-type refusedPart struct {
-	what string
-	err  *sdk.RefusedError
-}
-
 // noteParts adds the internal note for the parts of a reply the hub did
 // not send.
-func (c *connector) noteParts(ctx context.Context, s *settings, ticketID, commentID int64, refused []refusedPart, sent int) *sdk.HookResponse {
+func (c *connector) noteParts(ctx context.Context, s *settings, ticketID, commentID int64, refused []agentreply.Refusal, sent int) *sdk.HookResponse {
 	text := ""
-	if len(refused) == 1 && sent == 0 && refused[0].what == "the text" {
-		text = refusalNote(refused[0].err)
+	if len(refused) == 1 && sent == 0 && refused[0].What == "the text" {
+		text = refusalNote(refused[0].Err)
 	} else {
 		text = partsNote(refused, sent)
 	}
@@ -446,21 +363,21 @@ func (c *connector) noteParts(ctx context.Context, s *settings, ticketID, commen
 	case isClosedRefusal(err) || isStatus(err, 404):
 	case err != nil:
 		c.log.Warn("zendesk: could not add the refusal note", "ticket_id", ticketID, "err", err)
-		return retryLater("part of the reply was refused (" + refused[0].err.Code + ") and the note for the agent could not be added: " + err.Error())
+		return retryLater("part of the reply was refused (" + refused[0].Err.Code + ") and the note for the agent could not be added: " + err.Error())
 	}
-	first := refused[0].err
+	first := refused[0].Err
 	if err := putJSON(ctx, s.host.KV(), commentKey(commentID), commentRecord{State: "noted", Code: first.Code, Reason: first.Message}); err != nil {
 		c.log.Warn("zendesk: refusal note not recorded", "comment_id", commentID, "err", err)
 	}
 	codes := make([]string, len(refused))
 	for i, r := range refused {
-		codes[i] = r.err.Code
+		codes[i] = r.Err.Code
 	}
 	return reply(http.StatusOK, map[string]any{"ok": true, "delivered": sent > 0, "refused": strings.Join(codes, ",")})
 }
 
 // partsNote lists what of a reply was not sent, and why.
-func partsNote(refused []refusedPart, sent int) string {
+func partsNote(refused []agentreply.Refusal, sent int) string {
 	var b strings.Builder
 	if sent > 0 {
 		b.WriteString("wahub sent only part of this reply on WhatsApp. Not sent:\n")
@@ -469,8 +386,8 @@ func partsNote(refused []refusedPart, sent int) string {
 	}
 	advice := map[string]bool{}
 	for _, r := range refused {
-		fmt.Fprintf(&b, "- %s: %s (%s)\n", r.what, strings.TrimSuffix(r.err.Message, "."), r.err.Code)
-		advice[r.err.Code] = true
+		fmt.Fprintf(&b, "- %s: %s (%s)\n", r.What, strings.TrimSuffix(r.Err.Message, "."), r.Err.Code)
+		advice[r.Err.Code] = true
 	}
 	switch {
 	case advice["outside_window"]:

@@ -137,6 +137,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"sort"
@@ -190,9 +191,7 @@ type connector struct {
 	*sdk.Runtime[*instance]
 	// now decides reopening and checks webhook timestamps; tests fix it.
 	now func() time.Time
-	log interface {
-		Warn(msg string, args ...any)
-	}
+	log *slog.Logger
 }
 
 // settings is a validated configuration with what it needs to run.
