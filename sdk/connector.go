@@ -148,6 +148,34 @@ func (c Config) Decode(v any) error {
 	return nil
 }
 
+// Key is the full path of one of the connector's keys as a user writes
+// it in connectors.yaml (connectors.<name>.config.<k>): error messages
+// name it so that the user finds the line to fix.
+func (c Config) Key(k string) string { return "connectors." + c.Name + ".config." + k }
+
+// Requirement is one required key: whether the configuration sets it and
+// what to write there when it does not.
+type Requirement struct {
+	Key string
+	Set bool
+	// Hint follows "required" in the message: " (the app's Bot User
+	// OAuth Token, xoxb-…)" or ": the account's name".
+	Hint string
+}
+
+// Required reports every required key the configuration lacks, all at
+// once, so that a new configuration is fixed in one go rather than one
+// error at a time.
+func (c Config) Required(reqs ...Requirement) error {
+	var missing []error
+	for _, r := range reqs {
+		if !r.Set {
+			missing = append(missing, fmt.Errorf("%s: required%s", c.Key(r.Key), r.Hint))
+		}
+	}
+	return errors.Join(missing...)
+}
+
 // Outcome is what became of one event.
 type Outcome int
 

@@ -213,7 +213,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
+	key := cfg.Key
 	s := &settings{name: cfg.Name, entity: "contact", timeout: defaultTimeout, rate: defaultRate, attachMedia: true}
 	if c.AttachMedia != nil {
 		s.attachMedia = *c.AttachMedia

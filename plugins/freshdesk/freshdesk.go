@@ -141,7 +141,6 @@ package freshdesk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -268,20 +267,14 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
+	key := cfg.Key
 	s := &settings{name: cfg.Name, priority: 1, status: 2, source: defaultSource, reopenWithin: defaultReopen, timeout: defaultTimeout}
 
-	// Every missing key at once, so that a new configuration is fixed
-	// in one go.
-	var missing []error
-	if c.APIURL == "" && c.Domain == "" {
-		missing = append(missing, fmt.Errorf("%s: required (or api_url): the account's name, acme for https://acme.freshdesk.com", key("domain")))
-	}
-	if c.APIKey == "" {
-		missing = append(missing, fmt.Errorf("%s: required: the API key of the agent the connector acts as (Freshdesk › Profile settings › View API key)", key("api_key")))
-	}
-	if len(missing) > 0 {
-		return nil, errors.Join(missing...)
+	if err := cfg.Required(
+		sdk.Requirement{Key: "domain", Set: c.APIURL != "" || c.Domain != "", Hint: " (or api_url): the account's name, acme for https://acme.freshdesk.com"},
+		sdk.Requirement{Key: "api_key", Set: c.APIKey != "", Hint: ": the API key of the agent the connector acts as (Freshdesk › Profile settings › View API key)"},
+	); err != nil {
+		return nil, err
 	}
 
 	switch {
@@ -300,13 +293,8 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 			d += ".freshdesk.com"
 		}
 		s.base = "https://" + d
-	default:
-		return nil, fmt.Errorf("%s: required (or api_url): the account's name, acme for https://acme.freshdesk.com", key("domain"))
 	}
 
-	if c.APIKey == "" {
-		return nil, fmt.Errorf("%s: required: the API key of the agent the connector acts as (Freshdesk › Profile settings › View API key)", key("api_key"))
-	}
 	if strings.ContainsAny(c.APIKey, ":\r\n") {
 		return nil, fmt.Errorf("%s: contains a colon or a line break; paste the key alone", key("api_key"))
 	}

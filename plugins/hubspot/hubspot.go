@@ -266,7 +266,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
+	key := cfg.Key
 	s := &settings{name: cfg.Name, apiURL: DefaultAPIURL, timeout: defaultTimeout, searchLag: defaultSearchLag, failedNotes: true}
 
 	switch {

@@ -156,7 +156,7 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
+	key := cfg.Key
 	s := &settings{name: cfg.Name, deliveryTimeout: defaultDeliveryTimeout}
 
 	if len(c.Brokers) == 0 {

@@ -266,29 +266,21 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
+	key := cfg.Key
 	s := &settings{name: cfg.Name, showName: true, showNumber: "full", statuses: "reactions", timeout: defaultTimeout, apiURL: defaultAPIURL}
 
-	// Every missing key at once, so that a new configuration is fixed
-	// in one go.
-	var missing []error
-	if c.Token == "" {
-		missing = append(missing, fmt.Errorf("%s: required (the app's Bot User OAuth Token, xoxb-…, from OAuth & Permissions)", key("token")))
-	}
-	if c.SigningSecret == "" && !c.SocketMode {
-		missing = append(missing, fmt.Errorf("%s: required (Basic Information → App Credentials → Signing Secret; it verifies the Events API requests to /hooks/%s)", key("signing_secret"), cfg.Name))
-	}
-	if c.Channel == "" && len(c.Channels) == 0 {
-		missing = append(missing, fmt.Errorf("%s: required (the channel ID conversations go to, e.g. C0123ABCD; or set channels: {team: channel})", key("channel")))
-	}
-	if len(missing) > 0 {
-		return nil, errors.Join(missing...)
+	if err := cfg.Required(
+		sdk.Requirement{Key: "token", Set: c.Token != "", Hint: " (the app's Bot User OAuth Token, xoxb-…, from OAuth & Permissions)"},
+		sdk.Requirement{Key: "signing_secret", Set: c.SigningSecret != "" || c.SocketMode,
+			Hint: " (Basic Information → App Credentials → Signing Secret; it verifies the Events API requests to /hooks/" + cfg.Name + ")"},
+		sdk.Requirement{Key: "channel", Set: c.Channel != "" || len(c.Channels) > 0,
+			Hint: " (the channel ID conversations go to, e.g. C0123ABCD; or set channels: {team: channel})"},
+	); err != nil {
+		return nil, err
 	}
 
 	// Secrets are never quoted back, not even in part.
 	switch {
-	case c.Token == "":
-		return nil, fmt.Errorf("%s: required (the app's Bot User OAuth Token, xoxb-…, from OAuth & Permissions)", key("token"))
 	case strings.HasPrefix(c.Token, "xapp-"):
 		return nil, fmt.Errorf("%s: this is an app-level token (xapp-…); use the Bot User OAuth Token (xoxb-…) from OAuth & Permissions", key("token"))
 	case strings.ContainsAny(c.Token, " \t\r\n"):

@@ -135,7 +135,6 @@ package zendesk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -259,24 +258,16 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	key := func(k string) string { return "connectors." + cfg.Name + ".config." + k }
+	key := cfg.Key
 	s := &settings{name: cfg.Name, timeout: defaultTimeout, reopenWithin: defaultReopenWithin,
 		priorities: map[string]string{}, groups: map[string]int64{}}
 
-	// Every missing key at once, so that a new configuration is fixed
-	// in one go.
-	var missing []error
-	if c.APIURL == "" && c.Subdomain == "" {
-		missing = append(missing, fmt.Errorf("%s: required (acme for acme.zendesk.com), or set api_url", key("subdomain")))
-	}
-	if c.Email == "" {
-		missing = append(missing, fmt.Errorf("%s: required (the email of the agent whose API token is configured)", key("email")))
-	}
-	if c.Token == "" {
-		missing = append(missing, fmt.Errorf("%s: required (an API token from Admin Center > Apps and integrations > Zendesk API)", key("token")))
-	}
-	if len(missing) > 0 {
-		return nil, errors.Join(missing...)
+	if err := cfg.Required(
+		sdk.Requirement{Key: "subdomain", Set: c.APIURL != "" || c.Subdomain != "", Hint: " (acme for acme.zendesk.com), or set api_url"},
+		sdk.Requirement{Key: "email", Set: c.Email != "", Hint: " (the email of the agent whose API token is configured)"},
+		sdk.Requirement{Key: "token", Set: c.Token != "", Hint: " (an API token from Admin Center > Apps and integrations > Zendesk API)"},
+	); err != nil {
+		return nil, err
 	}
 
 	switch {
@@ -292,18 +283,10 @@ func parseConfig(cfg sdk.Config) (*settings, error) {
 			return nil, fmt.Errorf("%s: %q is not a Zendesk subdomain: write acme for acme.zendesk.com", key("subdomain"), c.Subdomain)
 		}
 		s.base = "https://" + sub + ".zendesk.com"
-	default:
-		return nil, fmt.Errorf("%s: required (acme for acme.zendesk.com), or set api_url", key("subdomain"))
 	}
 
-	if c.Email == "" {
-		return nil, fmt.Errorf("%s: required (the email of the agent whose API token is configured)", key("email"))
-	}
 	if !strings.Contains(c.Email, "@") {
 		return nil, fmt.Errorf("%s: %q is not an email address", key("email"), c.Email)
-	}
-	if c.Token == "" {
-		return nil, fmt.Errorf("%s: required (an API token from Admin Center > Apps and integrations > Zendesk API)", key("token"))
 	}
 	s.email = c.Email
 	s.auth = basicAuth(c.Email+"/token", c.Token)
